@@ -1,0 +1,51 @@
+# LiFT suite. `make setup` is idempotent; every other target depends on it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LIFT := $(VENV)/bin/lift
+BUF_VERSION := 1.75.0
+BUF := .tools/node_modules/.bin/buf
+STAMP := $(VENV)/.setup-stamp
+DEMO_DIR := .demo
+
+.PHONY: setup demo test lint format proto bench clean
+
+setup: $(STAMP) $(BUF)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, from the pinned CPU wheel; nothing below may replace it.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
+
+# Regenerate the Python stubs in lift/v1 from protos/ (committed; a test checks drift).
+proto: setup
+	$(PY) -m lift.protogen
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cd protos && ../$(BUF) lint
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	$(PY) -m benchmarks.critic_signal
+
+clean:
+	rm -rf $(VENV) .tools $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
