@@ -27,8 +27,8 @@ from services.critic.backends.signal.measure import measure
 
 VERSION = "1.0"
 NEEDS_VLM = (
-    "Semantic consistency is not assessed: judging whether the video matches the prompt "
-    "needs a vision-language backend (vlm or composite); the signal backend measures pixels only."
+    "Not assessed: comparing the video with the prompt needs a vision-language backend "
+    "(vlm or composite); the signal backend measures pixels only."
 )
 _CLEAN_REASON = {
     Dimension.MOTION_SMOOTHNESS: "Motion is continuous: no frozen frames, stutter, judder or cuts "

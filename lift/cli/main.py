@@ -1,0 +1,138 @@
+"""`lift`: serve the services, critique videos, and developer tools.
+
+Heavy modules are imported inside commands so that `lift --help` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="LiFT suite: text-to-video critic, generator and trainer.", no_args_is_help=True)
+critic_app = typer.Typer(help="The critic service.", no_args_is_help=True)
+debug_app = typer.Typer(help="Developer tools.", no_args_is_help=True)
+app.add_typer(critic_app, name="critic")
+app.add_typer(debug_app, name="debug")
+
+
+def _settings_error(exc: Exception) -> typer.Exit:
+    typer.secho(f"invalid critic settings: {exc}", fg="red", err=True)
+    return typer.Exit(2)
+
+
+@critic_app.command("serve")
+def critic_serve(
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port [default 50051]")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port [default 8080]")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address [default 127.0.0.1]")] = None,
+    backend: Annotated[str | None, typer.Option(help="Critic backend [default signal]")] = None,
+    video_root: Annotated[
+        Path | None, typer.Option(help="Directory file:// video URIs may read from")
+    ] = None,
+) -> None:
+    """Run the critic: gRPC and HTTP in one process (settings also from LIFT_CRITIC_* env)."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from services.critic.server import build_critic
+    from services.critic.settings import CriticSettings
+
+    overrides = {
+        k: v
+        for k, v in {"grpc_port": grpc_port, "http_port": http_port, "host": host,
+                     "backend": backend, "video_root": video_root}.items()
+        if v is not None
+    }
+    try:
+        settings = CriticSettings(**overrides)
+    except ValidationError as exc:
+        raise _settings_error(exc) from None
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        runner = build_critic(settings)
+        await runner.run_forever()
+
+    try:
+        asyncio.run(main())
+    except (OSError, ValueError) as exc:
+        typer.secho(f"critic could not start: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("critique")
+def critique(
+    videos: Annotated[list[str], typer.Argument(help="Video files (or URIs the server can read)")],
+    prompt: Annotated[str, typer.Option(help="The text the videos were generated from")],
+    server: Annotated[
+        str | None,
+        typer.Option(help="Critic to ask: host:port (gRPC) or http://host:port; default in-process"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of tables")] = False,
+) -> None:
+    """Critique videos against a prompt and print a table (or JSON)."""
+    from rich.console import Console
+
+    from lift.cli.render import print_critique
+    from lift.critique import Critique, to_json
+
+    console = Console()
+    failures = 0
+
+    def show(name: str, c: Critique) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps({"file": name, **to_json(c)}) + "\n")
+        else:
+            print_critique(console, name, c)
+
+    def fail(name: str, message: str) -> None:
+        nonlocal failures
+        failures += 1
+        typer.secho(f"{name}: {message}", fg="red", err=True)
+
+    if server:
+        from lift.client import CriticClient, CriticError
+
+        with CriticClient(server) as client:
+            for v in videos:
+                try:
+                    show(v, client.critique(v, prompt))
+                except (CriticError, OSError) as exc:
+                    fail(v, str(exc))
+    else:
+        from lift.errors import LiftError
+        from lift.serving import Deadline
+        from services.critic.engine import CriticEngine, VideoSource
+        from services.critic.settings import CriticSettings
+
+        engine = CriticEngine(CriticSettings())
+        engine.load()
+        for v in videos:
+            try:
+                source = VideoSource(uri=v) if "://" in v else VideoSource(data=Path(v).read_bytes())
+                show(v, engine.critique(source, prompt, Deadline()))
+            except (LiftError, OSError) as exc:
+                fail(v, getattr(exc, "message", str(exc)))
+    if failures:
+        raise typer.Exit(1)
+
+
+@debug_app.command("samples")
+def debug_samples(
+    directory: Annotated[Path, typer.Argument(help="Where to write the sample mp4 files")],
+) -> None:
+    """Write the clean sample clip and its defect twins (49 frames, 480x720, 8 fps, H.264)."""
+    from lift.video.samples import write_samples
+
+    for path in write_samples(directory):
+        typer.echo(str(path))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,89 @@
+"""FastAPI pieces shared by all services: error mapping, health, readiness, metrics.
+
+Errors reach callers as ``{"error": {"code": "INVALID_ARGUMENT", "message": "..."}}``
+with the HTTP status of the error class; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lift import metrics
+from lift.errors import LiftError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON body of an error response."""
+    return {"error": {"code": code, "message": message}}
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def install_common(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> None:
+    """Add error handlers, request metrics and /healthz, /readyz, /metrics to ``app``."""
+
+    @app.exception_handler(LiftError)
+    async def _lift_error(request: Request, exc: LiftError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code_name, exc.message), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body("INVALID_ARGUMENT", _validation_message(exc)), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 405: "UNIMPLEMENTED"}.get(exc.status_code, "INVALID_ARGUMENT")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("INTERNAL", "internal error; see the server log"), 500)
+
+    @app.middleware("http")
+    async def _metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        metrics.IN_FLIGHT.labels(service, "http").inc()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            # The route template, not the raw path, keeps the label set bounded.
+            path = getattr(route, "path", "unmatched")
+            method = f"{request.method} {path}"
+            metrics.IN_FLIGHT.labels(service, "http").dec()
+            metrics.REQUESTS.labels(service, "http", method, str(status)).inc()
+            metrics.LATENCY.labels(service, "http", method).observe(time.perf_counter() - start)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers.")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: the model is loaded.")
+    async def readyz() -> JSONResponse:
+        if is_ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse(error_body("UNAVAILABLE", "the model is still loading"), 503)
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics.", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,107 @@
+"""Run one service's gRPC server and HTTP app in one process and one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable, Sequence
+
+import grpc
+import uvicorn
+from fastapi import FastAPI
+from grpc_health.v1 import health
+
+from lift.grpc_server import set_serving
+
+log = logging.getLogger(__name__)
+
+
+class _QuietUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the runner stops both fronts together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+class ServiceRunner:
+    """Starts both fronts, loads the model off the event loop, and stops cleanly.
+
+    Ports may be 0 (tests): the bound ports are in :attr:`grpc_port` and
+    :attr:`http_port` after :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        grpc_server: grpc.aio.Server,
+        health_servicer: health.aio.HealthServicer,
+        service_names: Sequence[str],
+        app: FastAPI,
+        host: str,
+        grpc_port: int,
+        http_port: int,
+        load: Callable[[], None],
+        log_level: str = "info",
+    ) -> None:
+        self.name = name
+        self.grpc_server = grpc_server
+        self.health = health_servicer
+        self.service_names = list(service_names)
+        self.app = app
+        self.host = host
+        self.load = load
+        self.grpc_port = grpc_server.add_insecure_port(f"{host}:{grpc_port}")
+        if self.grpc_port == 0:
+            raise OSError(f"could not bind gRPC port {host}:{grpc_port} (in use?)")
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, http_port))
+        self.http_port = self._sock.getsockname()[1]
+        self._uvicorn = _QuietUvicorn(
+            uvicorn.Config(app, log_level=log_level.lower(), access_log=False, lifespan="off")
+        )
+        self._http_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start serving; health says NOT_SERVING until the model is loaded."""
+        await self.grpc_server.start()
+        await set_serving(self.health, self.service_names, up=False)
+        self._http_task = asyncio.create_task(self._uvicorn.serve(sockets=[self._sock]))
+        while not self._uvicorn.started:
+            if self._http_task.done():
+                self._http_task.result()
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(self.load)
+        await set_serving(self.health, self.service_names, up=True)
+        log.info(
+            "%s ready: gRPC %s:%d, HTTP http://%s:%d (docs at /docs)",
+            self.name, self.host, self.grpc_port, self.host, self.http_port,
+        )
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop taking requests, let those in flight finish (up to ``grace_s``), shut down."""
+        await set_serving(self.health, self.service_names, up=False)
+        self._uvicorn.should_exit = True
+        await self.grpc_server.stop(grace_s)
+        if self._http_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
+        self._sock.close()
+
+    async def run_forever(self) -> None:
+        """Start, serve until SIGINT/SIGTERM, stop."""
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        assert self._http_task is not None
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({waiter, self._http_task}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("%s shutting down", self.name)
+        await self.stop()
+        waiter.cancel()

@@ -1,0 +1,168 @@
+"""The critic engine: validate input, decode, run the backend, build the critique.
+
+Pure Python, no transport types: the gRPC servicer and the FastAPI app both
+call these methods (through :class:`lift.serving.WorkLimiter`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from lift import __version__
+from lift.critique import Critique, Dimension, ModelInfo, RewardMap, VideoInfo, expected_reward
+from lift.errors import InvalidInput, LiftError, NotReady
+from lift.serving import Deadline
+from lift.uris import UriPolicy, read_uri
+from lift.video import decode_video
+from services.critic import metrics
+from services.critic.backends import CriticBackend, create_backend
+from services.critic.settings import CriticSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A video as the caller gave it: exactly one of bytes or a URI."""
+
+    data: bytes | None = None
+    uri: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    """One item of a Score batch: a critique without reasons, or why it failed."""
+
+    critique: Critique | None = None
+    error: LiftError | None = None
+
+
+@dataclass(frozen=True)
+class CriticInfo:
+    """What GetInfo reports."""
+
+    model: ModelInfo
+    assessed: tuple[Dimension, ...]
+    reward_map: RewardMap
+    settings: CriticSettings
+    suite_version: str = __version__
+
+
+class CriticEngine:
+    """Judges videos with one backend; thread-safe for concurrent calls."""
+
+    def __init__(self, settings: CriticSettings, backend: CriticBackend | None = None) -> None:
+        self.settings = settings
+        self._backend = backend
+        self._uri_policy = UriPolicy(settings.video_root, settings.allow_http_uris)
+
+    def load(self) -> None:
+        """Build the backend (load the model); call once at start-up, off the request path."""
+        if self._backend is None:
+            start = time.perf_counter()
+            self._backend = create_backend(self.settings)
+            metrics.MODEL_LOAD_SECONDS.set(time.perf_counter() - start)
+        metrics.BACKEND_INFO.info(
+            {"backend": self.backend.model.backend, "name": self.backend.model.name,
+             "version": self.backend.model.version}
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Whether the backend is loaded."""
+        return self._backend is not None
+
+    @property
+    def backend(self) -> CriticBackend:
+        """The loaded backend."""
+        if self._backend is None:
+            raise NotReady("the critic is still loading its model; retry shortly")
+        return self._backend
+
+    def info(self) -> CriticInfo:
+        """Backend, model, reward map and limits."""
+        b = self.backend
+        return CriticInfo(b.model, b.assessed, self.settings.reward_map, self.settings)
+
+    # -- input checks ---------------------------------------------------------
+    def check_prompt(self, prompt: str) -> str:
+        """Return the stripped prompt, or raise if it is empty or too long."""
+        text = (prompt or "").strip()
+        if not text:
+            raise InvalidInput("the prompt is empty: send the text the video was generated from")
+        if len(text) > self.settings.max_prompt_chars:
+            raise InvalidInput(
+                f"the prompt has {len(text)} characters; the limit is "
+                f"{self.settings.max_prompt_chars}: shorten it"
+            )
+        return text
+
+    def read_source(self, source: VideoSource) -> bytes:
+        """The encoded video bytes of ``source`` (reading its URI under the policy)."""
+        if source.data and source.uri:
+            raise InvalidInput("send the video as bytes or as a URI, not both")
+        if source.uri:
+            return read_uri(source.uri, self._uri_policy, self.settings.max_video_bytes)
+        if source.data is None:
+            raise InvalidInput("no video: send the video bytes or a video URI")
+        return source.data
+
+    # -- work -----------------------------------------------------------------
+    def critique(
+        self, source: VideoSource, prompt: str, deadline: Deadline, with_reasons: bool = True
+    ) -> Critique:
+        """Judge one video against ``prompt``."""
+        start = time.perf_counter()
+        backend = self.backend
+        text = self.check_prompt(prompt)
+        data = self.read_source(source)
+        deadline.check()
+        t0 = time.perf_counter()
+        video = decode_video(
+            data,
+            self.settings.video_limits,
+            max_samples=min(backend.max_frames, self.settings.max_frames_analysed),
+            pixel_format=backend.pixel_format,
+        )
+        metrics.DECODE_SECONDS.observe(time.perf_counter() - t0)
+        metrics.FRAMES_ANALYSED.inc(video.num_sampled)
+        deadline.check()
+        judgement = backend.judge(video, text, with_reasons=with_reasons, check=deadline.check)
+        reward = expected_reward(judgement.dimensions, self.settings.reward_map)
+        critique = Critique(
+            dimensions=judgement.dimensions,
+            reward=reward,
+            model=backend.model,
+            video=VideoInfo(
+                frames=video.total_frames, fps=video.fps, duration_s=video.duration_s,
+                width=video.width, height=video.height, frames_analysed=video.num_sampled,
+                container=video.container, codec=video.codec,
+            ),
+            prompt=text,
+            dynamic_degree=judgement.dynamic_degree,
+            elapsed_ms=(time.perf_counter() - start) * 1000,
+        )
+        metrics.observe_critique(critique)
+        return critique
+
+    def score(self, items: list[tuple[VideoSource, str]], deadline: Deadline) -> list[ScoreOutcome]:
+        """Score a batch; each item succeeds or fails on its own."""
+        if not items:
+            raise InvalidInput("the batch is empty: send at least one item")
+        if len(items) > self.settings.max_batch_items:
+            raise InvalidInput(
+                f"the batch has {len(items)} items; the limit is {self.settings.max_batch_items}: "
+                "split it"
+            )
+        metrics.BATCH_SIZE.observe(len(items))
+        out = []
+        for source, prompt in items:
+            try:
+                out.append(ScoreOutcome(self.critique(source, prompt, deadline, with_reasons=False)))
+            except (InvalidInput, LiftError) as exc:
+                if exc.grpc_code.name in ("DEADLINE_EXCEEDED", "CANCELLED"):
+                    raise
+                out.append(ScoreOutcome(error=exc))
+        return out
