@@ -203,7 +203,9 @@ def decode_video(
         container_name = container.format.name
 
     if total == 0:
-        raise InvalidInput("the video has no decodable frames: the stream is empty or damaged")
+        raise InvalidInput(
+            "the video has no decodable frames: the file is empty, truncated or damaged"
+        )
     if declared_frames and total < 0.9 * declared_frames - 1:
         raise InvalidInput(
             f"the video is truncated: its header declares {declared_frames} frames but only "
@@ -211,6 +213,12 @@ def decode_video(
         )
     indices = np.array([f[0] for f in frames], dtype=np.int64)
     times = np.array([f[1] for f in frames], dtype=np.float64)
+    decoded_span = (total / fps) if fps > 0 else 0.0
+    if header_duration > 1.0 and decoded_span < 0.8 * header_duration - 0.25:
+        raise InvalidInput(
+            f"the video is truncated: its header says {header_duration:.2f} s but only "
+            f"{decoded_span:.2f} s could be decoded; send the complete file"
+        )
     if fps <= 0:
         span = times[-1] - times[0] if len(times) > 1 else 0.0
         fps = (indices[-1] - indices[0]) / span if span > 0 else 8.0

@@ -1,0 +1,59 @@
+"""Shared fixtures: sample clips (rendered once per session) and bad inputs."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import av
+import numpy as np
+import pytest
+
+from lift.video.encode import encode_video
+from lift.video.samples import SAMPLE_NAMES, SampleClip, make_sample
+
+
+@pytest.fixture(scope="session")
+def clips() -> dict[str, SampleClip]:
+    """Every sample clip, rendered once."""
+    return {name: make_sample(name) for name in SAMPLE_NAMES}
+
+
+@pytest.fixture(scope="session")
+def mp4s(clips: dict[str, SampleClip]) -> dict[str, bytes]:
+    """Every sample clip as H.264 mp4 bytes."""
+    return {name: clip.encode("mp4") for name, clip in clips.items()}
+
+
+def _zero_frame_webm() -> bytes:
+    """A valid webm container with a VP9 video stream and no frames."""
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="webm") as out:
+        s = out.add_stream("libvpx-vp9", rate=8)
+        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+        out.start_encoding()  # writes the header although no frame follows
+    return buf.getvalue()
+
+
+def _absurd_gif() -> bytes:
+    """A GIF whose header claims 65535x65535 pixels around a 1x1 image."""
+    screen = struct.pack("<HHBBB", 65535, 65535, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    image = b"," + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+    return b"GIF89a" + screen + image + b";"
+
+
+@pytest.fixture(scope="session")
+def bad_videos(mp4s: dict[str, bytes]) -> dict[str, bytes]:
+    """Inputs every front must refuse with INVALID_ARGUMENT / 4xx."""
+    rng = np.random.default_rng(0)
+    tall = np.zeros((2, 4112, 16, 3), np.uint8)
+    webm = encode_video(make_sample("clean").frames[:16], 8.0, "webm")
+    return {
+        "empty": b"",
+        "random_bytes": rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes(),
+        "truncated_mp4": mp4s["clean"][: len(mp4s["clean"]) // 2],
+        "truncated_webm": webm[: len(webm) * 2 // 3],
+        "zero_frames": _zero_frame_webm(),
+        "absurd_gif_header": _absurd_gif(),
+        "too_tall": encode_video(tall, 8.0, "mp4"),
+    }
