@@ -39,7 +39,9 @@ def _decode(data: bytes, rgb: bool) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     data = make_sample("clean").encode("mp4")
@@ -64,10 +66,14 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    print(f"clip: 49 frames 480x720 H.264, {len(data)} bytes; median of {args.runs} interleaved runs")
+    print(
+        f"clip: 49 frames 480x720 H.264, {len(data)} bytes; median of {args.runs} interleaved runs"
+    )
     for k, v in med.items():
         print(f"  {k:16s} {v:8.1f} ms")
-    print(f"ratio critique / decode to RGB: {med['signal critique'] / med['decode to RGB']:.2f}  (target <= 1.5)")
+    print(
+        f"ratio critique / decode to RGB: {med['signal critique'] / med['decode to RGB']:.2f}  (target <= 1.5)"
+    )
     print(f"ratio critique / decode only:   {med['signal critique'] / med['decode only']:.2f}")
 
 

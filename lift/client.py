@@ -51,10 +51,14 @@ def _load(video: Video) -> tuple[bytes | None, str | None]:
 
 def _source(video: Video) -> common_pb2.VideoSource:
     data, uri = _load(video)
-    return common_pb2.VideoSource(data=data) if data is not None else common_pb2.VideoSource(uri=uri)
+    return (
+        common_pb2.VideoSource(data=data) if data is not None else common_pb2.VideoSource(uri=uri)
+    )
 
 
-def _upload_messages(data: bytes, prompt: str, chunk: int) -> Iterator[critic_pb2.CritiqueUploadRequest]:
+def _upload_messages(
+    data: bytes, prompt: str, chunk: int
+) -> Iterator[critic_pb2.CritiqueUploadRequest]:
     header = critic_pb2.CritiqueUploadHeader(prompt=prompt, total_bytes=len(data))
     yield critic_pb2.CritiqueUploadRequest(header=header)
     for i in range(0, len(data), chunk):
@@ -85,7 +89,9 @@ def _options() -> list[tuple[str, int]]:
 class CriticClient:
     """Blocking client. ``server`` is "host:port" / "grpc://host:port", or "http(s)://host:port"."""
 
-    def __init__(self, server: str, timeout_s: float = 120.0, upload_chunk_bytes: int = CHUNK) -> None:
+    def __init__(
+        self, server: str, timeout_s: float = 120.0, upload_chunk_bytes: int = CHUNK
+    ) -> None:
         self.timeout_s = timeout_s
         self.chunk = upload_chunk_bytes
         self._http: httpx.Client | None = None
@@ -113,7 +119,7 @@ class CriticClient:
         """Full critique of one video."""
         if self._http is not None:
             return from_json(self._http_call("POST", "/v1/critiques", video=video, prompt=prompt))
-        data, uri = _load(video)
+        data, _ = _load(video)
         try:
             if data is not None and len(data) > self.chunk:
                 r = self._stub.CritiqueUpload(
@@ -134,7 +140,8 @@ class CriticClient:
             body = {"items": [_json_item(v, p) for v, p in items]}
             results = self._http_call("POST", "/v1/scores", json=body)["results"]
             return [
-                from_json(r["critique"]) if "critique" in r
+                from_json(r["critique"])
+                if "critique" in r
                 else CriticError(r["error"]["code"], r["error"]["message"])
                 for r in results
             ]
@@ -158,14 +165,16 @@ class CriticClient:
             raise CriticError(exc.code().name, exc.details() or "") from None
         return MessageToDict(r, preserving_proto_field_name=True)
 
-    def _http_call(self, method: str, path: str, video: Video | None = None, prompt: str = "",
-                   json: Any = None) -> Any:
+    def _http_call(
+        self, method: str, path: str, video: Video | None = None, prompt: str = "", json: Any = None
+    ) -> Any:
         assert self._http is not None
         try:
             if video is not None and not _is_uri(video):
                 data, _ = _load(video)
-                r = self._http.request(method, path, files={"video": ("video", data or b"")},
-                                       data={"prompt": prompt})
+                r = self._http.request(
+                    method, path, files={"video": ("video", data or b"")}, data={"prompt": prompt}
+                )
             elif video is not None:
                 r = self._http.request(method, path, json={"prompt": prompt, "video_uri": video})
             else:
@@ -191,7 +200,9 @@ def _json_item(video: Video, prompt: str) -> dict[str, str]:
 class AsyncCriticClient:
     """asyncio client over gRPC: ``async with AsyncCriticClient("host:port") as c: ...``."""
 
-    def __init__(self, server: str, timeout_s: float = 120.0, upload_chunk_bytes: int = CHUNK) -> None:
+    def __init__(
+        self, server: str, timeout_s: float = 120.0, upload_chunk_bytes: int = CHUNK
+    ) -> None:
         self.timeout_s = timeout_s
         self.chunk = upload_chunk_bytes
         self._channel = grpc.aio.insecure_channel(_grpc_target(server), options=_options())

@@ -9,7 +9,7 @@ the wire lives here too, in one place: ``to_json``/``from_json`` for HTTP and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -65,7 +65,10 @@ class LabelProbabilities:
 
     def most_likely(self) -> Label:
         """The label with the highest probability (ties go to the better label)."""
-        best = max(ASSESSED_LABELS, key=lambda lab: (self.as_dict()[lab.value], -ASSESSED_LABELS.index(lab)))
+        best = max(
+            ASSESSED_LABELS,
+            key=lambda lab: (self.as_dict()[lab.value], -ASSESSED_LABELS.index(lab)),
+        )
         return best
 
     def quality(self) -> float:
@@ -166,7 +169,9 @@ class Critique:
         return [i for d in self.dimensions for i in d.issues]
 
 
-def expected_reward(dimensions: tuple[DimensionVerdict, ...], reward_map: RewardMap) -> float | None:
+def expected_reward(
+    dimensions: tuple[DimensionVerdict, ...], reward_map: RewardMap
+) -> float | None:
     """Mean expected reward over the assessed dimensions; None when none is assessed."""
     values = [reward_map.expected(d.probabilities) for d in dimensions if d.probabilities]
     return sum(values) / len(values) if values else None
@@ -192,8 +197,12 @@ def to_json(c: Critique) -> dict[str, Any]:
                 else {k: _r(v) for k, v in d.probabilities.as_dict().items()},
                 "reasons": list(d.reasons),
                 "issues": [
-                    {"tag": i.tag, "start_s": _r(i.start_s, 3), "end_s": _r(i.end_s, 3),
-                     "severity": _r(i.severity, 3)}
+                    {
+                        "tag": i.tag,
+                        "start_s": _r(i.start_s, 3),
+                        "end_s": _r(i.end_s, 3),
+                        "severity": _r(i.severity, 3),
+                    }
                     for i in d.issues
                 ],
             }
@@ -223,11 +232,17 @@ def from_json(obj: dict[str, Any]) -> Critique:
     for d in obj["dimensions"]:
         p = d.get("probabilities")
         probs = LabelProbabilities(p["good"], p["normal"], p["bad"]) if p else None
-        issues = tuple(Issue(i["tag"], i["start_s"], i["end_s"], i["severity"]) for i in d["issues"])
+        issues = tuple(
+            Issue(i["tag"], i["start_s"], i["end_s"], i["severity"]) for i in d["issues"]
+        )
         dims.append(
             DimensionVerdict(
-                Dimension(d["name"]), Label(d["label"]), d.get("score"), probs,
-                tuple(d.get("reasons", ())), issues,
+                Dimension(d["name"]),
+                Label(d["label"]),
+                d.get("score"),
+                probs,
+                tuple(d.get("reasons", ())),
+                issues,
             )
         )
     m, v = obj["model"], obj["video"]
@@ -272,11 +287,18 @@ def dimension_from_proto(value: int) -> Dimension:
 def to_proto(c: Critique) -> critic_pb2.Critique:
     """The critique as a lift.v1.Critique message."""
     msg = critic_pb2.Critique(
-        model=common_pb2.ModelInfo(backend=c.model.backend, name=c.model.name, version=c.model.version),
+        model=common_pb2.ModelInfo(
+            backend=c.model.backend, name=c.model.name, version=c.model.version
+        ),
         video=common_pb2.VideoInfo(
-            frames=c.video.frames, fps=c.video.fps, duration_s=c.video.duration_s,
-            width=c.video.width, height=c.video.height, frames_analysed=c.video.frames_analysed,
-            container=c.video.container, codec=c.video.codec,
+            frames=c.video.frames,
+            fps=c.video.fps,
+            duration_s=c.video.duration_s,
+            width=c.video.width,
+            height=c.video.height,
+            frames_analysed=c.video.frames_analysed,
+            container=c.video.container,
+            codec=c.video.codec,
         ),
         prompt=c.prompt,
         elapsed_ms=c.elapsed_ms,
@@ -307,8 +329,11 @@ def from_proto(msg: critic_pb2.Critique) -> Critique:
             probs = LabelProbabilities(p.good, p.normal, p.bad)
         dims.append(
             DimensionVerdict(
-                _DIM_FROM_PB[pd.name], _LABEL_FROM_PB[pd.label],
-                pd.score if pd.HasField("score") else None, probs, tuple(pd.reasons),
+                _DIM_FROM_PB[pd.name],
+                _LABEL_FROM_PB[pd.label],
+                pd.score if pd.HasField("score") else None,
+                probs,
+                tuple(pd.reasons),
                 tuple(Issue(i.tag, i.start_s, i.end_s, i.severity) for i in pd.issues),
             )
         )
@@ -317,8 +342,16 @@ def from_proto(msg: critic_pb2.Critique) -> Critique:
         dimensions=tuple(dims),
         reward=msg.reward if msg.HasField("reward") else None,
         model=ModelInfo(msg.model.backend, msg.model.name, msg.model.version),
-        video=VideoInfo(v.frames, v.fps, v.duration_s, v.width, v.height, v.frames_analysed,
-                        v.container, v.codec),
+        video=VideoInfo(
+            v.frames,
+            v.fps,
+            v.duration_s,
+            v.width,
+            v.height,
+            v.frames_analysed,
+            v.container,
+            v.codec,
+        ),
         prompt=msg.prompt,
         dynamic_degree=msg.dynamic_degree if msg.HasField("dynamic_degree") else None,
         elapsed_ms=msg.elapsed_ms,

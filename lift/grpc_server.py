@@ -102,13 +102,19 @@ def build_server(
     for add, servicer, _ in registrations:
         add(servicer, server)
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     return server, health_servicer
 
 
-async def set_serving(health_servicer: health.aio.HealthServicer, names: Sequence[str], up: bool) -> None:
+async def set_serving(
+    health_servicer: health.aio.HealthServicer, names: Sequence[str], up: bool
+) -> None:
     """Report every named service (and the server as a whole, "") as serving or not."""
     status = (
         health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING

@@ -44,7 +44,9 @@ def install_common(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> 
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body("INVALID_ARGUMENT", _validation_message(exc)), status_code=422)
+        return JSONResponse(
+            error_body("INVALID_ARGUMENT", _validation_message(exc)), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -57,7 +59,9 @@ def install_common(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> 
         return JSONResponse(error_body("INTERNAL", "internal error; see the server log"), 500)
 
     @app.middleware("http")
-    async def _metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def _metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         start = time.perf_counter()
         metrics.IN_FLIGHT.labels(service, "http").inc()
         status = 500

@@ -7,10 +7,14 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 from lift import __version__
 
 REQUESTS = Counter(
-    "lift_requests_total", "Requests handled, by outcome.", ["service", "transport", "method", "code"]
+    "lift_requests_total",
+    "Requests handled, by outcome.",
+    ["service", "transport", "method", "code"],
 )
 LATENCY = Histogram(
-    "lift_request_duration_seconds", "Request latency.", ["service", "transport", "method"],
+    "lift_request_duration_seconds",
+    "Request latency.",
+    ["service", "transport", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 IN_FLIGHT = Gauge("lift_requests_in_flight", "Requests being handled.", ["service", "transport"])

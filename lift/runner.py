@@ -79,7 +79,11 @@ class ServiceRunner:
         await set_serving(self.health, self.service_names, up=True)
         log.info(
             "%s ready: gRPC %s:%d, HTTP http://%s:%d (docs at /docs)",
-            self.name, self.host, self.grpc_port, self.host, self.http_port,
+            self.name,
+            self.host,
+            self.grpc_port,
+            self.host,
+            self.http_port,
         )
 
     async def stop(self, grace_s: float = 5.0) -> None:

@@ -95,7 +95,7 @@ class WorkLimiter:
                     deadline.cancel()
                     try:
                         await future
-                    except Exception:  # noqa: BLE001 - the caller is gone; nothing to report to
+                    except Exception:
                         pass
                     raise
             finally:

@@ -17,7 +17,9 @@ class ServiceSettings(BaseSettings):
     )
     workers: int = Field(2, ge=1, le=64, description="Requests computed at the same time.")
     max_queue: int = Field(
-        16, ge=0, description="Requests allowed to wait for a worker; more get RESOURCE_EXHAUSTED / 429."
+        16,
+        ge=0,
+        description="Requests allowed to wait for a worker; more get RESOURCE_EXHAUSTED / 429.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
 

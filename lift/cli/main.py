@@ -13,7 +13,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="LiFT suite: text-to-video critic, generator and trainer.", no_args_is_help=True)
+app = typer.Typer(
+    help="LiFT suite: text-to-video critic, generator and trainer.", no_args_is_help=True
+)
 critic_app = typer.Typer(help="The critic service.", no_args_is_help=True)
 debug_app = typer.Typer(help="Developer tools.", no_args_is_help=True)
 app.add_typer(critic_app, name="critic")
@@ -45,15 +47,22 @@ def critic_serve(
 
     overrides = {
         k: v
-        for k, v in {"grpc_port": grpc_port, "http_port": http_port, "host": host,
-                     "backend": backend, "video_root": video_root}.items()
+        for k, v in {
+            "grpc_port": grpc_port,
+            "http_port": http_port,
+            "host": host,
+            "backend": backend,
+            "video_root": video_root,
+        }.items()
         if v is not None
     }
     try:
         settings = CriticSettings(**overrides)
     except ValidationError as exc:
         raise _settings_error(exc) from None
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     async def main() -> None:
         runner = build_critic(settings)
@@ -72,9 +81,13 @@ def critique(
     prompt: Annotated[str, typer.Option(help="The text the videos were generated from")],
     server: Annotated[
         str | None,
-        typer.Option(help="Critic to ask: host:port (gRPC) or http://host:port; default in-process"),
+        typer.Option(
+            help="Critic to ask: host:port (gRPC) or http://host:port; default in-process"
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of tables")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines instead of tables")
+    ] = False,
 ) -> None:
     """Critique videos against a prompt and print a table (or JSON)."""
     from rich.console import Console
@@ -115,7 +128,9 @@ def critique(
         engine.load()
         for v in videos:
             try:
-                source = VideoSource(uri=v) if "://" in v else VideoSource(data=Path(v).read_bytes())
+                source = (
+                    VideoSource(uri=v) if "://" in v else VideoSource(data=Path(v).read_bytes())
+                )
                 show(v, engine.critique(source, prompt, Deadline()))
             except (LiftError, OSError) as exc:
                 fail(v, getattr(exc, "message", str(exc)))

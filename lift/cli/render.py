@@ -16,7 +16,8 @@ def critique_table(name: str, c: Critique) -> Table:
     dyn = "" if c.dynamic_degree is None else f"  dynamic degree {c.dynamic_degree:.2f}"
     table = Table(
         title=f"{name}  reward {reward}{dyn}  ({c.model.backend}, {c.elapsed_ms:.0f} ms)",
-        title_justify="left", show_lines=True,
+        title_justify="left",
+        show_lines=True,
     )
     table.add_column("dimension")
     table.add_column("label")
@@ -24,7 +25,9 @@ def critique_table(name: str, c: Critique) -> Table:
     table.add_column("issues")
     table.add_column("reasons", ratio=1)
     for d in c.dimensions:
-        issues = "\n".join(f"{i.tag} {i.start_s:.2f}–{i.end_s:.2f}s ({i.severity:.2f})" for i in d.issues)
+        issues = "\n".join(
+            f"{i.tag} {i.start_s:.2f}–{i.end_s:.2f}s ({i.severity:.2f})" for i in d.issues
+        )
         table.add_row(
             d.name.value.replace("_", " "),
             f"[{_STYLE[d.label]}]{d.label.value}[/]",

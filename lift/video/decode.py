@@ -258,7 +258,7 @@ def _decode_frames(
     first_time: float | None = None
     index = -1
     try:
-        for index, frame in enumerate(container.decode(stream)):  # noqa: B007
+        for index, frame in enumerate(container.decode(stream)):
             if index == 0:
                 width, height = frame.width, frame.height
                 _check_size(width, height, limits)

@@ -11,7 +11,11 @@ import numpy as np
 # container format -> (codec, pixel format, codec options)
 _FORMATS: dict[str, tuple[str, str, dict[str, str]]] = {
     "mp4": ("libx264", "yuv420p", {"crf": "16", "preset": "veryfast"}),
-    "webm": ("libvpx-vp9", "yuv420p", {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8"}),
+    "webm": (
+        "libvpx-vp9",
+        "yuv420p",
+        {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8"},
+    ),
     "gif": ("gif", "rgb8", {}),
 }
 

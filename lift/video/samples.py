@@ -64,8 +64,16 @@ def _texture(seed: int, height: int, width: int) -> np.ndarray:
     patch = (slice(height // 2, height // 2 + 96), slice(40, 40 + 160))
     img[patch] = (60 + 150 * checker[patch]).astype(np.uint8)[..., None]
     for i in range(6):
-        cv2.putText(img, f"LIFT {seed}-{i}", (int(rng.integers(0, width - 200)), 40 + 75 * i),
-                    cv2.FONT_HERSHEY_SIMPLEX, 1.0, (240, 240, 240), 2, cv2.LINE_AA)
+        cv2.putText(
+            img,
+            f"LIFT {seed}-{i}",
+            (int(rng.integers(0, width - 200)), 40 + 75 * i),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            1.0,
+            (240, 240, 240),
+            2,
+            cv2.LINE_AA,
+        )
     return img
 
 
@@ -84,8 +92,18 @@ def _render(t: float, seed: int = 0, moving: bool = True) -> np.ndarray:
     pts = np.array([[rx - 50, ry - 35], [rx + 50, ry - 35], [rx + 50, ry + 35], [rx - 50, ry + 35]])
     cv2.fillPoly(frame, [(pts * s).astype(np.int32)], colors[1], cv2.LINE_AA, 4)
     ex, ey = 360 + 120 * np.sin(0.12 * t * v), 400 - 3.0 * t * v
-    cv2.ellipse(frame, (int(ex * s), int(ey * s)), (60 * s, 28 * s), 20 * t * v, 0, 360,
-                colors[2], -1, cv2.LINE_AA, 4)
+    cv2.ellipse(
+        frame,
+        (int(ex * s), int(ey * s)),
+        (60 * s, 28 * s),
+        20 * t * v,
+        0,
+        360,
+        colors[2],
+        -1,
+        cv2.LINE_AA,
+        4,
+    )
     return frame
 
 

@@ -65,8 +65,11 @@ class CriticEngine:
             self._backend = create_backend(self.settings)
             metrics.MODEL_LOAD_SECONDS.set(time.perf_counter() - start)
         metrics.BACKEND_INFO.info(
-            {"backend": self.backend.model.backend, "name": self.backend.model.name,
-             "version": self.backend.model.version}
+            {
+                "backend": self.backend.model.backend,
+                "name": self.backend.model.name,
+                "version": self.backend.model.version,
+            }
         )
 
     @property
@@ -136,9 +139,14 @@ class CriticEngine:
             reward=reward,
             model=backend.model,
             video=VideoInfo(
-                frames=video.total_frames, fps=video.fps, duration_s=video.duration_s,
-                width=video.width, height=video.height, frames_analysed=video.num_sampled,
-                container=video.container, codec=video.codec,
+                frames=video.total_frames,
+                fps=video.fps,
+                duration_s=video.duration_s,
+                width=video.width,
+                height=video.height,
+                frames_analysed=video.num_sampled,
+                container=video.container,
+                codec=video.codec,
             ),
             prompt=text,
             dynamic_degree=judgement.dynamic_degree,
@@ -160,7 +168,9 @@ class CriticEngine:
         out = []
         for source, prompt in items:
             try:
-                out.append(ScoreOutcome(self.critique(source, prompt, deadline, with_reasons=False)))
+                out.append(
+                    ScoreOutcome(self.critique(source, prompt, deadline, with_reasons=False))
+                )
             except (InvalidInput, LiftError) as exc:
                 if exc.grpc_code.name in ("DEADLINE_EXCEEDED", "CANCELLED"):
                     raise

@@ -56,7 +56,9 @@ def create_app(engine: CriticEngine, limiter: WorkLimiter) -> FastAPI:
         declared = request.headers.get("content-length")
         # base64 is 4/3 of the bytes; leave room for the rest of the JSON.
         if declared and declared.isdigit() and int(declared) > limit * 4 // 3 + 1024 * 1024:
-            raise PayloadTooLarge(f"the request body is {declared} bytes; the video limit is {limit}")
+            raise PayloadTooLarge(
+                f"the request body is {declared} bytes; the video limit is {limit}"
+            )
         return await request.body()
 
     async def _multipart(request: Request) -> tuple[VideoSource, str]:
@@ -128,12 +130,18 @@ def create_app(engine: CriticEngine, limiter: WorkLimiter) -> FastAPI:
         return {
             "model": {"backend": i.model.backend, "name": i.model.name, "version": i.model.version},
             "assessed_dimensions": [d.value for d in i.assessed],
-            "reward_map": {"good": i.reward_map.good, "normal": i.reward_map.normal,
-                           "bad": i.reward_map.bad},
+            "reward_map": {
+                "good": i.reward_map.good,
+                "normal": i.reward_map.normal,
+                "bad": i.reward_map.bad,
+            },
             "limits": {
-                "max_video_bytes": s.max_video_bytes, "max_duration_s": s.max_duration_s,
-                "max_frames": s.max_frames, "max_side_px": s.max_side_px,
-                "max_prompt_chars": s.max_prompt_chars, "max_batch_items": s.max_batch_items,
+                "max_video_bytes": s.max_video_bytes,
+                "max_duration_s": s.max_duration_s,
+                "max_frames": s.max_frames,
+                "max_side_px": s.max_side_px,
+                "max_prompt_chars": s.max_prompt_chars,
+                "max_batch_items": s.max_batch_items,
             },
             "suite_version": i.suite_version,
         }

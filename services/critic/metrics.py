@@ -9,7 +9,8 @@ from lift.critique import Critique
 MODEL_LOAD_SECONDS = Gauge("lift_critic_model_load_seconds", "Time the backend took to load.")
 BACKEND_INFO = Info("lift_critic_backend", "Backend and model the critic serves.")
 DECODE_SECONDS = Histogram(
-    "lift_critic_decode_seconds", "Time to decode one video.",
+    "lift_critic_decode_seconds",
+    "Time to decode one video.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 FRAMES_ANALYSED = Counter("lift_critic_frames_analysed_total", "Frames the backend looked at.")
@@ -18,7 +19,8 @@ BATCH_SIZE = Histogram(
 )
 LABELS = Counter("lift_critic_labels_total", "Labels given, per dimension.", ["dimension", "label"])
 REWARD = Histogram(
-    "lift_critic_reward", "Expected reward per critique.",
+    "lift_critic_reward",
+    "Expected reward per critique.",
     buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
 )
 

@@ -17,7 +17,9 @@ class VideoJSON(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(..., description="The text the video was generated from.")
-    video_uri: str | None = Field(None, description="file:// (under the server's root) or http(s)://")
+    video_uri: str | None = Field(
+        None, description="file:// (under the server's root) or http(s)://"
+    )
     video_b64: str | None = Field(None, description="The encoded video file, base64.")
 
     def source(self) -> VideoSource:

@@ -19,11 +19,24 @@ def build_critic(settings: CriticSettings, backend: CriticBackend | None = None)
     limiter = WorkLimiter(settings.workers, settings.max_queue, service="critic")
     server, health = build_server(
         "critic",
-        [(critic_pb2_grpc.add_CriticServiceServicer_to_server, CriticServicer(engine, limiter),
-          SERVICE_NAME)],
+        [
+            (
+                critic_pb2_grpc.add_CriticServiceServicer_to_server,
+                CriticServicer(engine, limiter),
+                SERVICE_NAME,
+            )
+        ],
         settings.max_message_bytes,
     )
     return ServiceRunner(
-        "critic", server, health, [SERVICE_NAME], create_app(engine, limiter),
-        settings.host, settings.grpc_port, settings.http_port, engine.load, settings.log_level,
+        "critic",
+        server,
+        health,
+        [SERVICE_NAME],
+        create_app(engine, limiter),
+        settings.host,
+        settings.grpc_port,
+        settings.http_port,
+        engine.load,
+        settings.log_level,
     )

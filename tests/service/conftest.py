@@ -62,7 +62,9 @@ def start_critic(**overrides: object) -> tuple[RunningCritic, callable]:
 
     root = Path(str(overrides.get("video_root", ".")))
     return (
-        RunningCritic(runner, f"127.0.0.1:{runner.grpc_port}", f"http://127.0.0.1:{runner.http_port}", root),
+        RunningCritic(
+            runner, f"127.0.0.1:{runner.grpc_port}", f"http://127.0.0.1:{runner.http_port}", root
+        ),
         stop,
     )
 

@@ -42,21 +42,51 @@ def test_async_client(critic: RunningCritic, mp4s) -> None:
     assert clean.reward > cut.reward
 
 
-def test_cli_critique_in_process_and_against_server(tmp_path: Path, critic: RunningCritic, mp4s) -> None:
+def test_cli_critique_in_process_and_against_server(
+    tmp_path: Path, critic: RunningCritic, mp4s
+) -> None:
     video = tmp_path / "judder.mp4"
     video.write_bytes(mp4s["judder"])
     lift = [sys.executable, "-m", "lift.cli.main"]
-    local = subprocess.run([*lift, "critique", str(video), "--prompt", PROMPT, "--json"],
-                           capture_output=True, text=True, timeout=120, check=True)
-    remote = subprocess.run([*lift, "critique", str(video), "--prompt", PROMPT, "--json",
-                             "--server", critic.grpc_target],
-                            capture_output=True, text=True, timeout=120, check=True)
+    local = subprocess.run(
+        [*lift, "critique", str(video), "--prompt", PROMPT, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    remote = subprocess.run(
+        [
+            *lift,
+            "critique",
+            str(video),
+            "--prompt",
+            PROMPT,
+            "--json",
+            "--server",
+            critic.grpc_target,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     a, b = json.loads(local.stdout), json.loads(remote.stdout)
     assert a["dimensions"] == b["dimensions"]
     wide = {**os.environ, "COLUMNS": "200"}
-    table = subprocess.run([*lift, "critique", str(video), "--prompt", PROMPT],
-                           capture_output=True, text=True, timeout=120, check=True, env=wide)
+    table = subprocess.run(
+        [*lift, "critique", str(video), "--prompt", PROMPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=wide,
+    )
     assert "judder" in table.stdout and "motion smoothness" in table.stdout
-    bad = subprocess.run([*lift, "critique", str(tmp_path / "missing.mp4"), "--prompt", PROMPT],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [*lift, "critique", str(tmp_path / "missing.mp4"), "--prompt", PROMPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 1 and "missing.mp4" in bad.stderr

@@ -29,21 +29,28 @@ def _critique(stub, data: bytes, prompt: str = PROMPT, **kw):
 
 def _assert_still_serving(stub, http: httpx.Client, mp4s: dict[str, bytes]) -> None:
     assert _critique(stub, mp4s["clean"]).critique.reward > 0.5
-    r = http.post("/v1/critiques", files={"video": ("v.mp4", mp4s["clean"])}, data={"prompt": PROMPT})
+    r = http.post(
+        "/v1/critiques", files={"video": ("v.mp4", mp4s["clean"])}, data={"prompt": PROMPT}
+    )
     assert r.status_code == 200, r.text
 
 
 def test_grpc_and_http_give_the_same_critique(stub, http, mp4s) -> None:
     via_grpc = from_proto(_critique(stub, mp4s["frozen"]).critique)
-    r = http.post("/v1/critiques", files={"video": ("f.mp4", mp4s["frozen"])}, data={"prompt": PROMPT})
+    r = http.post(
+        "/v1/critiques", files={"video": ("f.mp4", mp4s["frozen"])}, data={"prompt": PROMPT}
+    )
     assert r.status_code == 200
     body = r.json()
     assert [d["name"] for d in body["dimensions"]] == [
-        "semantic_consistency", "motion_smoothness", "video_fidelity"
+        "semantic_consistency",
+        "motion_smoothness",
+        "video_fidelity",
     ]
     via_http = from_json(body)
     assert via_http.dimensions == via_grpc.dimensions or all(
-        a.label == b.label and a.issues == b.issues for a, b in zip(via_http.dimensions, via_grpc.dimensions, strict=True)
+        a.label == b.label and a.issues == b.issues
+        for a, b in zip(via_http.dimensions, via_grpc.dimensions, strict=True)
     )
     assert body["reward"] == pytest.approx(via_grpc.reward, abs=1e-5)
     motion = via_http.dimension("motion_smoothness")
@@ -83,7 +90,9 @@ def test_streaming_upload(stub, mp4s) -> None:
 def test_score_batch_items_fail_separately(stub, http, mp4s, bad_videos) -> None:
     items = [
         critic_pb2.ScoreItem(video=common_pb2.VideoSource(data=mp4s["clean"]), prompt=PROMPT),
-        critic_pb2.ScoreItem(video=common_pb2.VideoSource(data=bad_videos["random_bytes"]), prompt=PROMPT),
+        critic_pb2.ScoreItem(
+            video=common_pb2.VideoSource(data=bad_videos["random_bytes"]), prompt=PROMPT
+        ),
         critic_pb2.ScoreItem(video=common_pb2.VideoSource(data=mp4s["judder"]), prompt=PROMPT),
     ]
     results = stub.Score(critic_pb2.ScoreRequest(items=items), timeout=60).results
@@ -92,8 +101,12 @@ def test_score_batch_items_fail_separately(stub, http, mp4s, bad_videos) -> None
     clean, judder = results[0].critique, results[2].critique
     assert clean.reward > judder.reward
     assert all(not d.reasons and not d.issues for d in clean.dimensions)
-    body = {"items": [{"prompt": PROMPT, "video_b64": base64.b64encode(v).decode()}
-                      for v in (mp4s["clean"], b"junk")]}
+    body = {
+        "items": [
+            {"prompt": PROMPT, "video_b64": base64.b64encode(v).decode()}
+            for v in (mp4s["clean"], b"junk")
+        ]
+    }
     r = http.post("/v1/scores", json=body)
     assert r.status_code == 200
     out = r.json()["results"]
@@ -103,8 +116,15 @@ def test_score_batch_items_fail_separately(stub, http, mp4s, bad_videos) -> None
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-BAD_NAMES = ["empty", "random_bytes", "truncated_mp4", "truncated_webm", "zero_frames",
-             "absurd_gif_header", "too_tall"]
+BAD_NAMES = [
+    "empty",
+    "random_bytes",
+    "truncated_mp4",
+    "truncated_webm",
+    "zero_frames",
+    "absurd_gif_header",
+    "too_tall",
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -131,7 +151,13 @@ def test_bad_prompt_is_invalid_argument_on_both_fronts(stub, http, mp4s, prompt)
 
 
 @pytest.mark.parametrize(
-    "uri", ["file:///etc/passwd", "http://127.0.0.1:9/x.mp4", "ftp://example/x.mp4", "file:///nope/../etc/hosts"]
+    "uri",
+    [
+        "file:///etc/passwd",
+        "http://127.0.0.1:9/x.mp4",
+        "ftp://example/x.mp4",
+        "file:///nope/../etc/hosts",
+    ],
 )
 def test_uris_outside_policy_are_refused(stub, http, mp4s, uri) -> None:
     req = critic_pb2.CritiqueRequest(video=common_pb2.VideoSource(uri=uri), prompt=PROMPT)
@@ -144,7 +170,8 @@ def test_uris_outside_policy_are_refused(stub, http, mp4s, uri) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"{not json", b'{"prompt": "x"}', b'{"prompt": "x", "video_b64": "%%%"}', b'{"items": []}']
+    "body",
+    [b"{not json", b'{"prompt": "x"}', b'{"prompt": "x", "video_b64": "%%%"}', b'{"items": []}'],
 )
 def test_malformed_http_bodies(http, body) -> None:
     r = http.post("/v1/critiques", content=body, headers={"content-type": "application/json"})
@@ -179,9 +206,18 @@ def test_overload_is_resource_exhausted_and_nothing_accepted_is_lost(mp4s) -> No
         assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"}
         with httpx.Client(base_url=running.http_url, timeout=60) as http:
             with concurrent.futures.ThreadPoolExecutor(6) as pool:
-                statuses = list(pool.map(
-                    lambda _: http.post("/v1/critiques", files={"video": ("v", mp4s["clean"])},
-                                        data={"prompt": PROMPT}).status_code, range(6)))
+                statuses = list(
+                    pool.map(
+                        lambda _: (
+                            http.post(
+                                "/v1/critiques",
+                                files={"video": ("v", mp4s["clean"])},
+                                data={"prompt": PROMPT},
+                            ).status_code
+                        ),
+                        range(6),
+                    )
+                )
         assert 200 in statuses and 429 in statuses
         channel.close()
     finally:
@@ -204,29 +240,61 @@ def test_info_health_readiness_metrics_docs(stub, http, critic: RunningCritic) -
     assert http.get("/docs").status_code == 200
     assert "/v1/critiques" in http.get("/openapi.json").json()["paths"]
     metrics = http.get("/metrics").text
-    assert 'lift_requests_total{code="OK",method="Critique",service="critic",transport="grpc"}' in metrics
+    assert (
+        'lift_requests_total{code="OK",method="Critique",service="critic",transport="grpc"}'
+        in metrics
+    )
     assert "lift_critic_labels_total" in metrics
 
 
 BUF = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "buf"
 
 
-@pytest.mark.skipif(not BUF.exists() and not shutil.which("buf"), reason="buf not installed (make setup)")
-def test_reflection_lets_buf_curl_call_the_service(critic: RunningCritic, mp4s, video_root: Path) -> None:
+@pytest.mark.skipif(
+    not BUF.exists() and not shutil.which("buf"), reason="buf not installed (make setup)"
+)
+def test_reflection_lets_buf_curl_call_the_service(
+    critic: RunningCritic, mp4s, video_root: Path
+) -> None:
     buf = str(BUF) if BUF.exists() else "buf"
     url = f"http://{critic.grpc_target}"
     out = subprocess.run(
-        [buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge", f"{url}/lift.v1.CriticService/GetInfo"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            buf,
+            "curl",
+            "--protocol",
+            "grpc",
+            "--http2-prior-knowledge",
+            f"{url}/lift.v1.CriticService/GetInfo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert json.loads(out.stdout)["model"]["backend"] == "signal"
     path = video_root / "cut.mp4"
     path.write_bytes(mp4s["cut"])
     body = json.dumps({"video": {"uri": path.as_uri()}, "prompt": PROMPT})
     out = subprocess.run(
-        [buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", body,
-         f"{url}/lift.v1.CriticService/Critique"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            buf,
+            "curl",
+            "--protocol",
+            "grpc",
+            "--http2-prior-knowledge",
+            "-d",
+            body,
+            f"{url}/lift.v1.CriticService/Critique",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
-    tags = [i["tag"] for d in json.loads(out.stdout)["critique"]["dimensions"] for i in d.get("issues", [])]
+    tags = [
+        i["tag"]
+        for d in json.loads(out.stdout)["critique"]["dimensions"]
+        for i in d.get("issues", [])
+    ]
     assert "abrupt_cut" in tags

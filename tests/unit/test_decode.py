@@ -48,7 +48,9 @@ def test_gray_matches_rgb_luma(mp4s: dict[str, bytes]) -> None:
         ("too_tall", "largest accepted side"),
     ],
 )
-def test_bad_input_is_refused_with_a_sentence(bad_videos: dict[str, bytes], name: str, words: str) -> None:
+def test_bad_input_is_refused_with_a_sentence(
+    bad_videos: dict[str, bytes], name: str, words: str
+) -> None:
     with pytest.raises(InvalidInput) as info:
         decode_video(bad_videos[name], VideoLimits())
     assert words in info.value.message

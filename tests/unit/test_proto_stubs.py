@@ -12,4 +12,6 @@ def test_committed_stubs_match_protos(tmp_path: Path) -> None:
     for rel in generated:
         committed = REPO_ROOT / rel
         assert committed.exists(), f"{rel} missing: run `make proto` and commit"
-        assert committed.read_text() == (tmp_path / rel).read_text(), f"{rel} drifted: run `make proto`"
+        assert committed.read_text() == (tmp_path / rel).read_text(), (
+            f"{rel} drifted: run `make proto`"
+        )

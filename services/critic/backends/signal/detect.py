@@ -117,7 +117,9 @@ class Detector:
         """Seconds covered by frames a..b."""
         return float(self.m.times[a]), float(self.m.times[b] + self.step)
 
-    def _add(self, dim: Dimension, tag: str, span: tuple[float, float], sev: float, why: str) -> None:
+    def _add(
+        self, dim: Dimension, tag: str, span: tuple[float, float], sev: float, why: str
+    ) -> None:
         self.findings.append(Finding(dim, tag, round(span[0], 3), round(span[1], 3), sev, why))
 
     # -- rules --------------------------------------------------------------
@@ -139,7 +141,10 @@ class Detector:
         if self.static:
             span = (float(self.m.times[0]), float(self.m.times[-1] + self.step))
             self._add(
-                Dimension.MOTION_SMOOTHNESS, "static_video", span, 0.4,
+                Dimension.MOTION_SMOOTHNESS,
+                "static_video",
+                span,
+                0.4,
                 f"The video is nearly static (dynamic degree {self.dynamic_degree:.2f}): almost "
                 "nothing moves, so its smoothness says little.",
             )
@@ -160,7 +165,10 @@ class Detector:
         for t in np.flatnonzero(cut):
             span = self._pair_span(int(t), int(t))
             self._add(
-                Dimension.MOTION_SMOOTHNESS, "abrupt_cut", span, 0.7,
+                Dimension.MOTION_SMOOTHNESS,
+                "abrupt_cut",
+                span,
+                0.7,
                 f"Abrupt cut at {span[1]:.2f} s: the whole scene changes between two frames "
                 f"(structural correlation {m.structure_corr[t]:.2f}).",
             )
@@ -179,13 +187,18 @@ class Detector:
             self.excluded[max(0, a - 1) : b + 2] = True
             if b == a:
                 self._add(
-                    Dimension.MOTION_SMOOTHNESS, "stutter", span, 0.3,
+                    Dimension.MOTION_SMOOTHNESS,
+                    "stutter",
+                    span,
+                    0.3,
                     f"The motion stutters at {span[0]:.2f} s: a frame repeats while the scene moves.",
                 )
             else:
                 dur = span[1] - span[0]
                 self._add(
-                    Dimension.MOTION_SMOOTHNESS, "frozen_frames", span,
+                    Dimension.MOTION_SMOOTHNESS,
+                    "frozen_frames",
+                    span,
                     min(1.0, 0.35 + 0.4 * dur),
                     f"Frames {_fmt(*span)} are frozen while the rest of the video moves "
                     f"({b - a + 2} identical frames).",
@@ -205,7 +218,10 @@ class Detector:
             count = int(flagged[a : b + 1].sum())
             sev = _severity(peak / th.judder_ratio, span[1] - span[0], base=0.3 + 0.05 * count)
             self._add(
-                Dimension.MOTION_SMOOTHNESS, "judder", span, sev,
+                Dimension.MOTION_SMOOTHNESS,
+                "judder",
+                span,
+                sev,
                 f"Motion is jerky over {_fmt(*span)}: speed and direction jump from frame to "
                 f"frame ({count} jolts, up to {peak:.1f}x the typical motion).",
             )
@@ -224,22 +240,31 @@ class Detector:
             peak = float(swing[a : b + 1].max())
             if count >= 3:
                 self._add(
-                    Dimension.VIDEO_FIDELITY, "flicker", span,
+                    Dimension.VIDEO_FIDELITY,
+                    "flicker",
+                    span,
                     _severity(peak / th.flicker_grey, span[1] - span[0], base=0.35),
                     f"Brightness flickers over {_fmt(*span)} (frame-to-frame swings up to "
                     f"{peak:.0f} grey levels).",
                 )
             else:
                 self._add(
-                    Dimension.VIDEO_FIDELITY, "brightness_jump", span,
+                    Dimension.VIDEO_FIDELITY,
+                    "brightness_jump",
+                    span,
                     _severity(peak / th.flicker_grey, 0.0, base=0.2),
                     f"Brightness jumps abruptly at {span[0] + self.step:.2f} s "
                     f"({peak:.0f} grey levels).",
                 )
 
     def _frame_rule(
-        self, values: np.ndarray, flagged: np.ndarray, tag: str, threshold: float,
-        sentence: str, higher_is_worse: bool = True,
+        self,
+        values: np.ndarray,
+        flagged: np.ndarray,
+        tag: str,
+        threshold: float,
+        sentence: str,
+        higher_is_worse: bool = True,
     ) -> np.ndarray:
         for a, b in _runs(flagged, max_gap=1):
             span = self._frame_span(a, b)
@@ -247,7 +272,10 @@ class Detector:
             peak = float(seg.max()) if higher_is_worse else float(seg.min())
             ratio = peak / threshold if higher_is_worse else threshold / max(peak, 1e-6)
             self._add(
-                Dimension.VIDEO_FIDELITY, tag, span, _severity(ratio, span[1] - span[0]),
+                Dimension.VIDEO_FIDELITY,
+                tag,
+                span,
+                _severity(ratio, span[1] - span[0]),
                 sentence.format(span=_fmt(*span), peak=peak),
             )
         return flagged
@@ -255,7 +283,10 @@ class Detector:
     def _blockiness(self) -> None:
         th = self.th
         self.blocky = self._frame_rule(
-            self.m.blockiness, self.m.blockiness > th.blockiness, "blockiness", th.blockiness,
+            self.m.blockiness,
+            self.m.blockiness > th.blockiness,
+            "blockiness",
+            th.blockiness,
             "Compression blocks are visible over {span} (8x8 block edges {peak:.1f}x stronger "
             "than the texture inside blocks).",
         )
@@ -263,12 +294,16 @@ class Detector:
     def _exposure(self) -> None:
         m, th = self.m, self.th
         self.over = self._frame_rule(
-            m.clipped_high, m.clipped_high > th.overexposed_share, "overexposure",
+            m.clipped_high,
+            m.clipped_high > th.overexposed_share,
+            "overexposure",
             th.overexposed_share,
             "Highlights are blown out over {span}: up to {peak:.0%} of the frame is pure white.",
         )
         self._frame_rule(
-            m.clipped_low, m.clipped_low > th.underexposed_share, "underexposure",
+            m.clipped_low,
+            m.clipped_low > th.underexposed_share,
+            "underexposure",
             th.underexposed_share,
             "Shadows are crushed over {span}: up to {peak:.0%} of the frame is pure black.",
         )
@@ -282,7 +317,10 @@ class Detector:
         # Detail lost to blocks or blown highlights is named by those rules.
         flagged = (rel < th.blur_ratio) & ~self.blocky & ~self.over
         self._frame_rule(
-            rel, flagged, "blur", th.blur_ratio,
+            rel,
+            flagged,
+            "blur",
+            th.blur_ratio,
             "Frames {span} are blurred: sharpness drops to {peak:.0%} of the rest of the video.",
             higher_is_worse=False,
         )
@@ -290,6 +328,9 @@ class Detector:
     def _noise(self) -> None:
         th = self.th
         self._frame_rule(
-            self.m.noise_sigma, self.m.noise_sigma > th.noise_sigma, "noise", th.noise_sigma,
+            self.m.noise_sigma,
+            self.m.noise_sigma > th.noise_sigma,
+            "noise",
+            th.noise_sigma,
             "Visible noise over {span} (estimated sigma {peak:.1f} grey levels at half size).",
         )
