@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -45,7 +45,7 @@ def critic_serve(
     from services.critic.server import build_critic
     from services.critic.settings import CriticSettings
 
-    overrides = {
+    overrides: dict[str, Any] = {
         k: v
         for k, v in {
             "grpc_port": grpc_port,

@@ -52,7 +52,7 @@ def probabilities(badness: float) -> LabelProbabilities:
 class SignalBackend:
     """Deterministic, weight-free critic of motion smoothness and video fidelity."""
 
-    assessed = (Dimension.MOTION_SMOOTHNESS, Dimension.VIDEO_FIDELITY)
+    assessed: tuple[Dimension, ...] = (Dimension.MOTION_SMOOTHNESS, Dimension.VIDEO_FIDELITY)
     pixel_format = "gray"
 
     def __init__(self, thresholds: Thresholds | None = None, max_frames: int = 64) -> None:
