@@ -257,44 +257,29 @@ def test_reflection_lets_buf_curl_call_the_service(
     critic: RunningCritic, mp4s, video_root: Path
 ) -> None:
     buf = str(BUF) if BUF.exists() else "buf"
-    url = f"http://{critic.grpc_target}"
-    out = subprocess.run(
-        [
-            buf,
-            "curl",
-            "--protocol",
-            "grpc",
-            "--http2-prior-knowledge",
-            f"{url}/lift.v1.CriticService/GetInfo",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert json.loads(out.stdout)["model"]["backend"] == "signal"
+
+    def buf_curl(method: str, *data: str) -> dict:
+        out = subprocess.run(
+            [
+                buf,
+                "curl",
+                "--protocol",
+                "grpc",
+                "--http2-prior-knowledge",
+                *data,
+                f"http://{critic.grpc_target}/lift.v1.CriticService/{method}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return json.loads(out.stdout)
+
+    assert buf_curl("GetInfo")["model"]["backend"] == "signal"
     path = video_root / "cut.mp4"
     path.write_bytes(mp4s["cut"])
     body = json.dumps({"video": {"uri": path.as_uri()}, "prompt": PROMPT})
-    out = subprocess.run(
-        [
-            buf,
-            "curl",
-            "--protocol",
-            "grpc",
-            "--http2-prior-knowledge",
-            "-d",
-            body,
-            f"{url}/lift.v1.CriticService/Critique",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    tags = [
-        i["tag"]
-        for d in json.loads(out.stdout)["critique"]["dimensions"]
-        for i in d.get("issues", [])
-    ]
+    critique = buf_curl("Critique", "-d", body)
+    tags = [i["tag"] for d in critique["critique"]["dimensions"] for i in d.get("issues", [])]
     assert "abrupt_cut" in tags
