@@ -155,7 +155,6 @@ class Critique:
     video: VideoInfo
     prompt: str = ""
     dynamic_degree: float | None = None
-    elapsed_ms: float = 0.0
 
     def dimension(self, name: Dimension | str) -> DimensionVerdict:
         """The verdict for ``name``."""
@@ -222,7 +221,6 @@ def to_json(c: Critique) -> dict[str, Any]:
         },
         "dynamic_degree": None if c.dynamic_degree is None else _r(c.dynamic_degree, 4),
         "prompt": c.prompt,
-        "elapsed_ms": _r(c.elapsed_ms, 2),
     }
 
 
@@ -253,7 +251,6 @@ def from_json(obj: dict[str, Any]) -> Critique:
         video=VideoInfo(**v),
         prompt=obj.get("prompt", ""),
         dynamic_degree=obj.get("dynamic_degree"),
-        elapsed_ms=obj.get("elapsed_ms", 0.0),
     )
 
 
@@ -301,7 +298,6 @@ def to_proto(c: Critique) -> critic_pb2.Critique:
             codec=c.video.codec,
         ),
         prompt=c.prompt,
-        elapsed_ms=c.elapsed_ms,
     )
     if c.reward is not None:
         msg.reward = c.reward
@@ -354,5 +350,4 @@ def from_proto(msg: critic_pb2.Critique) -> Critique:
         ),
         prompt=msg.prompt,
         dynamic_degree=msg.dynamic_degree if msg.HasField("dynamic_degree") else None,
-        elapsed_ms=msg.elapsed_ms,
     )

@@ -68,6 +68,9 @@ def install_common(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> 
         try:
             response = await call_next(request)
             status = response.status_code
+            # Timing travels in a header, not the body, so identical requests get
+            # byte-identical bodies.
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
             return response
         finally:
             route = request.scope.get("route")

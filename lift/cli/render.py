@@ -15,7 +15,7 @@ def critique_table(name: str, c: Critique) -> Table:
     reward = "n/a" if c.reward is None else f"{c.reward:.3f}"
     dyn = "" if c.dynamic_degree is None else f"  dynamic degree {c.dynamic_degree:.2f}"
     table = Table(
-        title=f"{name}  reward {reward}{dyn}  ({c.model.backend}, {c.elapsed_ms:.0f} ms)",
+        title=f"{name}  reward {reward}{dyn}  ({c.model.backend} {c.model.name})",
         title_justify="left",
         show_lines=True,
     )

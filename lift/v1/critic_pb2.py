@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from lift.v1 import common_pb2 as lift_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14lift/v1/critic.proto\x12\x07lift.v1\x1a\x14lift/v1/common.proto\"\xf3\x01\n\x08\x43ritique\x12-\n\ndimensions\x18\x01 \x03(\x0b\x32\x19.lift.v1.DimensionVerdict\x12\x13\n\x06reward\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12!\n\x05model\x18\x03 \x01(\x0b\x32\x12.lift.v1.ModelInfo\x12!\n\x05video\x18\x04 \x01(\x0b\x32\x12.lift.v1.VideoInfo\x12\x1b\n\x0e\x64ynamic_degree\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x0e\n\x06prompt\x18\x06 \x01(\t\x12\x12\n\nelapsed_ms\x18\x07 \x01(\x01\x42\t\n\x07_rewardB\x11\n\x0f_dynamic_degree\"F\n\x0f\x43ritiqueRequest\x12#\n\x05video\x18\x01 \x01(\x0b\x32\x14.lift.v1.VideoSource\x12\x0e\n\x06prompt\x18\x02 \x01(\t\"7\n\x10\x43ritiqueResponse\x12#\n\x08\x63ritique\x18\x01 \x01(\x0b\x32\x11.lift.v1.Critique\";\n\x14\x43ritiqueUploadHeader\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x03\"a\n\x15\x43ritiqueUploadRequest\x12/\n\x06header\x18\x01 \x01(\x0b\x32\x1d.lift.v1.CritiqueUploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"=\n\x16\x43ritiqueUploadResponse\x12#\n\x08\x63ritique\x18\x01 \x01(\x0b\x32\x11.lift.v1.Critique\"@\n\tScoreItem\x12#\n\x05video\x18\x01 \x01(\x0b\x32\x14.lift.v1.VideoSource\x12\x0e\n\x06prompt\x18\x02 \x01(\t\"1\n\x0cScoreRequest\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.lift.v1.ScoreItem\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"d\n\x0bScoreResult\x12%\n\x08\x63ritique\x18\x01 \x01(\x0b\x32\x11.lift.v1.CritiqueH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.lift.v1.ItemErrorH\x00\x42\t\n\x07outcome\"6\n\rScoreResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.lift.v1.ScoreResult\"\x10\n\x0eGetInfoRequest\"\xba\x02\n\x0fGetInfoResponse\x12!\n\x05model\x18\x01 \x01(\x0b\x32\x12.lift.v1.ModelInfo\x12/\n\x13\x61ssessed_dimensions\x18\x02 \x03(\x0e\x32\x12.lift.v1.Dimension\x12/\n\nreward_map\x18\x03 \x01(\x0b\x32\x1b.lift.v1.LabelProbabilities\x12\x17\n\x0fmax_video_bytes\x18\x04 \x01(\x03\x12\x16\n\x0emax_duration_s\x18\x05 \x01(\x01\x12\x12\n\nmax_frames\x18\x06 \x01(\x05\x12\x13\n\x0bmax_side_px\x18\x07 \x01(\x05\x12\x18\n\x10max_prompt_chars\x18\x08 \x01(\x05\x12\x17\n\x0fmax_batch_items\x18\t \x01(\x05\x12\x15\n\rsuite_version\x18\n \x01(\t2\x9b\x02\n\rCriticService\x12?\n\x08\x43ritique\x12\x18.lift.v1.CritiqueRequest\x1a\x19.lift.v1.CritiqueResponse\x12S\n\x0e\x43ritiqueUpload\x12\x1e.lift.v1.CritiqueUploadRequest\x1a\x1f.lift.v1.CritiqueUploadResponse(\x01\x12\x36\n\x05Score\x12\x15.lift.v1.ScoreRequest\x1a\x16.lift.v1.ScoreResponse\x12<\n\x07GetInfo\x12\x17.lift.v1.GetInfoRequest\x1a\x18.lift.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14lift/v1/critic.proto\x12\x07lift.v1\x1a\x14lift/v1/common.proto\"\xf1\x01\n\x08\x43ritique\x12-\n\ndimensions\x18\x01 \x03(\x0b\x32\x19.lift.v1.DimensionVerdict\x12\x13\n\x06reward\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12!\n\x05model\x18\x03 \x01(\x0b\x32\x12.lift.v1.ModelInfo\x12!\n\x05video\x18\x04 \x01(\x0b\x32\x12.lift.v1.VideoInfo\x12\x1b\n\x0e\x64ynamic_degree\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x0e\n\x06prompt\x18\x06 \x01(\tB\t\n\x07_rewardB\x11\n\x0f_dynamic_degreeJ\x04\x08\x07\x10\x08R\nelapsed_ms\"F\n\x0f\x43ritiqueRequest\x12#\n\x05video\x18\x01 \x01(\x0b\x32\x14.lift.v1.VideoSource\x12\x0e\n\x06prompt\x18\x02 \x01(\t\"7\n\x10\x43ritiqueResponse\x12#\n\x08\x63ritique\x18\x01 \x01(\x0b\x32\x11.lift.v1.Critique\";\n\x14\x43ritiqueUploadHeader\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x03\"a\n\x15\x43ritiqueUploadRequest\x12/\n\x06header\x18\x01 \x01(\x0b\x32\x1d.lift.v1.CritiqueUploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"=\n\x16\x43ritiqueUploadResponse\x12#\n\x08\x63ritique\x18\x01 \x01(\x0b\x32\x11.lift.v1.Critique\"@\n\tScoreItem\x12#\n\x05video\x18\x01 \x01(\x0b\x32\x14.lift.v1.VideoSource\x12\x0e\n\x06prompt\x18\x02 \x01(\t\"1\n\x0cScoreRequest\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.lift.v1.ScoreItem\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"d\n\x0bScoreResult\x12%\n\x08\x63ritique\x18\x01 \x01(\x0b\x32\x11.lift.v1.CritiqueH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.lift.v1.ItemErrorH\x00\x42\t\n\x07outcome\"6\n\rScoreResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.lift.v1.ScoreResult\"\x10\n\x0eGetInfoRequest\"\xba\x02\n\x0fGetInfoResponse\x12!\n\x05model\x18\x01 \x01(\x0b\x32\x12.lift.v1.ModelInfo\x12/\n\x13\x61ssessed_dimensions\x18\x02 \x03(\x0e\x32\x12.lift.v1.Dimension\x12/\n\nreward_map\x18\x03 \x01(\x0b\x32\x1b.lift.v1.LabelProbabilities\x12\x17\n\x0fmax_video_bytes\x18\x04 \x01(\x03\x12\x16\n\x0emax_duration_s\x18\x05 \x01(\x01\x12\x12\n\nmax_frames\x18\x06 \x01(\x05\x12\x13\n\x0bmax_side_px\x18\x07 \x01(\x05\x12\x18\n\x10max_prompt_chars\x18\x08 \x01(\x05\x12\x17\n\x0fmax_batch_items\x18\t \x01(\x05\x12\x15\n\rsuite_version\x18\n \x01(\t2\x9b\x02\n\rCriticService\x12?\n\x08\x43ritique\x12\x18.lift.v1.CritiqueRequest\x1a\x19.lift.v1.CritiqueResponse\x12S\n\x0e\x43ritiqueUpload\x12\x1e.lift.v1.CritiqueUploadRequest\x1a\x1f.lift.v1.CritiqueUploadResponse(\x01\x12\x36\n\x05Score\x12\x15.lift.v1.ScoreRequest\x1a\x16.lift.v1.ScoreResponse\x12<\n\x07GetInfo\x12\x17.lift.v1.GetInfoRequest\x1a\x18.lift.v1.GetInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,31 +33,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lift.v1.critic_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CRITIQUE']._serialized_start=56
-  _globals['_CRITIQUE']._serialized_end=299
-  _globals['_CRITIQUEREQUEST']._serialized_start=301
-  _globals['_CRITIQUEREQUEST']._serialized_end=371
-  _globals['_CRITIQUERESPONSE']._serialized_start=373
-  _globals['_CRITIQUERESPONSE']._serialized_end=428
-  _globals['_CRITIQUEUPLOADHEADER']._serialized_start=430
-  _globals['_CRITIQUEUPLOADHEADER']._serialized_end=489
-  _globals['_CRITIQUEUPLOADREQUEST']._serialized_start=491
-  _globals['_CRITIQUEUPLOADREQUEST']._serialized_end=588
-  _globals['_CRITIQUEUPLOADRESPONSE']._serialized_start=590
-  _globals['_CRITIQUEUPLOADRESPONSE']._serialized_end=651
-  _globals['_SCOREITEM']._serialized_start=653
-  _globals['_SCOREITEM']._serialized_end=717
-  _globals['_SCOREREQUEST']._serialized_start=719
-  _globals['_SCOREREQUEST']._serialized_end=768
-  _globals['_ITEMERROR']._serialized_start=770
-  _globals['_ITEMERROR']._serialized_end=812
-  _globals['_SCORERESULT']._serialized_start=814
-  _globals['_SCORERESULT']._serialized_end=914
-  _globals['_SCORERESPONSE']._serialized_start=916
-  _globals['_SCORERESPONSE']._serialized_end=970
-  _globals['_GETINFOREQUEST']._serialized_start=972
-  _globals['_GETINFOREQUEST']._serialized_end=988
-  _globals['_GETINFORESPONSE']._serialized_start=991
-  _globals['_GETINFORESPONSE']._serialized_end=1305
-  _globals['_CRITICSERVICE']._serialized_start=1308
-  _globals['_CRITICSERVICE']._serialized_end=1591
+  _globals['_CRITIQUE']._serialized_end=297
+  _globals['_CRITIQUEREQUEST']._serialized_start=299
+  _globals['_CRITIQUEREQUEST']._serialized_end=369
+  _globals['_CRITIQUERESPONSE']._serialized_start=371
+  _globals['_CRITIQUERESPONSE']._serialized_end=426
+  _globals['_CRITIQUEUPLOADHEADER']._serialized_start=428
+  _globals['_CRITIQUEUPLOADHEADER']._serialized_end=487
+  _globals['_CRITIQUEUPLOADREQUEST']._serialized_start=489
+  _globals['_CRITIQUEUPLOADREQUEST']._serialized_end=586
+  _globals['_CRITIQUEUPLOADRESPONSE']._serialized_start=588
+  _globals['_CRITIQUEUPLOADRESPONSE']._serialized_end=649
+  _globals['_SCOREITEM']._serialized_start=651
+  _globals['_SCOREITEM']._serialized_end=715
+  _globals['_SCOREREQUEST']._serialized_start=717
+  _globals['_SCOREREQUEST']._serialized_end=766
+  _globals['_ITEMERROR']._serialized_start=768
+  _globals['_ITEMERROR']._serialized_end=810
+  _globals['_SCORERESULT']._serialized_start=812
+  _globals['_SCORERESULT']._serialized_end=912
+  _globals['_SCORERESPONSE']._serialized_start=914
+  _globals['_SCORERESPONSE']._serialized_end=968
+  _globals['_GETINFOREQUEST']._serialized_start=970
+  _globals['_GETINFOREQUEST']._serialized_end=986
+  _globals['_GETINFORESPONSE']._serialized_start=989
+  _globals['_GETINFORESPONSE']._serialized_end=1303
+  _globals['_CRITICSERVICE']._serialized_start=1306
+  _globals['_CRITICSERVICE']._serialized_end=1589
 # @@protoc_insertion_point(module_scope)

@@ -8,22 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Critique(_message.Message):
-    __slots__ = ("dimensions", "reward", "model", "video", "dynamic_degree", "prompt", "elapsed_ms")
+    __slots__ = ("dimensions", "reward", "model", "video", "dynamic_degree", "prompt")
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     REWARD_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     DYNAMIC_DEGREE_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
-    ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
     dimensions: _containers.RepeatedCompositeFieldContainer[_common_pb2.DimensionVerdict]
     reward: float
     model: _common_pb2.ModelInfo
     video: _common_pb2.VideoInfo
     dynamic_degree: float
     prompt: str
-    elapsed_ms: float
-    def __init__(self, dimensions: _Optional[_Iterable[_Union[_common_pb2.DimensionVerdict, _Mapping]]] = ..., reward: _Optional[float] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., video: _Optional[_Union[_common_pb2.VideoInfo, _Mapping]] = ..., dynamic_degree: _Optional[float] = ..., prompt: _Optional[str] = ..., elapsed_ms: _Optional[float] = ...) -> None: ...
+    def __init__(self, dimensions: _Optional[_Iterable[_Union[_common_pb2.DimensionVerdict, _Mapping]]] = ..., reward: _Optional[float] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., video: _Optional[_Union[_common_pb2.VideoInfo, _Mapping]] = ..., dynamic_degree: _Optional[float] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class CritiqueRequest(_message.Message):
     __slots__ = ("video", "prompt")

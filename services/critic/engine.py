@@ -9,15 +9,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from lift import __version__
 from lift.critique import Critique, Dimension, ModelInfo, RewardMap, VideoInfo, expected_reward
-from lift.errors import InvalidInput, LiftError, NotReady
+from lift.errors import Cancelled, DeadlineExceeded, InvalidInput, LiftError, NotReady
 from lift.serving import Deadline
 from lift.uris import UriPolicy, read_uri
 from lift.video import decode_video
 from services.critic import metrics
 from services.critic.backends import CriticBackend, create_backend
+from services.critic.batching import MicroBatcher
 from services.critic.settings import CriticSettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,13 @@ class ScoreOutcome:
 
 
 @dataclass(frozen=True)
+class _Prepared:
+    item: Any
+    prompt: str
+    video: VideoInfo
+
+
+@dataclass(frozen=True)
 class CriticInfo:
     """What GetInfo reports."""
 
@@ -57,6 +66,7 @@ class CriticEngine:
         self.settings = settings
         self._backend = backend
         self._uri_policy = UriPolicy(settings.video_root, settings.allow_http_uris)
+        self._batcher: MicroBatcher | None = None
 
     def load(self) -> None:
         """Build the backend (load the model); call once at start-up, off the request path."""
@@ -64,6 +74,12 @@ class CriticEngine:
             start = time.perf_counter()
             self._backend = create_backend(self.settings)
             metrics.MODEL_LOAD_SECONDS.set(time.perf_counter() - start)
+        if self.backend.batched and self._batcher is None:
+            self._batcher = MicroBatcher(
+                self.backend.judge_batch,
+                self.settings.batch_max_size,
+                self.settings.batch_max_wait_ms / 1000,
+            )
         metrics.BACKEND_INFO.info(
             {
                 "backend": self.backend.model.backend,
@@ -113,11 +129,8 @@ class CriticEngine:
         return source.data
 
     # -- work -----------------------------------------------------------------
-    def critique(
-        self, source: VideoSource, prompt: str, deadline: Deadline, with_reasons: bool = True
-    ) -> Critique:
-        """Judge one video against ``prompt``."""
-        start = time.perf_counter()
+    def _prepare(self, source: VideoSource, prompt: str, deadline: Deadline) -> _Prepared:
+        """Check, read, decode and backend-prepare one video (in the request's thread)."""
         backend = self.backend
         text = self.check_prompt(prompt)
         data = self.read_source(source)
@@ -132,31 +145,49 @@ class CriticEngine:
         metrics.DECODE_SECONDS.observe(time.perf_counter() - t0)
         metrics.FRAMES_ANALYSED.inc(video.num_sampled)
         deadline.check()
-        judgement = backend.judge(video, text, with_reasons=with_reasons, check=deadline.check)
-        reward = expected_reward(judgement.dimensions, self.settings.reward_map)
-        critique = Critique(
-            dimensions=judgement.dimensions,
-            reward=reward,
-            model=backend.model,
-            video=VideoInfo(
-                frames=video.total_frames,
-                fps=video.fps,
-                duration_s=video.duration_s,
-                width=video.width,
-                height=video.height,
-                frames_analysed=video.num_sampled,
-                container=video.container,
-                codec=video.codec,
-            ),
-            prompt=text,
-            dynamic_degree=judgement.dynamic_degree,
-            elapsed_ms=(time.perf_counter() - start) * 1000,
+        info = VideoInfo(
+            frames=video.total_frames,
+            fps=video.fps,
+            duration_s=video.duration_s,
+            width=video.width,
+            height=video.height,
+            frames_analysed=video.num_sampled,
+            container=video.container,
+            codec=video.codec,
         )
-        metrics.observe_critique(critique)
-        return critique
+        return _Prepared(backend.prepare(video, text, deadline.check), text, info)
+
+    def _judge(
+        self, prepared: list[_Prepared], with_reasons: bool, deadline: Deadline
+    ) -> list[Critique]:
+        backend = self.backend
+        items = [p.item for p in prepared]
+        if self._batcher is not None:
+            judgements = self._batcher.submit(items, with_reasons, deadline)
+        else:
+            judgements = backend.judge_batch(items, with_reasons, deadline.check)
+        out = []
+        for p, j in zip(prepared, judgements, strict=True):
+            c = Critique(
+                dimensions=j.dimensions,
+                reward=expected_reward(j.dimensions, self.settings.reward_map),
+                model=backend.model,
+                video=p.video,
+                prompt=p.prompt,
+                dynamic_degree=j.dynamic_degree,
+            )
+            metrics.observe_critique(c)
+            out.append(c)
+        return out
+
+    def critique(
+        self, source: VideoSource, prompt: str, deadline: Deadline, with_reasons: bool = True
+    ) -> Critique:
+        """Judge one video against ``prompt``."""
+        return self._judge([self._prepare(source, prompt, deadline)], with_reasons, deadline)[0]
 
     def score(self, items: list[tuple[VideoSource, str]], deadline: Deadline) -> list[ScoreOutcome]:
-        """Score a batch; each item succeeds or fails on its own."""
+        """Score a batch (labels and probabilities, no reasons); items fail on their own."""
         if not items:
             raise InvalidInput("the batch is empty: send at least one item")
         if len(items) > self.settings.max_batch_items:
@@ -165,14 +196,22 @@ class CriticEngine:
                 "split it"
             )
         metrics.BATCH_SIZE.observe(len(items))
-        out = []
-        for source, prompt in items:
+        outcomes: list[ScoreOutcome | None] = [None] * len(items)
+        ready: list[tuple[int, _Prepared]] = []
+        for i, (source, prompt) in enumerate(items):
             try:
-                out.append(
-                    ScoreOutcome(self.critique(source, prompt, deadline, with_reasons=False))
-                )
-            except (InvalidInput, LiftError) as exc:
-                if exc.grpc_code.name in ("DEADLINE_EXCEEDED", "CANCELLED"):
+                ready.append((i, self._prepare(source, prompt, deadline)))
+            except LiftError as exc:
+                if isinstance(exc, DeadlineExceeded | Cancelled):
                     raise
-                out.append(ScoreOutcome(error=exc))
-        return out
+                outcomes[i] = ScoreOutcome(error=exc)
+        if ready:
+            critiques = self._judge([p for _, p in ready], False, deadline)
+            for (i, _), c in zip(ready, critiques, strict=True):
+                outcomes[i] = ScoreOutcome(c)
+        return [o for o in outcomes if o is not None]
+
+    def close(self) -> None:
+        """Stop the batching thread."""
+        if self._batcher is not None:
+            self._batcher.close()

@@ -17,6 +17,11 @@ FRAMES_ANALYSED = Counter("lift_critic_frames_analysed_total", "Frames the backe
 BATCH_SIZE = Histogram(
     "lift_critic_batch_size", "Items per Score request.", buckets=(1, 2, 4, 8, 16, 32, 64, 128)
 )
+MICRO_BATCH_SIZE = Histogram(
+    "lift_critic_micro_batch_size",
+    "Videos judged together in one model call (micro-batching across requests).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 LABELS = Counter("lift_critic_labels_total", "Labels given, per dimension.", ["dimension", "label"])
 REWARD = Histogram(
     "lift_critic_reward",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from lift.critique import RewardMap
+from lift.critique import Dimension, RewardMap
 from lift.settings import ServiceSettings
 from lift.video import VideoLimits
 
@@ -19,7 +20,46 @@ class CriticSettings(ServiceSettings):
 
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port.")
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP port.")
-    backend: str = Field("signal", description="Backend name from the critic's registry.")
+    backend: str = Field(
+        "signal", description="Backend name from the critic's registry: signal, vlm, composite."
+    )
+    workers: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Requests decoded and prepared at the same time (the model itself runs "
+        "micro-batches in one thread, so this also bounds how many requests can share a batch).",
+    )
+    # -- vlm / composite ---------------------------------------------------------
+    model: Path | None = Field(
+        None, description="Local transformers checkpoint directory of the video VLM (vlm, composite)."
+    )
+    adapter: Path | None = Field(None, description="Optional peft LoRA adapter directory.")
+    templates: Path | None = Field(
+        None, description="Instruction template file (TOML); default: the built-in LiFT templates."
+    )
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Model dtype; auto = bfloat16 on CUDA, float32 on CPU."
+    )
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="transformers attention implementation."
+    )
+    num_frames: int = Field(8, ge=1, le=256, description="Frames the VLM sees (LiFT: 8).")
+    max_reason_tokens: int = Field(
+        48, ge=1, le=1024, description="Most tokens of one reason (Critique)."
+    )
+    batch_max_size: int = Field(
+        8, ge=1, le=256, description="Most videos judged in one model call (micro-batching)."
+    )
+    batch_max_wait_ms: float = Field(
+        5.0, ge=0, le=10_000, description="How long the first video of a batch waits for more."
+    )
+    composite_vlm_dimensions: list[Dimension] = Field(
+        default_factory=lambda: list(Dimension),
+        description="Dimensions the VLM decides in the composite backend; the signal "
+        "critic decides the others it assesses.",
+    )
     max_frames_analysed: int = Field(
         64, ge=2, le=1024, description="Most frames a backend sees, uniformly sampled."
     )
@@ -49,6 +89,27 @@ class CriticSettings(ServiceSettings):
                 "max_message_bytes must exceed max_video_bytes by at least 1 MiB so a "
                 "video that fits the limit also fits one gRPC message"
             )
+        if self.backend in ("vlm", "composite"):
+            if self.model is None:
+                raise ValueError(
+                    f"the {self.backend} backend needs a model: set --model / LIFT_CRITIC_MODEL "
+                    "to a local checkpoint directory (`lift debug tiny-model critic DIR` writes a "
+                    "tiny one)"
+                )
+            if not (self.model / "config.json").is_file():
+                raise ValueError(
+                    f"model {self.model} is not a transformers checkpoint directory "
+                    "(no config.json there)"
+                )
+            if self.adapter is not None and not (self.adapter / "adapter_config.json").is_file():
+                raise ValueError(
+                    f"adapter {self.adapter} is not a peft adapter directory "
+                    "(no adapter_config.json there)"
+                )
+            if self.templates is not None and not self.templates.is_file():
+                raise ValueError(f"templates file {self.templates} does not exist")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
         return self
 
     @property

@@ -17,8 +17,36 @@ def _signal(settings: CriticSettings) -> CriticBackend:
     return SignalBackend()
 
 
+def _vlm(settings: CriticSettings) -> CriticBackend:
+    from services.critic.backends.vlm import VlmBackend, VlmOptions
+
+    assert settings.model is not None  # the settings validator requires it
+    return VlmBackend(
+        VlmOptions(
+            model=settings.model,
+            adapter=settings.adapter,
+            templates=settings.templates,
+            device=settings.device,
+            dtype=settings.dtype,
+            attn_implementation=settings.attn_implementation,
+            num_frames=settings.num_frames,
+            max_reason_tokens=settings.max_reason_tokens,
+        )
+    )
+
+
+def _composite(settings: CriticSettings) -> CriticBackend:
+    from services.critic.backends.composite import CompositeBackend
+
+    return CompositeBackend(
+        _vlm(settings), _signal(settings), settings.composite_vlm_dimensions
+    )
+
+
 BACKENDS: dict[str, Callable[[CriticSettings], CriticBackend]] = {
     "signal": _signal,
+    "vlm": _vlm,
+    "composite": _composite,
 }
 """Backend name -> factory. Factories import their module lazily so `--help` stays instant."""
 

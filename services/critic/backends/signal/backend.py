@@ -17,7 +17,7 @@ ratings (the HRA tools of the VLM issue measure agreement).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from lift.critique import Dimension, DimensionVerdict, Issue, LabelProbabilities, ModelInfo
 from lift.video import DecodedVideo
@@ -54,20 +54,14 @@ class SignalBackend:
 
     assessed: tuple[Dimension, ...] = (Dimension.MOTION_SMOOTHNESS, Dimension.VIDEO_FIDELITY)
     pixel_format = "gray"
+    batched = False
 
     def __init__(self, thresholds: Thresholds | None = None, max_frames: int = 64) -> None:
         self.thresholds = thresholds or Thresholds()
         self.max_frames = max_frames
         self.model = ModelInfo(backend="signal", name="lift-signal", version=VERSION)
 
-    def judge(
-        self,
-        video: DecodedVideo,
-        prompt: str,
-        *,
-        with_reasons: bool,
-        check: Callable[[], None],
-    ) -> Judgement:
+    def prepare(self, video: DecodedVideo, prompt: str, check: Callable[[], None]) -> Judgement:
         """Measure the frames, apply the rules, and give a verdict per dimension."""
         m = measure(video.frames, video.timestamps, should_stop=check)
         detector = Detector(m, self.thresholds)
@@ -76,8 +70,18 @@ class SignalBackend:
         for dim in self.assessed:
             mine = [f for f in findings if f.dimension == dim]
             verdicts.append(self._verdict(dim, mine, video.num_sampled, detector.dynamic_degree))
-        dims = tuple(verdicts if with_reasons else [v.without_reasons() for v in verdicts])
-        return Judgement(dimensions=dims, dynamic_degree=detector.dynamic_degree)
+        return Judgement(dimensions=tuple(verdicts), dynamic_degree=detector.dynamic_degree)
+
+    def judge_batch(
+        self, prepared: Sequence[Judgement], with_reasons: bool, check: Callable[[], None]
+    ) -> list[Judgement]:
+        """The judgements ``prepare`` made (all the work is per video)."""
+        if with_reasons:
+            return list(prepared)
+        return [
+            Judgement(tuple(v.without_reasons() for v in j.dimensions), j.dynamic_degree)
+            for j in prepared
+        ]
 
     @staticmethod
     def _verdict(dim: Dimension, findings: list[Finding], n: int, dyn: float) -> DimensionVerdict:
