@@ -46,6 +46,7 @@ class ServiceRunner:
         http_port: int,
         load: Callable[[], None],
         log_level: str = "info",
+        close: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.grpc_server = grpc_server
@@ -54,6 +55,7 @@ class ServiceRunner:
         self.app = app
         self.host = host
         self.load = load
+        self.close = close
         self.grpc_port = grpc_server.add_insecure_port(f"{host}:{grpc_port}")
         if self.grpc_port == 0:
             raise OSError(f"could not bind gRPC port {host}:{grpc_port} (in use?)")
@@ -95,6 +97,8 @@ class ServiceRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._http_task
         self._sock.close()
+        if self.close is not None:
+            await asyncio.to_thread(self.close)
 
     async def run_forever(self) -> None:
         """Start, serve until SIGINT/SIGTERM, stop."""

@@ -13,13 +13,26 @@ from typing import Annotated, Any
 
 import typer
 
+from lift.cli.hra import hra_app
+
 app = typer.Typer(
     help="LiFT suite: text-to-video critic, generator and trainer.", no_args_is_help=True
 )
 critic_app = typer.Typer(help="The critic service.", no_args_is_help=True)
 debug_app = typer.Typer(help="Developer tools.", no_args_is_help=True)
+tiny_app = typer.Typer(help="Write tiny random checkpoints (tests, demos).", no_args_is_help=True)
 app.add_typer(critic_app, name="critic")
 app.add_typer(debug_app, name="debug")
+app.add_typer(hra_app, name="hra")
+debug_app.add_typer(tiny_app, name="tiny-model")
+
+ModelOpt = Annotated[
+    Path | None, typer.Option(help="Checkpoint directory of the video VLM (vlm, composite)")
+]
+AdapterOpt = Annotated[Path | None, typer.Option(help="peft LoRA adapter directory")]
+TemplatesOpt = Annotated[
+    Path | None, typer.Option(help="Instruction template file (TOML) [default built-in LiFT]")
+]
 
 
 def _settings_error(exc: Exception) -> typer.Exit:
@@ -32,7 +45,21 @@ def critic_serve(
     grpc_port: Annotated[int | None, typer.Option(help="gRPC port [default 50051]")] = None,
     http_port: Annotated[int | None, typer.Option(help="HTTP port [default 8080]")] = None,
     host: Annotated[str | None, typer.Option(help="Bind address [default 127.0.0.1]")] = None,
-    backend: Annotated[str | None, typer.Option(help="Critic backend [default signal]")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Critic backend: signal, vlm, composite [default signal]")
+    ] = None,
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    templates: TemplatesOpt = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto, float32, bfloat16, float16")] = None,
+    num_frames: Annotated[int | None, typer.Option(help="Frames the VLM sees [default 8]")] = None,
+    batch_max_size: Annotated[
+        int | None, typer.Option(help="Most videos per model call [default 8]")
+    ] = None,
+    batch_max_wait_ms: Annotated[
+        float | None, typer.Option(help="Wait for a batch to fill, ms [default 5]")
+    ] = None,
     video_root: Annotated[
         Path | None, typer.Option(help="Directory file:// video URIs may read from")
     ] = None,
@@ -52,6 +79,14 @@ def critic_serve(
             "http_port": http_port,
             "host": host,
             "backend": backend,
+            "model": model,
+            "adapter": adapter,
+            "templates": templates,
+            "device": device,
+            "dtype": dtype,
+            "num_frames": num_frames,
+            "batch_max_size": batch_max_size,
+            "batch_max_wait_ms": batch_max_wait_ms,
             "video_root": video_root,
         }.items()
         if v is not None
@@ -88,6 +123,12 @@ def critique(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON lines instead of tables")
     ] = False,
+    backend: Annotated[
+        str, typer.Option(help="In-process backend (without --server): signal, vlm, composite")
+    ] = "signal",
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    templates: TemplatesOpt = None,
 ) -> None:
     """Critique videos against a prompt and print a table (or JSON)."""
     from rich.console import Console
@@ -124,8 +165,20 @@ def critique(
         from services.critic.engine import CriticEngine, VideoSource
         from services.critic.settings import CriticSettings
 
-        engine = CriticEngine(CriticSettings())
-        engine.load()
+        from pydantic import ValidationError
+
+        try:
+            settings = CriticSettings(
+                backend=backend, model=model, adapter=adapter, templates=templates
+            )
+        except ValidationError as exc:
+            raise _settings_error(exc) from None
+        engine = CriticEngine(settings)
+        try:
+            engine.load()
+        except (OSError, ValueError) as exc:
+            typer.secho(f"could not load the critic: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
         for v in videos:
             try:
                 source = (
@@ -147,6 +200,24 @@ def debug_samples(
 
     for path in write_samples(directory):
         typer.echo(str(path))
+
+
+@tiny_app.command("critic")
+def tiny_critic(
+    directory: Annotated[Path, typer.Argument(help="Where to write the checkpoint")],
+    adapter: Annotated[
+        Path | None, typer.Option(help="Also write a random LoRA adapter for it here")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Weight seed")] = 0,
+) -> None:
+    """Write a tiny random Qwen2-VL critic checkpoint (loads with --backend vlm --model DIR)."""
+    from services.critic.backends.vlm.tiny import write_tiny_critic, write_tiny_lora
+
+    write_tiny_critic(directory, seed=seed)
+    typer.echo(f"tiny critic checkpoint: {directory}")
+    if adapter is not None:
+        write_tiny_lora(directory, adapter)
+        typer.echo(f"tiny LoRA adapter: {adapter}")
 
 
 if __name__ == "__main__":

@@ -39,4 +39,5 @@ def build_critic(settings: CriticSettings, backend: CriticBackend | None = None)
         settings.http_port,
         engine.load,
         settings.log_level,
+        close=engine.close,
     )

@@ -12,6 +12,7 @@ for it with non-zero weights, so loading it visibly changes the outputs.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from services.critic.backends.vlm.templates import load_templates
@@ -87,10 +88,20 @@ def _tokenizer():  # -> PreTrainedTokenizerFast
     return fast
 
 
+def _quiet() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
 def write_tiny_critic(directory: Path, seed: int = 0) -> Path:
     """Write the tiny random Qwen2-VL critic checkpoint into ``directory``."""
     import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    _quiet()
 
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer()
@@ -163,6 +174,7 @@ def write_tiny_lora(model_dir: Path, directory: Path, seed: int = 1, rank: int =
     from peft import LoraConfig, get_peft_model
     from transformers import Qwen2VLForConditionalGeneration
 
+    _quiet()
     base = Qwen2VLForConditionalGeneration.from_pretrained(model_dir)
     config = LoraConfig(
         r=rank,
