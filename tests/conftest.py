@@ -57,3 +57,19 @@ def bad_videos(mp4s: dict[str, bytes]) -> dict[str, bytes]:
         "absurd_gif_header": _absurd_gif(),
         "too_tall": encode_video(tall, 8.0, "mp4"),
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_critic_dir(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny random Qwen2-VL critic checkpoint (same builder as `lift debug tiny-model`)."""
+    from services.critic.backends.vlm.tiny import write_tiny_critic
+
+    return write_tiny_critic(tmp_path_factory.mktemp("tiny-critic"))
+
+
+@pytest.fixture(scope="session")
+def tiny_lora_dir(tiny_critic_dir, tmp_path_factory: pytest.TempPathFactory):
+    """A random LoRA adapter for the tiny critic."""
+    from services.critic.backends.vlm.tiny import write_tiny_lora
+
+    return write_tiny_lora(tiny_critic_dir, tmp_path_factory.mktemp("tiny-lora"))

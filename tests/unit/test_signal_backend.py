@@ -29,7 +29,7 @@ def judged(mp4s: dict[str, bytes]):
     out = {}
     for name, data in mp4s.items():
         video = decode_video(data, VideoLimits(), pixel_format="gray")
-        out[name] = backend.judge(video, "shapes", with_reasons=True, check=Deadline().check)
+        out[name] = backend.prepare(video, "shapes", Deadline().check)
     return out
 
 
@@ -73,7 +73,7 @@ def test_static_clip_has_low_dynamic_degree(judged) -> None:
 def test_identical_input_gives_identical_output(mp4s: dict[str, bytes], judged) -> None:
     backend = SignalBackend()
     video = decode_video(mp4s["judder"], VideoLimits(), pixel_format="gray")
-    again = backend.judge(video, "shapes", with_reasons=True, check=Deadline().check)
+    again = backend.prepare(video, "shapes", Deadline().check)
     assert again == judged["judder"]
 
 

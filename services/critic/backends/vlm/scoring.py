@@ -149,9 +149,17 @@ class VlmScorer:
     # -- model-thread work -----------------------------------------------------
     @torch.inference_mode()
     def run(
-        self, items: Sequence[PreparedItem], with_reasons: bool, check: Callable[[], None]
+        self,
+        items: Sequence[PreparedItem],
+        with_reasons: bool,
+        check: Callable[[], None],
+        force: Sequence[Label] | None = None,
     ) -> list[list[Answer]]:
-        """Answer every question of every item; one list of answers per item."""
+        """Answer every question of every item; one list of answers per item.
+
+        ``force`` (one label per question, in order) overrides the chosen labels:
+        the reasons are then decoded after those labels (tests use it).
+        """
         model, family = self.model, self.family
         device = model.device
         embeds_per_video = family.encode_videos(model, [it.vision for it in items])
@@ -173,6 +181,8 @@ class VlmScorer:
         restricted = logits[:, self.label_ids].float()
         probs = torch.softmax(restricted, dim=-1).cpu().numpy().astype(np.float64)
         chosen = [ASSESSED_LABELS[int(np.argmax(p))] for p in probs]
+        if force is not None:
+            chosen = list(force)
         texts: list[str | None] = [None] * len(rows)
         if with_reasons:
             check()
