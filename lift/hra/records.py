@@ -58,11 +58,15 @@ class HraError:
         return f"line {self.line}: {self.message}"
 
 
-def _objects(text: str) -> list[tuple[int, Any]] | HraError:
-    """(line, value) of every record, for a JSON array or JSON lines."""
+def _objects(text: str) -> tuple[list[tuple[int, Any]], list[HraError]]:
+    """(line, value) of every record, for a JSON array or JSON lines, and syntax errors.
+
+    A syntax error ends a JSON array (nothing after it can be trusted); in JSON
+    lines it costs only its own line.
+    """
     stripped = text.lstrip()
     if not stripped:
-        return HraError(1, "the file is empty")
+        return [], [HraError(1, "the file is empty")]
     decoder = json.JSONDecoder()
     out: list[tuple[int, Any]] = []
     if stripped.startswith("["):
@@ -71,30 +75,31 @@ def _objects(text: str) -> list[tuple[int, Any]] | HraError:
             while pos < len(text) and text[pos] in " \t\r\n":
                 pos += 1
             if pos < len(text) and text[pos] == "]":
-                return out
+                return out, []
             line = text.count("\n", 0, pos) + 1
             try:
                 value, pos = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as exc:
-                return HraError(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+                return out, [HraError(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")]
             out.append((line, value))
             while pos < len(text) and text[pos] in " \t\r\n":
                 pos += 1
             if pos < len(text) and text[pos] == ",":
                 pos += 1
             elif pos < len(text) and text[pos] == "]":
-                return out
+                return out, []
             else:
                 line = text.count("\n", 0, pos) + 1
-                return HraError(line, "expected ',' or ']' after a record")
+                return out, [HraError(line, "expected ',' or ']' after a record")]
+    errors = []
     for i, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
         try:
             out.append((i, json.loads(raw)))
         except json.JSONDecodeError as exc:
-            return HraError(i, f"invalid JSON: {exc.msg} (column {exc.colno})")
-    return out
+            errors.append(HraError(i, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+    return out, errors
 
 
 def _dimension_by_keywords(question: str) -> Dimension | None:
@@ -164,11 +169,8 @@ def read_hra(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [], [HraError(1, f"cannot read {path}: {exc}")]
-    objects = _objects(text)
-    if isinstance(objects, HraError):
-        return [], [objects]
+    objects, errors = _objects(text)
     records: list[HraRecord] = []
-    errors: list[HraError] = []
     seen: dict[tuple[str, Dimension], int] = {}
     for line, obj in objects:
         r = _record(line, obj, templates)
@@ -189,7 +191,7 @@ def read_hra(
         records.append(r)
     if not records and not errors:
         errors.append(HraError(1, "the file holds no records"))
-    return records, errors
+    return records, sorted(errors, key=lambda e: e.line)
 
 
 def resolve_video(hra_file: Path, video: str) -> Path:
