@@ -46,6 +46,7 @@ format: setup
 
 bench: setup
 	$(PY) -m benchmarks.critic_signal
+	$(PY) -m benchmarks.critic_vlm
 
 clean:
 	rm -rf $(VENV) .tools $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -216,7 +216,7 @@ class AsyncCriticClient:
 
     async def close(self) -> None:
         """Close the channel."""
-        await self._channel.close()
+        await self._channel.close(None)
 
     async def critique(self, video: Video, prompt: str) -> Critique:
         """Full critique of one video."""

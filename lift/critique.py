@@ -278,7 +278,7 @@ def dimension_to_proto(d: Dimension) -> int:
 
 def dimension_from_proto(value: int) -> Dimension:
     """The :class:`Dimension` of a lift.v1.Dimension enum value."""
-    return _DIM_FROM_PB[value]
+    return _DIM_FROM_PB[value]  # type: ignore[index]
 
 
 def to_proto(c: Critique) -> critic_pb2.Critique:

@@ -20,6 +20,9 @@ from grpc_reflection.v1alpha import reflection
 from lift import metrics
 from lift.errors import LiftError
 
+HealthServicer = Any
+"""grpc_health's ``health.aio.HealthServicer`` (its module is loaded lazily, untyped)."""
+
 log = logging.getLogger(__name__)
 
 
@@ -83,7 +86,7 @@ def build_server(
     service: str,
     registrations: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]],
     max_message_bytes: int,
-) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+) -> tuple[grpc.aio.Server, HealthServicer]:
     """A grpc.aio server with the given servicers, health and reflection.
 
     ``registrations`` are ``(add_XServicer_to_server, servicer, full_service_name)``.
@@ -96,7 +99,7 @@ def build_server(
             ("grpc.max_send_message_length", max_message_bytes),
         ],
     )
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [name for _, _, name in registrations]
     for add, servicer, _ in registrations:
@@ -112,9 +115,7 @@ def build_server(
     return server, health_servicer
 
 
-async def set_serving(
-    health_servicer: health.aio.HealthServicer, names: Sequence[str], up: bool
-) -> None:
+async def set_serving(health_servicer: HealthServicer, names: Sequence[str], up: bool) -> None:
     """Report every named service (and the server as a whole, "") as serving or not."""
     status = (
         health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING

@@ -70,7 +70,9 @@ def install_common(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> 
             status = response.status_code
             # Timing travels in a header, not the body, so identical requests get
             # byte-identical bodies.
-            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
+            response.headers["Server-Timing"] = (
+                f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
+            )
             return response
         finally:
             route = request.scope.get("route")

@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 import grpc
 import uvicorn
 from fastapi import FastAPI
-from grpc_health.v1 import health
 
-from lift.grpc_server import set_serving
+from lift.grpc_server import HealthServicer, set_serving
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ class ServiceRunner:
         self,
         name: str,
         grpc_server: grpc.aio.Server,
-        health_servicer: health.aio.HealthServicer,
+        health_servicer: HealthServicer,
         service_names: Sequence[str],
         app: FastAPI,
         host: str,

@@ -35,9 +35,7 @@ def _read(file: Path, templates: Path | None, check_videos: bool = True):  # typ
 def validate(
     file: Annotated[Path, typer.Argument(help="HRA file: JSON array or JSON lines")],
     templates: TemplatesOpt = None,
-    check_videos: Annotated[
-        bool, typer.Option(help="Check that every video file exists")
-    ] = True,
+    check_videos: Annotated[bool, typer.Option(help="Check that every video file exists")] = True,
 ) -> None:
     """Check an HRA file; print every error with its line, exit 1 if there are any."""
     records, errors = _read(file, templates, check_videos)
@@ -64,7 +62,9 @@ def _judge_with_server(file: Path, server: str):  # type: ignore[no-untyped-def]
                 chunk = pairs[i : i + _CHUNK]
                 items = []
                 for video, prompt in chunk:
-                    items.append((video if "://" in video else str(resolve_video(file, video)), prompt))
+                    items.append(
+                        (video if "://" in video else str(resolve_video(file, video)), prompt)
+                    )
                 try:
                     results = client.score(items)
                 except CriticError as exc:
@@ -93,7 +93,9 @@ def _judge_in_process(file: Path, settings):  # type: ignore[no-untyped-def]
                 if "://" in video:
                     items.append((VideoSource(uri=video), prompt))
                 else:
-                    items.append((VideoSource(data=resolve_video(file, video).read_bytes()), prompt))
+                    items.append(
+                        (VideoSource(data=resolve_video(file, video).read_bytes()), prompt)
+                    )
             for o in engine.score(items, Deadline()):
                 out.append(o.critique if o.critique is not None else str(o.error))
         return out
@@ -108,9 +110,12 @@ def evaluate(
         str | None, typer.Option(help="Critic to evaluate: host:port (gRPC) or http://host:port")
     ] = None,
     backend: Annotated[
-        str | None, typer.Option(help="Evaluate an in-process backend instead: signal, vlm, composite")
+        str | None,
+        typer.Option(help="Evaluate an in-process backend instead: signal, vlm, composite"),
     ] = None,
-    model: Annotated[Path | None, typer.Option(help="Checkpoint directory (vlm, composite)")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Checkpoint directory (vlm, composite)")
+    ] = None,
     adapter: Annotated[Path | None, typer.Option(help="peft LoRA adapter directory")] = None,
     templates: TemplatesOpt = None,
     signal: Annotated[

@@ -160,12 +160,12 @@ def critique(
                 except (CriticError, OSError) as exc:
                     fail(v, str(exc))
     else:
+        from pydantic import ValidationError
+
         from lift.errors import LiftError
         from lift.serving import Deadline
         from services.critic.engine import CriticEngine, VideoSource
         from services.critic.settings import CriticSettings
-
-        from pydantic import ValidationError
 
         try:
             settings = CriticSettings(

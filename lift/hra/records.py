@@ -180,13 +180,16 @@ def read_hra(
         key = (r.video, r.dimension)
         if key in seen:
             errors.append(
-                HraError(line, f"{r.video} is rated on {r.dimension.value} twice (first on line {seen[key]})")
+                HraError(
+                    line,
+                    f"{r.video} is rated on {r.dimension.value} twice (first on line {seen[key]})",
+                )
             )
             continue
-        if check_videos and not re.match(r"^[a-z]+://", r.video):
-            if not resolve_video(path, r.video).is_file():
-                errors.append(HraError(line, f"video file not found: {resolve_video(path, r.video)}"))
-                continue
+        local = check_videos and not re.match(r"^[a-z]+://", r.video)
+        if local and not resolve_video(path, r.video).is_file():
+            errors.append(HraError(line, f"video file not found: {resolve_video(path, r.video)}"))
+            continue
         seen[key] = line
         records.append(r)
     if not records and not errors:

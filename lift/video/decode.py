@@ -113,7 +113,8 @@ def _to_pixels(frame: av.VideoFrame, pixel_format: str, width: int, height: int)
         and (frame.width, frame.height) == (width, height)
     ):
         plane = frame.planes[0]
-        luma = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
+        raw = np.frombuffer(plane, np.uint8)  # type: ignore[call-overload]
+        luma = raw.reshape(height, plane.line_size)[:, :width]
         full = name.startswith("yuvj") or frame.color_range == _FULL_RANGE
         return np.ascontiguousarray(luma) if full else cv2.LUT(luma, _TV_TO_PC)
     return frame.to_ndarray(format=pixel_format, width=width, height=height)

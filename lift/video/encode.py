@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
+from typing import cast
 
 import av
 import numpy as np
@@ -37,7 +38,7 @@ def encode_video(frames: np.ndarray, fps: float, fmt: str = "mp4") -> bytes:
     buf = io.BytesIO()
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(buf, mode="w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate, options=dict(options))
+        stream = cast(av.VideoStream, out.add_stream(codec, rate=rate, options=dict(options)))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         for i in range(n):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")

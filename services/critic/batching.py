@@ -60,7 +60,9 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._loop, name="critic-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, items: Sequence[Any], with_reasons: bool, deadline: Deadline) -> list[Judgement]:
+    def submit(
+        self, items: Sequence[Any], with_reasons: bool, deadline: Deadline
+    ) -> list[Judgement]:
         """Judge ``items`` (blocking); raises when the deadline passes or the caller leaves."""
         jobs = [_Job(item, with_reasons, deadline) for item in items]
         with self._cond:

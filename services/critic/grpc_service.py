@@ -105,7 +105,7 @@ class CriticServicer(critic_pb2_grpc.CriticServiceServicer):
             model=common_pb2.ModelInfo(
                 backend=info.model.backend, name=info.model.name, version=info.model.version
             ),
-            assessed_dimensions=[dimension_to_proto(d) for d in info.assessed],
+            assessed_dimensions=[dimension_to_proto(d) for d in info.assessed],  # type: ignore[misc]
             reward_map=common_pb2.LabelProbabilities(
                 good=info.reward_map.good, normal=info.reward_map.normal, bad=info.reward_map.bad
             ),

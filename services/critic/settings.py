@@ -32,7 +32,8 @@ class CriticSettings(ServiceSettings):
     )
     # -- vlm / composite ---------------------------------------------------------
     model: Path | None = Field(
-        None, description="Local transformers checkpoint directory of the video VLM (vlm, composite)."
+        None,
+        description="Local transformers checkpoint directory of the video VLM (vlm, composite).",
     )
     adapter: Path | None = Field(None, description="Optional peft LoRA adapter directory.")
     templates: Path | None = Field(

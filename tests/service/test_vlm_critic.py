@@ -92,8 +92,7 @@ def test_score_has_probabilities_without_reasons_equal_to_critique(vstub, vhttp,
         "/v1/scores",
         json={
             "items": [
-                {"video_b64": base64.b64encode(mp4s[n]).decode(), "prompt": PROMPT}
-                for n in names
+                {"video_b64": base64.b64encode(mp4s[n]).decode(), "prompt": PROMPT} for n in names
             ]
         },
     )
@@ -136,7 +135,9 @@ def test_concurrent_requests_are_micro_batched_and_correct(vlm_critic, vstub, mp
     alone = {
         n: from_proto(
             vstub.Critique(
-                critic_pb2.CritiqueRequest(video=common_pb2.VideoSource(data=mp4s[n]), prompt=PROMPT),
+                critic_pb2.CritiqueRequest(
+                    video=common_pb2.VideoSource(data=mp4s[n]), prompt=PROMPT
+                ),
                 timeout=60,
             ).critique
         )

@@ -55,9 +55,10 @@ def test_signal_can_decide_the_dimensions_it_assesses(parts, mp4s) -> None:
     vlm_only = _dims(_judge(vlm, mp4s["frozen"]))
     motion = merged[Dimension.MOTION_SMOOTHNESS]
     assert motion.label is Label.BAD and motion == sig[Dimension.MOTION_SMOOTHNESS]
-    assert merged[Dimension.SEMANTIC_CONSISTENCY].reasons == vlm_only[
-        Dimension.SEMANTIC_CONSISTENCY
-    ].reasons
+    assert (
+        merged[Dimension.SEMANTIC_CONSISTENCY].reasons
+        == vlm_only[Dimension.SEMANTIC_CONSISTENCY].reasons
+    )
 
 
 def test_semantic_consistency_always_comes_from_the_vlm(parts) -> None:

@@ -65,7 +65,9 @@ def hra_dir(tmp_path_factory, mp4s: dict[str, bytes]) -> Path:
     (root / "clips").mkdir()
     for name in {v for v, _, _ in RATINGS}:
         (root / "clips" / f"{name}.mp4").write_bytes(mp4s[name])
-    lines = [json.dumps(_record(v, d, lab, explicit=i % 3 == 0)) for i, (v, d, lab) in enumerate(RATINGS)]
+    lines = [
+        json.dumps(_record(v, d, lab, explicit=i % 3 == 0)) for i, (v, d, lab) in enumerate(RATINGS)
+    ]
     (root / "hra.jsonl").write_text("\n".join(lines) + "\n")
     return root
 
@@ -96,12 +98,30 @@ def test_json_array_errors_carry_the_line_of_the_record(hra_dir: Path) -> None:
         ("not json", "invalid JSON"),
         ('["a list"]', "must be a JSON object"),
         ('{"conversations": []}', '"video" must be'),
-        ('{"video": "clips/clean.mp4", "conversations": [{"from": "human", "value": "hi"}]}', "human turn and a gpt turn"),
-        ('{"video": "clips/clean.mp4", "conversations": [{"from": "human", "value": "no marker"}, {"from": "gpt", "value": "Good. x"}]}', "no <video> marker"),
-        ('{"video": "clips/clean.mp4", "conversations": [{"from": "human", "value": "<video>\\nWhat?"}, {"from": "gpt", "value": "Good. x"}]}', "which dimension"),
-        ('{"video": "clips/clean.mp4", "dimension": "colour", "conversations": [{"from": "human", "value": "<video>\\nWhat?"}, {"from": "gpt", "value": "Good. x"}]}', '"dimension" must be one of'),
-        ('{"video": "clips/clean.mp4", "conversations": [{"from": "human", "value": "<video>\\nIs the motion smooth?"}, {"from": "gpt", "value": "Good. x"}]}', "cannot find the caption"),
-        ('{"video": "clips/missing.mp4", "dimension": "video_fidelity", "prompt": "p", "conversations": [{"from": "human", "value": "<video>\\nq"}, {"from": "gpt", "value": "Bad. x"}]}', "video file not found"),
+        (
+            '{"video": "clips/clean.mp4", "conversations": [{"from": "human", "value": "hi"}]}',
+            "human turn and a gpt turn",
+        ),
+        (
+            '{"video": "clips/clean.mp4", "conversations": [{"from": "human", "value": "no marker"}, {"from": "gpt", "value": "Good. x"}]}',
+            "no <video> marker",
+        ),
+        (
+            '{"video": "clips/clean.mp4", "conversations": [{"from": "human", "value": "<video>\\nWhat?"}, {"from": "gpt", "value": "Good. x"}]}',
+            "which dimension",
+        ),
+        (
+            '{"video": "clips/clean.mp4", "dimension": "colour", "conversations": [{"from": "human", "value": "<video>\\nWhat?"}, {"from": "gpt", "value": "Good. x"}]}',
+            '"dimension" must be one of',
+        ),
+        (
+            '{"video": "clips/clean.mp4", "conversations": [{"from": "human", "value": "<video>\\nIs the motion smooth?"}, {"from": "gpt", "value": "Good. x"}]}',
+            "cannot find the caption",
+        ),
+        (
+            '{"video": "clips/missing.mp4", "dimension": "video_fidelity", "prompt": "p", "conversations": [{"from": "human", "value": "<video>\\nq"}, {"from": "gpt", "value": "Bad. x"}]}',
+            "video file not found",
+        ),
     ],
 )
 def test_each_error_names_its_line_and_what_to_fix(hra_dir: Path, line: str, message: str) -> None:

@@ -38,9 +38,7 @@ def _vlm(settings: CriticSettings) -> CriticBackend:
 def _composite(settings: CriticSettings) -> CriticBackend:
     from services.critic.backends.composite import CompositeBackend
 
-    return CompositeBackend(
-        _vlm(settings), _signal(settings), settings.composite_vlm_dimensions
-    )
+    return CompositeBackend(_vlm(settings), _signal(settings), settings.composite_vlm_dimensions)
 
 
 BACKENDS: dict[str, Callable[[CriticSettings], CriticBackend]] = {

@@ -69,7 +69,9 @@ class CompositeBackend:
 
     def prepare(self, video: DecodedVideo, prompt: str, check: Callable[[], None]) -> Any:
         """The signal critic's full judgement, and the VLM's prepared input."""
-        signal = self.signal.prepare(to_gray(subsample(video, self.signal.max_frames)), prompt, check)
+        signal = self.signal.prepare(
+            to_gray(subsample(video, self.signal.max_frames)), prompt, check
+        )
         vlm = self.vlm.prepare(subsample(video, self.vlm.max_frames), prompt, check)
         return signal, vlm
 
@@ -87,9 +89,7 @@ class CompositeBackend:
         merged = []
         for dim in DIMENSIONS:
             evidence = s_by[dim].issues if dim in self.signal.assessed else ()
-            verdict: DimensionVerdict = (
-                v_by[dim] if self.deciders[dim] is self.vlm else s_by[dim]
-            )
+            verdict: DimensionVerdict = v_by[dim] if self.deciders[dim] is self.vlm else s_by[dim]
             verdict = replace(verdict, issues=evidence)
             merged.append(verdict if with_reasons else verdict.without_reasons())
         return Judgement(tuple(merged), signal.dynamic_degree)

@@ -181,7 +181,7 @@ def measure(frames: np.ndarray, times: np.ndarray, should_stop: object = None) -
 
 def _flow(small: list[np.ndarray], should_stop: object) -> tuple[np.ndarray, np.ndarray]:
     n = len(small)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # type: ignore[attr-defined]
     fine = 4 * GRID
     velocity = np.zeros((max(n - 1, 0), GRID * GRID, 2), np.float32)
     speed = np.zeros(max(n - 1, 0), np.float32)

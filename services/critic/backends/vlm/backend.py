@@ -37,7 +37,7 @@ class VlmOptions:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> cuda when available, else cpu; "cuda" without a GPU is an error."""
+    """ "auto" -> cuda when available, else cpu; "cuda" without a GPU is an error."""
     import torch
 
     if device == "auto":

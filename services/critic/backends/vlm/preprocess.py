@@ -60,7 +60,9 @@ class PatchConfig:
             patch_size=int(raw.get("patch_size", default.patch_size)),
             temporal_patch_size=int(raw.get("temporal_patch_size", default.temporal_patch_size)),
             merge_size=int(raw.get("merge_size", default.merge_size)),
-            min_pixels=int(raw.get("min_pixels") or size.get("shortest_edge") or default.min_pixels),
+            min_pixels=int(
+                raw.get("min_pixels") or size.get("shortest_edge") or default.min_pixels
+            ),
             max_pixels=int(raw.get("max_pixels") or size.get("longest_edge") or default.max_pixels),
             mean=tuple(raw.get("image_mean", default.mean)),  # type: ignore[arg-type]
             std=tuple(raw.get("image_std", default.std)),  # type: ignore[arg-type]
@@ -120,7 +122,9 @@ def patchify(x: np.ndarray, cfg: PatchConfig) -> tuple[np.ndarray, tuple[int, in
     return np.ascontiguousarray(x.reshape(gt * gh * gw, c * tp * p * p)), (gt, gh, gw)
 
 
-def preprocess_video(frames: np.ndarray, cfg: PatchConfig) -> tuple[np.ndarray, tuple[int, int, int]]:
+def preprocess_video(
+    frames: np.ndarray, cfg: PatchConfig
+) -> tuple[np.ndarray, tuple[int, int, int]]:
     """RGB uint8 frames (N, H, W, 3) -> (patches, (grid_t, grid_h, grid_w))."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected RGB frames (N, H, W, 3), got shape {frames.shape}")

@@ -115,7 +115,11 @@ def write_tiny_critic(directory: Path, seed: int = 0) -> Path:
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
             "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 3, 3],
+            },
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
@@ -184,5 +188,5 @@ def write_tiny_lora(model_dir: Path, directory: Path, seed: int = 1, rank: int =
     )
     torch.manual_seed(seed)
     peft_model = get_peft_model(base, config)
-    peft_model.save_pretrained(directory, safe_serialization=True)
+    peft_model.save_pretrained(str(directory), safe_serialization=True)
     return directory

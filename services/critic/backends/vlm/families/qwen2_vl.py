@@ -28,9 +28,9 @@ class Qwen2VLFamily:
         from transformers import AutoModelForImageTextToText
 
         model = AutoModelForImageTextToText.from_pretrained(
-            path, dtype=dtype, attn_implementation=attn
+            str(path), dtype=dtype, attn_implementation=attn
         )
-        return model.to(device).eval()
+        return model.to(device).eval()  # type: ignore[arg-type]
 
     def prepare(self, frames: np.ndarray, seconds_per_frame: float) -> VisionInput:
         pixels, grid = preprocess_video(frames, self.patches)
