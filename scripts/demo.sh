@@ -24,3 +24,10 @@ echo "critic ready: gRPC 127.0.0.1:$GRPC_PORT, HTTP http://127.0.0.1:$HTTP_PORT/
 "$LIFT" debug samples "$DIR/samples" >/dev/null
 "$LIFT" critique "$DIR"/samples/*.mp4 --prompt "colourful shapes glide across a textured wall" \
   --server "127.0.0.1:$GRPC_PORT"
+
+echo
+echo "The vlm/composite backends on a tiny random Qwen2-VL checkpoint (random weights:"
+echo "its labels and reasons mean nothing; point --model at a real checkpoint):"
+"$LIFT" debug tiny-model critic "$DIR/tiny-critic" >/dev/null
+"$LIFT" critique "$DIR/samples/flicker.mp4" --prompt "colourful shapes glide across a textured wall" \
+  --backend composite --model "$DIR/tiny-critic"
