@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lift.critique import Dimension, Label
@@ -66,3 +67,21 @@ def test_semantic_consistency_always_comes_from_the_vlm(parts) -> None:
     composite = CompositeBackend(vlm, signal, [])
     assert composite.deciders[Dimension.SEMANTIC_CONSISTENCY] is vlm
     assert composite.deciders[Dimension.MOTION_SMOOTHNESS] is signal
+
+
+def test_odd_shapes_are_judged_or_refused_with_a_reason(parts) -> None:
+    """One frame, 16x16, and a 16x4000 sliver: no crash, a clear refusal where needed."""
+    from lift.errors import InvalidInput
+    from lift.video.encode import encode_video
+
+    vlm, signal = parts
+    composite = CompositeBackend(vlm, signal, list(Dimension))
+    rng = np.random.default_rng(0)
+    one = encode_video(rng.integers(0, 255, (1, 64, 64, 3), dtype=np.uint8), 8, "gif")
+    small = encode_video(rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8), 8, "mp4")
+    sliver = encode_video(rng.integers(0, 255, (3, 16, 4000, 3), dtype=np.uint8), 8, "mp4")
+    for data in (one, small):
+        assert len(_judge(composite, data).dimensions) == 3
+    assert _judge(signal, sliver).dynamic_degree is not None
+    with pytest.raises(InvalidInput, match="aspect ratio"):
+        _judge(composite, sliver)

@@ -179,6 +179,9 @@ def measure(frames: np.ndarray, times: np.ndarray, should_stop: object = None) -
     )
 
 
+_MIN_FLOW_SIDE = 32
+
+
 def _flow(small: list[np.ndarray], should_stop: object) -> tuple[np.ndarray, np.ndarray]:
     n = len(small)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # type: ignore[attr-defined]
@@ -186,6 +189,12 @@ def _flow(small: list[np.ndarray], should_stop: object) -> tuple[np.ndarray, np.
     velocity = np.zeros((max(n - 1, 0), GRID * GRID, 2), np.float32)
     speed = np.zeros(max(n - 1, 0), np.float32)
     top = max(1, fine * fine // 20)
+    if n and min(small[0].shape) < _MIN_FLOW_SIDE:
+        # DIS builds an image pyramid and fails on slivers (e.g. 16x4000 video):
+        # stretch the short side up; flow is only compared between frames.
+        h, w = small[0].shape
+        size = (max(w, _MIN_FLOW_SIDE), max(h, _MIN_FLOW_SIDE))
+        small = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in small]
     for t in range(n - 1):
         if callable(should_stop):
             should_stop()

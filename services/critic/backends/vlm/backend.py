@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from lift.critique import DIMENSIONS, Dimension, DimensionVerdict, ModelInfo
+from lift.errors import InvalidInput
 from lift.video import DecodedVideo
 from services.critic.backends.base import Judgement
 from services.critic.backends.vlm.families import family_for
@@ -122,7 +123,10 @@ class VlmBackend:
             spf = float(np.mean(np.diff(video.timestamps)))
         else:
             spf = 1.0 / video.fps if video.fps > 0 else 1.0
-        return self.scorer.prepare(video.frames, spf, prompt, DIMENSIONS)
+        try:
+            return self.scorer.prepare(video.frames, spf, prompt, DIMENSIONS)
+        except ValueError as exc:  # e.g. an aspect ratio the vision tower cannot take
+            raise InvalidInput(f"the model cannot take this video: {exc}") from None
 
     def judge_batch(
         self, prepared: Sequence[PreparedItem], with_reasons: bool, check: Callable[[], None]
