@@ -209,11 +209,15 @@ def tiny_critic(
         Path | None, typer.Option(help="Also write a random LoRA adapter for it here")
     ] = None,
     seed: Annotated[int, typer.Option(help="Weight seed")] = 0,
+    family: Annotated[str, typer.Option(help="qwen2_vl or qwen2_5_vl")] = "qwen2_vl",
 ) -> None:
     """Write a tiny random Qwen2-VL critic checkpoint (loads with --backend vlm --model DIR)."""
-    from services.critic.backends.vlm.tiny import write_tiny_critic, write_tiny_lora
+    from services.critic.backends.vlm.tiny import TINY_FAMILIES, write_tiny_critic, write_tiny_lora
 
-    write_tiny_critic(directory, seed=seed)
+    if family not in TINY_FAMILIES:
+        typer.secho(f"--family must be one of {', '.join(TINY_FAMILIES)}", fg="red", err=True)
+        raise typer.Exit(2)
+    write_tiny_critic(directory, seed=seed, family=family)
     typer.echo(f"tiny critic checkpoint: {directory}")
     if adapter is not None:
         write_tiny_lora(directory, adapter)

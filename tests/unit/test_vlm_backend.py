@@ -151,3 +151,33 @@ def test_checkpoint_has_everything_from_pretrained_needs(tiny_critic_dir: Path) 
     names = {p.name for p in tiny_critic_dir.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= names
     assert json.loads((tiny_critic_dir / "config.json").read_text())["model_type"] == "qwen2_vl"
+
+
+def test_qwen2_5_vl_family_with_time_aware_positions(tmp_path: Path, videos) -> None:
+    from services.critic.backends.vlm.tiny import write_tiny_critic
+
+    model_dir = write_tiny_critic(tmp_path / "q25", family="qwen2_5_vl")
+    b = VlmBackend(VlmOptions(model=model_dir))
+    assert b.family.name == "qwen2_5_vl"
+    items = [b.prepare(videos[n], "a ball", NEVER) for n in ("clean", "frozen")]
+    batched = b.judge_batch(items, True, NEVER)
+    for item, j in zip(items, batched, strict=True):
+        alone = b.judge_batch([item], True, NEVER)[0]
+        for x, y in zip(j.dimensions, alone.dimensions, strict=True):
+            assert x.label == y.label and x.reasons == y.reasons and x.reasons[0]
+            assert abs(x.probabilities.good - y.probabilities.good) < 1e-5
+    # our positions equal the model's own when given the same seconds per temporal patch
+    scorer, item = b.scorer, items[0]
+    ids = torch.tensor([item.rows[0]])
+    with torch.inference_mode():
+        out = scorer.model(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            pixel_values_videos=torch.from_numpy(item.vision.pixels),
+            video_grid_thw=torch.tensor([item.vision.grid]),
+            second_per_grid_ts=torch.tensor([item.vision.seconds_per_grid_t]),
+            mm_token_type_ids=(ids == scorer.video_token_id).int() * 2,
+        )
+    full = torch.softmax(out.logits[0, -1].double(), dim=-1)[scorer.label_ids]
+    p = scorer.run([item], False, NEVER)[0][0].probabilities
+    np.testing.assert_allclose([p.good, p.normal, p.bad], (full / full.sum()).numpy(), atol=2e-6)

@@ -1,4 +1,4 @@
-"""A tiny random Qwen2-VL checkpoint, built in code: for tests, the demo and `lift debug`.
+"""A tiny random Qwen2-VL (or Qwen2.5-VL) checkpoint, built in code: for tests, the demo and `lift debug`.
 
 It is a real checkpoint in every way but size and training: ``config.json``,
 ``model.safetensors``, a byte-level BPE tokenizer trained here with
@@ -96,17 +96,47 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
-def write_tiny_critic(directory: Path, seed: int = 0) -> Path:
-    """Write the tiny random Qwen2-VL critic checkpoint into ``directory``."""
-    import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+TINY_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
 
+
+def _vision_config(family: str) -> dict[str, object]:
+    common = {"depth": 2, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2}
+    common |= {"temporal_patch_size": 2, "initializer_range": 0.2}
+    if family == "qwen2_5_vl":  # windowed attention, one full-attention block
+        return common | {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "out_hidden_size": 64,
+            "window_size": 56,
+            "fullatt_block_indexes": [1],
+            "tokens_per_second": 2,
+        }
+    return common | {"embed_dim": 32, "hidden_size": 64, "mlp_ratio": 2}
+
+
+def write_tiny_critic(directory: Path, seed: int = 0, family: str = "qwen2_vl") -> Path:
+    """Write a tiny random Qwen2-VL (or Qwen2.5-VL) critic checkpoint into ``directory``."""
+    import torch
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+    )
+
+    if family not in TINY_FAMILIES:
+        raise ValueError(f"family must be one of {TINY_FAMILIES}, got {family!r}")
+    config_cls, model_cls = (
+        (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration)
+        if family == "qwen2_5_vl"
+        else (Qwen2VLConfig, Qwen2VLForConditionalGeneration)
+    )
     _quiet()
 
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = Qwen2VLConfig(
+    config = config_cls(
         text_config={
             "vocab_size": len(tokenizer),
             "hidden_size": 64,
@@ -125,17 +155,7 @@ def write_tiny_critic(directory: Path, seed: int = 0) -> Path:
             "pad_token_id": ids["<|endoftext|>"],
             "initializer_range": 0.2,
         },
-        vision_config={
-            "depth": 2,
-            "embed_dim": 32,
-            "hidden_size": 64,
-            "num_heads": 2,
-            "mlp_ratio": 2,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "initializer_range": 0.2,
-        },
+        vision_config=_vision_config(family),
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -143,7 +163,7 @@ def write_tiny_critic(directory: Path, seed: int = 0) -> Path:
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config).eval()
+    model = model_cls(config).eval()
     model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
     common = {
@@ -176,10 +196,10 @@ def write_tiny_lora(model_dir: Path, directory: Path, seed: int = 1, rank: int =
     """Write a peft LoRA adapter for the tiny critic with random, non-zero weights."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import Qwen2VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
 
     _quiet()
-    base = Qwen2VLForConditionalGeneration.from_pretrained(model_dir)
+    base = AutoModelForImageTextToText.from_pretrained(str(model_dir))
     config = LoraConfig(
         r=rank,
         lora_alpha=2 * rank,
