@@ -100,7 +100,8 @@ TINY_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
 
 
 def _vision_config(family: str) -> dict[str, object]:
-    common = {"depth": 2, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2}
+    common: dict[str, object] = {"depth": 2, "num_heads": 2, "patch_size": 14}
+    common |= {"spatial_merge_size": 2}
     common |= {"temporal_patch_size": 2, "initializer_range": 0.2}
     if family == "qwen2_5_vl":  # windowed attention, one full-attention block
         return common | {
@@ -126,7 +127,7 @@ def write_tiny_critic(directory: Path, seed: int = 0, family: str = "qwen2_vl") 
 
     if family not in TINY_FAMILIES:
         raise ValueError(f"family must be one of {TINY_FAMILIES}, got {family!r}")
-    config_cls, model_cls = (
+    config_cls, model_cls = (  # type: ignore[var-annotated]
         (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration)
         if family == "qwen2_5_vl"
         else (Qwen2VLConfig, Qwen2VLForConditionalGeneration)
@@ -163,7 +164,7 @@ def write_tiny_critic(directory: Path, seed: int = 0, family: str = "qwen2_vl") 
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
-    model = model_cls(config).eval()
+    model = model_cls(config).eval()  # type: ignore[arg-type]
     model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
     common = {
