@@ -21,6 +21,7 @@ import grpc
 import httpx
 
 from lift.critique import Critique, from_json, from_proto
+from lift.uris import is_uri
 from lift.v1 import common_pb2, critic_pb2, critic_pb2_grpc
 
 Video = bytes | str | Path
@@ -38,7 +39,7 @@ class CriticError(Exception):
 
 
 def _is_uri(video: Video) -> bool:
-    return isinstance(video, str) and "://" in video
+    return isinstance(video, str) and is_uri(video)
 
 
 def _load(video: Video) -> tuple[bytes | None, str | None]:

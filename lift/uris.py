@@ -27,6 +27,11 @@ class UriPolicy:
     http_timeout_s: float = 20.0
 
 
+def is_uri(text: str) -> bool:
+    """Whether a video argument is a URI (``scheme://...``) rather than a local path."""
+    return "://" in text
+
+
 def read_uri(uri: str, policy: UriPolicy, max_bytes: int) -> bytes:
     """Return the bytes ``uri`` names, or raise with a sentence saying why not."""
     parsed = urlparse(uri)

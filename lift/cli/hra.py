@@ -60,11 +60,7 @@ def _judge_with_server(file: Path, server: str):  # type: ignore[no-untyped-def]
         with CriticClient(server) as client:
             for i in range(0, len(pairs), _CHUNK):
                 chunk = pairs[i : i + _CHUNK]
-                items = []
-                for video, prompt in chunk:
-                    items.append(
-                        (video if "://" in video else str(resolve_video(file, video)), prompt)
-                    )
+                items = [(resolve_video(file, video), prompt) for video, prompt in chunk]
                 try:
                     results = client.score(items)
                 except CriticError as exc:
@@ -88,14 +84,10 @@ def _judge_in_process(file: Path, settings):  # type: ignore[no-untyped-def]
     def judge(pairs: Sequence[tuple[str, str]]) -> list[Critique | str]:
         out: list[Critique | str] = []
         for i in range(0, len(pairs), _CHUNK):
-            items = []
-            for video, prompt in pairs[i : i + _CHUNK]:
-                if "://" in video:
-                    items.append((VideoSource(uri=video), prompt))
-                else:
-                    items.append(
-                        (VideoSource(data=resolve_video(file, video).read_bytes()), prompt)
-                    )
+            items = [
+                (VideoSource.from_arg(resolve_video(file, video)), prompt)
+                for video, prompt in pairs[i : i + _CHUNK]
+            ]
             for o in engine.score(items, Deadline()):
                 out.append(o.critique if o.critique is not None else str(o.error))
         return out

@@ -181,10 +181,7 @@ def critique(
             raise typer.Exit(1) from None
         for v in videos:
             try:
-                source = (
-                    VideoSource(uri=v) if "://" in v else VideoSource(data=Path(v).read_bytes())
-                )
-                show(v, engine.critique(source, prompt, Deadline()))
+                show(v, engine.critique(VideoSource.from_arg(v), prompt, Deadline()))
             except (LiftError, OSError) as exc:
                 fail(v, getattr(exc, "message", str(exc)))
     if failures:
@@ -212,12 +209,13 @@ def tiny_critic(
     family: Annotated[str, typer.Option(help="qwen2_vl or qwen2_5_vl")] = "qwen2_vl",
 ) -> None:
     """Write a tiny random Qwen2-VL critic checkpoint (loads with --backend vlm --model DIR)."""
-    from services.critic.backends.vlm.tiny import TINY_FAMILIES, write_tiny_critic, write_tiny_lora
+    from services.critic.backends.vlm.tiny import write_tiny_critic, write_tiny_lora
 
-    if family not in TINY_FAMILIES:
-        typer.secho(f"--family must be one of {', '.join(TINY_FAMILIES)}", fg="red", err=True)
-        raise typer.Exit(2)
-    write_tiny_critic(directory, seed=seed, family=family)
+    try:
+        write_tiny_critic(directory, seed=seed, family=family)
+    except ValueError as exc:
+        typer.secho(f"--family: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"tiny critic checkpoint: {directory}")
     if adapter is not None:
         write_tiny_lora(directory, adapter)

@@ -18,12 +18,12 @@ given as ``prompt``.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lift.critique import Dimension, Label
+from lift.uris import is_uri
 from services.critic.backends.vlm.templates import VIDEO_MARKER, Templates
 
 _KEYWORDS = {
@@ -186,9 +186,9 @@ def read_hra(
                 )
             )
             continue
-        local = check_videos and not re.match(r"^[a-z]+://", r.video)
-        if local and not resolve_video(path, r.video).is_file():
-            errors.append(HraError(line, f"video file not found: {resolve_video(path, r.video)}"))
+        where = resolve_video(path, r.video)
+        if check_videos and not is_uri(where) and not Path(where).is_file():
+            errors.append(HraError(line, f"video file not found: {where}"))
             continue
         seen[key] = line
         records.append(r)
@@ -197,7 +197,9 @@ def read_hra(
     return records, sorted(errors, key=lambda e: e.line)
 
 
-def resolve_video(hra_file: Path, video: str) -> Path:
-    """A record's video path, relative to the HRA file's directory unless absolute."""
+def resolve_video(hra_file: Path, video: str) -> str:
+    """A record's video: a URI as written, else a path relative to the HRA file's directory."""
+    if is_uri(video):
+        return video
     p = Path(video)
-    return p if p.is_absolute() else hra_file.parent / p
+    return str(p if p.is_absolute() else hra_file.parent / p)

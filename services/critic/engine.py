@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lift import __version__
 from lift.critique import Critique, Dimension, ModelInfo, RewardMap, VideoInfo, expected_reward
 from lift.errors import Cancelled, DeadlineExceeded, InvalidInput, LiftError, NotReady
 from lift.serving import Deadline
-from lift.uris import UriPolicy, read_uri
+from lift.uris import UriPolicy, is_uri, read_uri
 from lift.video import decode_video
 from services.critic import metrics
 from services.critic.backends import CriticBackend, create_backend
@@ -31,6 +32,11 @@ class VideoSource:
 
     data: bytes | None = None
     uri: str | None = None
+
+    @classmethod
+    def from_arg(cls, arg: str) -> VideoSource:
+        """A URI as given, or the bytes of a local file (raises OSError if unreadable)."""
+        return cls(uri=arg) if is_uri(arg) else cls(data=Path(arg).read_bytes())
 
 
 @dataclass(frozen=True)

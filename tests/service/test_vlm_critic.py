@@ -116,20 +116,12 @@ def test_score_has_probabilities_without_reasons_equal_to_critique(vstub, vhttp,
 def test_concurrent_requests_are_micro_batched_and_correct(vlm_critic, vstub, mp4s) -> None:
     from services.critic import metrics
 
-    def count() -> float:
+    def histogram(suffix: str) -> float:
         return sum(
             s.value
             for m in metrics.MICRO_BATCH_SIZE.collect()
             for s in m.samples
-            if s.name.endswith("_count")
-        )
-
-    def total() -> float:
-        return sum(
-            s.value
-            for m in metrics.MICRO_BATCH_SIZE.collect()
-            for s in m.samples
-            if s.name.endswith("_sum")
+            if s.name.endswith(suffix)
         )
 
     alone = {
@@ -143,13 +135,13 @@ def test_concurrent_requests_are_micro_batched_and_correct(vlm_critic, vstub, mp
         )
         for n in ("clean", "blur")
     }
-    before_count, before_total = count(), total()
+    before_count, before_total = histogram("_count"), histogram("_sum")
     with CriticClient(vlm_critic.grpc_target) as client:
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             names = ["clean", "blur"] * 3
             results = list(pool.map(lambda n: client.critique(mp4s[n], PROMPT), names))
-    batches = count() - before_count
-    assert total() - before_total == 6
+    batches = histogram("_count") - before_count
+    assert histogram("_sum") - before_total == 6
     assert batches < 6  # some requests shared a model call
     for n, c in zip(names, results, strict=True):
         for a, b in zip(c.dimensions, alone[n].dimensions, strict=True):
