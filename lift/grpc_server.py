@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -49,7 +49,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler  # streaming responses (health watch, reflection) pass through
+        if handler.unary_stream and details.method.startswith("/lift."):
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # grpc's own streams (health watch, reflection) pass through
 
     def _wrap(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
         service = self.service
@@ -68,6 +74,37 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
                 raise
             except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception:
+                code = "INTERNAL"
+                log.exception("unhandled error in %s/%s", service, method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+            finally:
+                metrics.IN_FLIGHT.labels(service, "grpc").dec()
+                metrics.REQUESTS.labels(service, "grpc", method, code).inc()
+                metrics.LATENCY.labels(service, "grpc", method).observe(time.perf_counter() - start)
+
+        return wrapped
+
+    def _wrap_stream(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+        service = self.service
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            start = time.perf_counter()
+            code = "OK"
+            metrics.IN_FLIGHT.labels(service, "grpc").inc()
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except LiftError as exc:
+                code = exc.code_name
+                await context.abort(exc.grpc_code, exc.message)
+            except grpc.aio.AbortError:
+                status = context.code()
+                code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
                 code = "CANCELLED"
                 raise
             except Exception:

@@ -6,25 +6,67 @@ with the HTTP status of the error class; never a stack trace.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lift import metrics
-from lift.errors import LiftError
+from lift.errors import Cancelled, InvalidInput, LiftError
+from lift.serving import Deadline, WorkLimiter
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     """The JSON body of an error response."""
     return {"error": {"code": code, "message": message}}
+
+
+def parse_json(model: type[M], raw: bytes) -> M:
+    """Validate a JSON body; a bad one becomes InvalidInput naming the field."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err["loc"]) or "body"
+            parts.append(f"{where}: {err['msg']}")
+        raise InvalidInput("invalid JSON body: " + "; ".join(parts)) from None
+
+
+async def run_until_disconnect(
+    request: Request, limiter: WorkLimiter, fn: Callable[[Deadline], T]
+) -> T:
+    """Run ``fn`` through ``limiter``; stop it when the HTTP client goes away.
+
+    Long work (a generation) must not keep running for a caller who has left:
+    the deadline is cancelled and the engine stops at its next check.
+    """
+    work = asyncio.ensure_future(limiter.run(fn, Deadline()))
+    try:
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=0.25)
+            if done:
+                return work.result()
+            if await request.is_disconnected():
+                raise Cancelled("the client disconnected")
+    finally:
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LiftError):
+                await work
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -37,7 +37,7 @@ def read_uri(uri: str, policy: UriPolicy, max_bytes: int) -> bytes:
     parsed = urlparse(uri)
     scheme = parsed.scheme.lower()
     if scheme == "file":
-        return _read_file(parsed.netloc, unquote(parsed.path), policy, max_bytes)
+        return _read_file(uri, policy, max_bytes)
     if scheme in ("http", "https"):
         if not policy.allow_http:
             raise InvalidInput(
@@ -50,19 +50,33 @@ def read_uri(uri: str, policy: UriPolicy, max_bytes: int) -> bytes:
     )
 
 
-def _read_file(host: str, path: str, policy: UriPolicy, max_bytes: int) -> bytes:
-    if host not in ("", "localhost"):
-        raise InvalidInput(f"file:// URIs must name a local path, not host {host!r}")
+def local_path(uri: str, policy: UriPolicy) -> Path:
+    """The resolved local path a file:// URI names, refused unless it lies under the root.
+
+    Existence is left to the caller (a file or a directory may be wanted).
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme.lower() != "file":
+        raise InvalidInput(f"unsupported URI {uri!r}: this input must be a file:// URI")
+    if parsed.netloc not in ("", "localhost"):
+        raise InvalidInput(f"file:// URIs must name a local path, not host {parsed.netloc!r}")
     if policy.file_root is None:
         raise InvalidInput(
-            "file:// URIs are disabled on this server (no video root configured); send the bytes"
+            "file:// URIs are disabled on this server (no root directory configured); "
+            "send the bytes"
         )
+    path = unquote(parsed.path)
     root = policy.file_root.resolve()
     target = Path(path).resolve()
     if not target.is_relative_to(root):
-        raise InvalidInput(f"file {path!r} is outside the server's video root {str(root)!r}")
+        raise InvalidInput(f"{path!r} is outside the server's root directory {str(root)!r}")
+    return target
+
+
+def _read_file(uri: str, policy: UriPolicy, max_bytes: int) -> bytes:
+    target = local_path(uri, policy)
     if not target.is_file():
-        raise NotFound(f"no file at {path!r} under the server's video root")
+        raise NotFound(f"no file at {unquote(urlparse(uri).path)!r} under the server's root")
     size = target.stat().st_size
     if size > max_bytes:
         raise PayloadTooLarge(f"the file is {size} bytes; the limit is {max_bytes} bytes")

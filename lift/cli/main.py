@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lift.cli.generator import generate, generator_app, tiny_generator
 from lift.cli.hra import hra_app
 
 app = typer.Typer(
@@ -22,9 +23,12 @@ critic_app = typer.Typer(help="The critic service.", no_args_is_help=True)
 debug_app = typer.Typer(help="Developer tools.", no_args_is_help=True)
 tiny_app = typer.Typer(help="Write tiny random checkpoints (tests, demos).", no_args_is_help=True)
 app.add_typer(critic_app, name="critic")
+app.add_typer(generator_app, name="generator")
+app.command("generate")(generate)
 app.add_typer(debug_app, name="debug")
 app.add_typer(hra_app, name="hra")
 debug_app.add_typer(tiny_app, name="tiny-model")
+tiny_app.command("generator")(tiny_generator)
 
 ModelOpt = Annotated[
     Path | None, typer.Option(help="Checkpoint directory of the video VLM (vlm, composite)")

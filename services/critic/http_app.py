@@ -10,10 +10,10 @@ from starlette.datastructures import UploadFile
 from lift import __version__
 from lift.critique import to_json
 from lift.errors import InvalidInput, PayloadTooLarge
-from lift.http import error_body, install_common
+from lift.http import error_body, install_common, parse_json
 from lift.serving import Deadline, WorkLimiter
 from services.critic.engine import CriticEngine, VideoSource
-from services.critic.protocol import ScoreJSON, VideoJSON, parse
+from services.critic.protocol import ScoreJSON, VideoJSON
 
 _CRITIQUE_BODY = {
     "requestBody": {
@@ -87,8 +87,7 @@ def create_app(engine: CriticEngine, limiter: WorkLimiter) -> FastAPI:
         if ctype.startswith("multipart/form-data"):
             source, prompt = await _multipart(request)
         elif ctype.startswith("application/json"):
-            body = parse(VideoJSON, await _body(request))
-            assert isinstance(body, VideoJSON)
+            body = parse_json(VideoJSON, await _body(request))
             source, prompt = body.source(), body.prompt
         else:
             raise InvalidInput(
@@ -105,8 +104,7 @@ def create_app(engine: CriticEngine, limiter: WorkLimiter) -> FastAPI:
         openapi_extra=_SCORES_BODY,
     )
     async def scores(request: Request) -> dict[str, Any]:
-        body = parse(ScoreJSON, await _body(request))
-        assert isinstance(body, ScoreJSON)
+        body = parse_json(ScoreJSON, await _body(request))
         items = []
         for i, item in enumerate(body.items):
             try:

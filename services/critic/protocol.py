@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from lift.errors import InvalidInput
 from services.critic.engine import VideoSource
@@ -41,15 +41,3 @@ class ScoreJSON(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[VideoJSON] = Field(..., description="Videos and prompts to score.")
-
-
-def parse(model: type[BaseModel], raw: bytes) -> BaseModel:
-    """Validate a JSON body; a bad one becomes InvalidInput naming the field."""
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        parts = []
-        for err in exc.errors()[:5]:
-            where = ".".join(str(p) for p in err["loc"]) or "body"
-            parts.append(f"{where}: {err['msg']}")
-        raise InvalidInput("invalid JSON body: " + "; ".join(parts)) from None

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from lift.checkpoints import fingerprint, quiet_hf, resolve_device, resolve_dtype
 from lift.critique import DIMENSIONS, Dimension, DimensionVerdict, ModelInfo
 from lift.errors import InvalidInput
 from lift.video import DecodedVideo
@@ -37,40 +36,6 @@ class VlmOptions:
     max_reason_tokens: int = 48
 
 
-def resolve_device(device: str) -> str:
-    """ "auto" -> cuda when available, else cpu; "cuda" without a GPU is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but no CUDA GPU is available")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> Any:
-    """The torch dtype for a settings name."""
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-
-
-def fingerprint(*directories: Path | None) -> str:
-    """Short, cheap identity of checkpoint directories: configs' bytes plus weight file sizes."""
-    h = hashlib.sha256()
-    for d in directories:
-        if d is None:
-            continue
-        for path in sorted(d.iterdir()):
-            if path.suffix == ".json":
-                h.update(path.name.encode() + path.read_bytes())
-            elif path.suffix in (".safetensors", ".bin"):
-                h.update(f"{path.name}:{path.stat().st_size}".encode())
-    return h.hexdigest()[:12]
-
-
 class VlmBackend:
     """Label probabilities from the model's logits; reasons decoded greedily after the label."""
 
@@ -81,9 +46,8 @@ class VlmBackend:
     def __init__(self, options: VlmOptions) -> None:
         import torch
         from transformers import AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        quiet_hf()
         config = json.loads((options.model / "config.json").read_text(encoding="utf-8"))
         self.family = family_for(config.get("model_type", "?"), options.model)
         device = resolve_device(options.device)

@@ -15,6 +15,7 @@ import json
 import warnings
 from pathlib import Path
 
+from lift.checkpoints import quiet_hf
 from services.critic.backends.vlm.templates import load_templates
 
 SPECIAL_TOKENS = [
@@ -89,10 +90,7 @@ def _tokenizer():  # -> PreTrainedTokenizerFast
 
 
 def _quiet() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    quiet_hf()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
