@@ -1,12 +1,13 @@
-"""An in-process critic (gRPC + HTTP on ephemeral ports) in a background event loop."""
+"""In-process services (gRPC + HTTP on ephemeral ports), each in a background event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -31,9 +32,10 @@ def video_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("videos")
 
 
-def start_critic(**overrides: object) -> tuple[RunningCritic, callable]:
-    """Start a critic in its own thread; return it and a stop function."""
-    settings = CriticSettings(grpc_port=0, http_port=0, log_level="WARNING", **overrides)
+def start_service(
+    build: Callable[[Any], ServiceRunner], settings: Any
+) -> tuple[ServiceRunner, Callable[[], None]]:
+    """Start a service in its own thread and event loop; return its runner and a stop function."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict[str, ServiceRunner] = {}
@@ -42,7 +44,7 @@ def start_critic(**overrides: object) -> tuple[RunningCritic, callable]:
         asyncio.set_event_loop(loop)
 
         async def main() -> None:
-            runner = build_critic(settings)
+            runner = build(settings)
             await runner.start()
             holder["runner"] = runner
             started.set()
@@ -52,7 +54,7 @@ def start_critic(**overrides: object) -> tuple[RunningCritic, callable]:
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    assert started.wait(30), "critic did not start"
+    assert started.wait(60), "service did not start"
     runner = holder["runner"]
 
     def stop() -> None:
@@ -60,6 +62,13 @@ def start_critic(**overrides: object) -> tuple[RunningCritic, callable]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
 
+    return runner, stop
+
+
+def start_critic(**overrides: object) -> tuple[RunningCritic, Callable[[], None]]:
+    """Start a critic in its own thread; return it and a stop function."""
+    settings = CriticSettings(grpc_port=0, http_port=0, log_level="WARNING", **overrides)
+    runner, stop = start_service(build_critic, settings)
     root = Path(str(overrides.get("video_root", ".")))
     return (
         RunningCritic(

@@ -9,7 +9,6 @@ noise. It is written with ``save_pretrained`` and served through the same
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -34,22 +33,28 @@ _CORPUS = [
 
 
 def _tokenizer(vocab_size: int = 256):  # type: ignore[no-untyped-def]
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    """T5's tokenizer (a Unigram model) over pieces learnt from the corpus by ``tokenizers``.
+
+    The pieces come from a BPE trainer, which is deterministic (the Unigram
+    trainer is not: the same corpus gives different scores run to run); each
+    piece scores by the order it was learnt in, so earlier, commoner merges win.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import T5Tokenizer
 
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<pad>", "</s>", "<unk>"],
-        unk_token="<unk>",
-        show_progress=False,
+    specials = ["<pad>", "</s>", "<unk>"]  # T5's ids 0, 1, 2
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, show_progress=False
     )
-    tok.train_from_iterator(_CORPUS * 4, trainer)
-    vocab = [tuple(v) for v in json.loads(tok.to_str())["model"]["vocab"]]
-    # T5's layout: <pad>=0, </s>=1, <unk>=2, as the trainer put them first.
+    bpe.train_from_iterator(_CORPUS * 4, trainer)
+    pieces = sorted(
+        (tid, piece) for piece, tid in bpe.get_vocab().items() if piece not in specials
+    )
+    vocab = [(s, 0.0) for s in specials] + [
+        (piece, -1.0 - 0.01 * rank) for rank, (_, piece) in enumerate(pieces)
+    ]
     return T5Tokenizer(vocab=vocab, extra_ids=0)
 
 
