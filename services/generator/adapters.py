@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,7 +254,10 @@ class AdapterSet:
         self._counter += 1
         name = f"lift_adapter_{self._counter}"
         try:
-            self.denoiser.add_adapter(adapter.config, adapter_name=name)  # type: ignore[operator]
+            with warnings.catch_warnings():
+                # peft warns that several adapters share the model: that is the design here.
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                self.denoiser.add_adapter(adapter.config, adapter_name=name)  # type: ignore[operator]
             result = set_peft_model_state_dict(self.denoiser, adapter.state_dict, name)
             unexpected = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
             if unexpected:
