@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 from fastapi import FastAPI, Request, Response
@@ -18,7 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift import metrics
 from lift.errors import Cancelled, InvalidInput, LiftError
@@ -77,6 +79,49 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+class RequestMetrics:
+    """ASGI middleware: request count, latency and in-flight gauge; a Server-Timing header.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware
+    hides client disconnects from the endpoint, and long work must see them to stop.
+    """
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        metrics.IN_FLIGHT.labels(self.service, "http").inc()
+
+        async def send_with_timing(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                # Timing travels in a header, not the body, so identical requests get
+                # byte-identical bodies.
+                MutableHeaders(scope=message).append(
+                    "Server-Timing", f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
+                )
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_timing)
+        finally:
+            # The route template, not the raw path, keeps the label set bounded.
+            path = getattr(scope.get("route"), "path", "unmatched")
+            method = f"{scope['method']} {path}"
+            metrics.IN_FLIGHT.labels(self.service, "http").dec()
+            metrics.REQUESTS.labels(self.service, "http", method, str(status)).inc()
+            metrics.LATENCY.labels(self.service, "http", method).observe(
+                time.perf_counter() - start
+            )
+
+
 def install_common(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> None:
     """Add error handlers, request metrics and /healthz, /readyz, /metrics to ``app``."""
 
@@ -100,30 +145,7 @@ def install_common(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> 
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("INTERNAL", "internal error; see the server log"), 500)
 
-    @app.middleware("http")
-    async def _metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        metrics.IN_FLIGHT.labels(service, "http").inc()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            # Timing travels in a header, not the body, so identical requests get
-            # byte-identical bodies.
-            response.headers["Server-Timing"] = (
-                f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
-            )
-            return response
-        finally:
-            route = request.scope.get("route")
-            # The route template, not the raw path, keeps the label set bounded.
-            path = getattr(route, "path", "unmatched")
-            method = f"{request.method} {path}"
-            metrics.IN_FLIGHT.labels(service, "http").dec()
-            metrics.REQUESTS.labels(service, "http", method, str(status)).inc()
-            metrics.LATENCY.labels(service, "http", method).observe(time.perf_counter() - start)
+    app.add_middleware(RequestMetrics, service=service)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process answers.")
     async def healthz() -> dict[str, str]:

@@ -49,6 +49,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 Deadline(context.time_remaining()),
             )
         )
+        nxt: asyncio.Future[Progress] | None = None
         try:
             while not work.done():
                 nxt = asyncio.ensure_future(events.get())
@@ -62,6 +63,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 yield generator_pb2.GenerateResponse(progress=progress_to_proto(p))
             yield generator_pb2.GenerateResponse(video=video_to_proto(work.result()))
         finally:
+            if nxt is not None and not nxt.done():
+                nxt.cancel()
             if not work.done():  # the caller left: stop denoising at the next step
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError, LiftError):
