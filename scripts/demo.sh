@@ -1,28 +1,49 @@
 #!/usr/bin/env bash
-# make demo: start the critic (embedded `signal` backend, no weights), write the sample
-# clips, critique them through the server, print the tables, stop the critic.
+# make demo: start the critic (embedded `signal` backend, no weights) and the generator
+# (embedded tiny CogVideoX demo model), critique the sample clips, generate a video and
+# critique it, then the tiny VLM critic in-process; stop both services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIFT=.venv/bin/lift
 GRPC_PORT=${LIFT_DEMO_GRPC_PORT:-50051}
 HTTP_PORT=${LIFT_DEMO_HTTP_PORT:-8080}
+GEN_GRPC_PORT=${LIFT_DEMO_GENERATOR_GRPC_PORT:-50052}
+GEN_HTTP_PORT=${LIFT_DEMO_GENERATOR_HTTP_PORT:-8081}
 DIR=.demo
 mkdir -p "$DIR"
 
 "$LIFT" critic serve --grpc-port "$GRPC_PORT" --http-port "$HTTP_PORT" >"$DIR/critic.log" 2>&1 &
 CRITIC=$!
-trap 'kill -INT $CRITIC 2>/dev/null; wait $CRITIC 2>/dev/null || true' EXIT
+"$LIFT" generator serve --grpc-port "$GEN_GRPC_PORT" --http-port "$GEN_HTTP_PORT" \
+  >"$DIR/generator.log" 2>&1 &
+GENERATOR=$!
+trap 'kill -INT $CRITIC $GENERATOR 2>/dev/null; wait $CRITIC $GENERATOR 2>/dev/null || true' EXIT
 
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$CRITIC" 2>/dev/null; then cat "$DIR/critic.log"; exit 1; fi
-  sleep 0.2
-done
-curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null || { cat "$DIR/critic.log"; exit 1; }
-echo "critic ready: gRPC 127.0.0.1:$GRPC_PORT, HTTP http://127.0.0.1:$HTTP_PORT/docs"
+wait_ready() { # name pid http-port log
+  for _ in $(seq 1 300); do
+    if curl -fsS "http://127.0.0.1:$3/readyz" >/dev/null 2>&1; then
+      echo "$1 ready: HTTP http://127.0.0.1:$3/docs"
+      return 0
+    fi
+    if ! kill -0 "$2" 2>/dev/null; then cat "$4"; exit 1; fi
+    sleep 0.2
+  done
+  cat "$4"
+  exit 1
+}
+wait_ready critic "$CRITIC" "$HTTP_PORT" "$DIR/critic.log"
+wait_ready generator "$GENERATOR" "$GEN_HTTP_PORT" "$DIR/generator.log"
 
 "$LIFT" debug samples "$DIR/samples" >/dev/null
 "$LIFT" critique "$DIR"/samples/*.mp4 --prompt "colourful shapes glide across a textured wall" \
+  --server "127.0.0.1:$GRPC_PORT"
+
+echo
+echo "The generator's embedded demo model (tiny random CogVideoX: its video is noise), then"
+echo "the critic's verdict on that video:"
+"$LIFT" generate --prompt "a dog runs along the beach at sunset" --seed 7 \
+  --out "$DIR/generated.mp4" --server "127.0.0.1:$GEN_GRPC_PORT"
+"$LIFT" critique "$DIR/generated.mp4" --prompt "a dog runs along the beach at sunset" \
   --server "127.0.0.1:$GRPC_PORT"
 
 echo

@@ -49,9 +49,7 @@ def _tokenizer(vocab_size: int = 256):  # type: ignore[no-untyped-def]
         vocab_size=vocab_size, special_tokens=specials, show_progress=False
     )
     bpe.train_from_iterator(_CORPUS * 4, trainer)
-    pieces = sorted(
-        (tid, piece) for piece, tid in bpe.get_vocab().items() if piece not in specials
-    )
+    pieces = sorted((tid, piece) for piece, tid in bpe.get_vocab().items() if piece not in specials)
     vocab = [(s, 0.0) for s in specials] + [
         (piece, -1.0 - 0.01 * rank) for rank, (_, piece) in enumerate(pieces)
     ]
