@@ -8,6 +8,7 @@ caller) and where request metrics are recorded, for every service alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -57,64 +58,47 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler  # grpc's own streams (health watch, reflection) pass through
 
-    def _wrap(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        service = self.service
+    @contextlib.asynccontextmanager
+    async def _handled(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Map errors to statuses and record metrics around one call."""
+        start = time.perf_counter()
+        code = "OK"
+        metrics.IN_FLIGHT.labels(self.service, "grpc").inc()
+        try:
+            yield
+        except LiftError as exc:
+            code = exc.code_name
+            await context.abort(exc.grpc_code, exc.message)
+        except grpc.aio.AbortError:
+            status = context.code()
+            code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+            raise
+        except (asyncio.CancelledError, GeneratorExit):  # the caller left
+            code = "CANCELLED"
+            raise
+        except Exception:
+            code = "INTERNAL"
+            log.exception("unhandled error in %s/%s", self.service, method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+        finally:
+            metrics.IN_FLIGHT.labels(self.service, "grpc").dec()
+            metrics.REQUESTS.labels(self.service, "grpc", method, code).inc()
+            metrics.LATENCY.labels(self.service, "grpc", method).observe(
+                time.perf_counter() - start
+            )
 
+    def _wrap(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            start = time.perf_counter()
-            code = "OK"
-            metrics.IN_FLIGHT.labels(service, "grpc").inc()
-            try:
+            async with self._handled(method, context):
                 return await behavior(request, context)
-            except LiftError as exc:
-                code = exc.code_name
-                await context.abort(exc.grpc_code, exc.message)
-            except grpc.aio.AbortError:
-                status = context.code()
-                code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
-                raise
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception:
-                code = "INTERNAL"
-                log.exception("unhandled error in %s/%s", service, method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
-            finally:
-                metrics.IN_FLIGHT.labels(service, "grpc").dec()
-                metrics.REQUESTS.labels(service, "grpc", method, code).inc()
-                metrics.LATENCY.labels(service, "grpc", method).observe(time.perf_counter() - start)
 
         return wrapped
 
     def _wrap_stream(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        service = self.service
-
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            start = time.perf_counter()
-            code = "OK"
-            metrics.IN_FLIGHT.labels(service, "grpc").inc()
-            try:
+            async with self._handled(method, context):
                 async for response in behavior(request, context):
                     yield response
-            except LiftError as exc:
-                code = exc.code_name
-                await context.abort(exc.grpc_code, exc.message)
-            except grpc.aio.AbortError:
-                status = context.code()
-                code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
-                raise
-            except (asyncio.CancelledError, GeneratorExit):
-                code = "CANCELLED"
-                raise
-            except Exception:
-                code = "INTERNAL"
-                log.exception("unhandled error in %s/%s", service, method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
-            finally:
-                metrics.IN_FLIGHT.labels(service, "grpc").dec()
-                metrics.REQUESTS.labels(service, "grpc", method, code).inc()
-                metrics.LATENCY.labels(service, "grpc", method).observe(time.perf_counter() - start)
 
         return wrapped
 
