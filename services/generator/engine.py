@@ -361,8 +361,15 @@ class GeneratorEngine:
 
     # -- adapters ----------------------------------------------------------------
 
-    def load_adapter(self, version: str, source: AdapterFiles | str) -> AdapterLoad:
-        """Validate and install an adapter (files, or a file:// URI) as ``version``."""
+    def load_adapter(
+        self, version: str, source: AdapterFiles | str, deadline: Deadline | None = None
+    ) -> AdapterLoad:
+        """Validate and install an adapter (files, or a file:// URI) as ``version``.
+
+        A caller whose deadline passes while the generation in flight finishes gets
+        DEADLINE_EXCEEDED and nothing is installed.
+        """
+        deadline = deadline or Deadline()
         if not self.ready or self.adapters is None:
             raise NotReady("the generator is still loading its model; retry shortly")
         start = time.perf_counter()
@@ -381,10 +388,13 @@ class GeneratorEngine:
                     )
                 parsed = parse_adapter(files, self.adapters.denoiser)
                 # Waits for the generation in flight: it finishes on its own version.
-                with self._model_lock:
+                self._acquire(deadline)
+                try:
                     previous = self.adapters.current
                     record = self.adapters.install(version, parsed)
                     versions = self.adapters.versions()
+                finally:
+                    self._model_lock.release()
         except Exception:
             metrics.ADAPTER_LOADS.labels("refused").inc()
             raise

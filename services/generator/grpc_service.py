@@ -81,7 +81,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             source = AdapterFiles(request.files.weights, request.files.config_json or None)
         else:
             raise InvalidInput("set the adapter's source: uri or files")
-        r = await asyncio.to_thread(self.engine.load_adapter, request.version, source)
+        deadline = Deadline(context.time_remaining())
+        r = await asyncio.to_thread(self.engine.load_adapter, request.version, source, deadline)
         return json_format.ParseDict(asdict(r), generator_pb2.LoadAdapterResponse())
 
     async def GetInfo(

@@ -196,3 +196,18 @@ def test_adapters_by_uri_stay_under_the_root(tiny_generator_dir, generator_loras
 def test_uris_are_refused_without_a_root(engine, generator_loras) -> None:
     with pytest.raises(InvalidInput, match="disabled"):
         engine.load_adapter("dir", generator_loras[0].as_uri())
+
+
+def test_an_adapter_load_that_outlives_its_deadline_installs_nothing(
+    engine, generator_loras
+) -> None:
+    from lift.errors import DeadlineExceeded
+
+    engine._model_lock.acquire()  # a long generation holds the model
+    try:
+        with pytest.raises(DeadlineExceeded):
+            engine.load_adapter("late", files(generator_loras[0]), Deadline(0.2))
+    finally:
+        engine._model_lock.release()
+    assert make(engine)[1] == "base"
+    assert engine.load_adapter("late", files(generator_loras[0])).version == "late"
