@@ -7,7 +7,9 @@ import contextlib
 import logging
 import signal
 import socket
+import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
 import uvicorn
@@ -112,3 +114,48 @@ class ServiceRunner:
         log.info("%s shutting down", self.name)
         await self.stop()
         waiter.cancel()
+
+
+def start_in_thread(
+    build: Callable[[Any], ServiceRunner], settings: Any, timeout_s: float = 120.0
+) -> tuple[ServiceRunner, Callable[[], None]]:
+    """Build and start a service in a background thread with its own event loop.
+
+    For tests, benchmarks and tools that need a running service in-process. Returns
+    the started runner (its bound ports) and a function that stops it.
+    """
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def main() -> None:
+            try:
+                runner = build(settings)  # the gRPC server must be made on its own loop
+                await runner.start()
+                holder["runner"] = runner
+            except BaseException as exc:
+                holder["error"] = exc
+            finally:
+                started.set()
+
+        loop.run_until_complete(main())
+        if "runner" in holder:
+            loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    if not started.wait(timeout_s):
+        raise TimeoutError(f"the service did not start within {timeout_s:.0f} s")
+    if "error" in holder:
+        raise holder["error"]
+    runner: ServiceRunner = holder["runner"]
+
+    def stop() -> None:
+        asyncio.run_coroutine_threadsafe(runner.stop(1.0), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+    return runner, stop

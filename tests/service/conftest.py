@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import httpx
 import pytest
 
-from lift.runner import ServiceRunner
+from lift.runner import ServiceRunner, start_in_thread
 from lift.v1 import critic_pb2_grpc
 from services.critic.server import build_critic
 from services.critic.settings import CriticSettings
@@ -32,37 +29,7 @@ def video_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("videos")
 
 
-def start_service(
-    build: Callable[[Any], ServiceRunner], settings: Any
-) -> tuple[ServiceRunner, Callable[[], None]]:
-    """Start a service in its own thread and event loop; return its runner and a stop function."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict[str, ServiceRunner] = {}
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-
-        async def main() -> None:
-            runner = build(settings)
-            await runner.start()
-            holder["runner"] = runner
-            started.set()
-
-        loop.run_until_complete(main())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(60), "service did not start"
-    runner = holder["runner"]
-
-    def stop() -> None:
-        asyncio.run_coroutine_threadsafe(runner.stop(1.0), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
-    return runner, stop
+start_service = start_in_thread
 
 
 def start_critic(**overrides: object) -> tuple[RunningCritic, Callable[[], None]]:
