@@ -47,6 +47,7 @@ format: setup
 bench: setup
 	$(PY) -m benchmarks.critic_signal
 	$(PY) -m benchmarks.critic_vlm
+	$(PY) -m benchmarks.generator
 
 clean:
 	rm -rf $(VENV) .tools $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
