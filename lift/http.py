@@ -18,12 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import FormData, MutableHeaders, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift import metrics
-from lift.errors import Cancelled, InvalidInput, LiftError
+from lift.errors import Cancelled, InvalidInput, LiftError, PayloadTooLarge
 from lift.serving import Deadline, WorkLimiter
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,36 @@ def parse_json(model: type[M], raw: bytes) -> M:
             where = ".".join(str(p) for p in err["loc"]) or "body"
             parts.append(f"{where}: {err['msg']}")
         raise InvalidInput("invalid JSON body: " + "; ".join(parts)) from None
+
+
+async def read_json_body(request: Request, payload_limit: int, what: str) -> bytes:
+    """The raw body of a JSON request that carries up to ``payload_limit`` bytes in base64.
+
+    A body announced larger than the payload could need (base64 is 4/3 of the bytes,
+    plus room for the rest of the JSON) is refused before it is read.
+    """
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > payload_limit * 4 // 3 + 1024 * 1024:
+        raise PayloadTooLarge(
+            f"the request body is {declared} bytes; the {what} limit is {payload_limit}"
+        )
+    return await request.body()
+
+
+async def read_form(request: Request, max_files: int, max_part_size: int) -> FormData:
+    """A multipart form; a broken one becomes InvalidInput."""
+    try:
+        return await request.form(max_files=max_files, max_fields=4, max_part_size=max_part_size)
+    except Exception as exc:  # starlette raises several types for broken multipart
+        raise InvalidInput(f"could not parse the multipart body: {exc}") from None
+
+
+async def read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
+    """An uploaded file's bytes, refused past ``limit`` without reading further."""
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the {what} is larger than the {limit}-byte limit")
+    return data
 
 
 async def run_until_disconnect(

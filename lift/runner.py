@@ -15,7 +15,9 @@ import grpc
 import uvicorn
 from fastapi import FastAPI
 
-from lift.grpc_server import HealthServicer, set_serving
+from lift.grpc_server import HealthServicer, build_server, set_serving
+from lift.serving import WorkLimiter
+from lift.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,41 @@ class ServiceRunner:
         log.info("%s shutting down", self.name)
         await self.stop()
         waiter.cancel()
+
+
+def assemble_service(
+    name: str,
+    settings: ServiceSettings,
+    engine: Any,
+    add_servicer: Callable[[Any, grpc.aio.Server], None],
+    servicer: Callable[[Any, WorkLimiter], Any],
+    service_name: str,
+    create_app: Callable[[Any, WorkLimiter], FastAPI],
+) -> ServiceRunner:
+    """The runner of one service: its engine behind one shared worker limit, both fronts.
+
+    ``engine`` has ``load()`` and ``close()``; ``servicer`` and ``create_app`` build the
+    gRPC servicer and the FastAPI app from the engine and the limiter they share.
+    """
+    limiter = WorkLimiter(settings.workers, settings.max_queue, service=name)
+    server, health = build_server(
+        name,
+        [(add_servicer, servicer(engine, limiter), service_name)],
+        settings.max_message_bytes,
+    )
+    return ServiceRunner(
+        name,
+        server,
+        health,
+        [service_name],
+        create_app(engine, limiter),
+        settings.host,
+        settings.grpc_port,
+        settings.http_port,
+        engine.load,
+        settings.log_level,
+        close=engine.close,
+    )
 
 
 def start_in_thread(

@@ -9,8 +9,15 @@ from starlette.datastructures import UploadFile
 
 from lift import __version__
 from lift.critique import to_json
-from lift.errors import InvalidInput, PayloadTooLarge
-from lift.http import error_body, install_common, parse_json
+from lift.errors import InvalidInput
+from lift.http import (
+    error_body,
+    install_common,
+    parse_json,
+    read_form,
+    read_json_body,
+    read_upload,
+)
 from lift.serving import Deadline, WorkLimiter
 from services.critic.engine import CriticEngine, VideoSource
 from services.critic.protocol import ScoreJSON, VideoJSON
@@ -52,29 +59,14 @@ def create_app(engine: CriticEngine, limiter: WorkLimiter) -> FastAPI:
     install_common(app, "critic", lambda: engine.ready)
     limit = engine.settings.max_video_bytes
 
-    async def _body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        # base64 is 4/3 of the bytes; leave room for the rest of the JSON.
-        if declared and declared.isdigit() and int(declared) > limit * 4 // 3 + 1024 * 1024:
-            raise PayloadTooLarge(
-                f"the request body is {declared} bytes; the video limit is {limit}"
-            )
-        return await request.body()
-
     async def _multipart(request: Request) -> tuple[VideoSource, str]:
-        try:
-            form = await request.form(max_files=1, max_fields=4, max_part_size=1024 * 1024)
-        except Exception as exc:  # starlette raises several types for broken multipart
-            raise InvalidInput(f"could not parse the multipart body: {exc}") from None
+        form = await read_form(request, max_files=1, max_part_size=1024 * 1024)
         video, prompt = form.get("video"), form.get("prompt")
         if not isinstance(video, UploadFile):
             raise InvalidInput("multipart body needs a file field named 'video'")
         if not isinstance(prompt, str):
             raise InvalidInput("multipart body needs a text field named 'prompt'")
-        data = await video.read(limit + 1)
-        if len(data) > limit:
-            raise PayloadTooLarge(f"the video is larger than the {limit}-byte limit")
-        return VideoSource(data=data), prompt
+        return VideoSource(data=await read_upload(video, limit, "video")), prompt
 
     @app.post(
         "/v1/critiques",
@@ -87,7 +79,7 @@ def create_app(engine: CriticEngine, limiter: WorkLimiter) -> FastAPI:
         if ctype.startswith("multipart/form-data"):
             source, prompt = await _multipart(request)
         elif ctype.startswith("application/json"):
-            body = parse_json(VideoJSON, await _body(request))
+            body = parse_json(VideoJSON, await read_json_body(request, limit, "video"))
             source, prompt = body.source(), body.prompt
         else:
             raise InvalidInput(
@@ -104,7 +96,7 @@ def create_app(engine: CriticEngine, limiter: WorkLimiter) -> FastAPI:
         openapi_extra=_SCORES_BODY,
     )
     async def scores(request: Request) -> dict[str, Any]:
-        body = parse_json(ScoreJSON, await _body(request))
+        body = parse_json(ScoreJSON, await read_json_body(request, limit, "video"))
         items = []
         for i, item in enumerate(body.items):
             try:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from lift.grpc_server import build_server
-from lift.runner import ServiceRunner
-from lift.serving import WorkLimiter
+from lift.runner import ServiceRunner, assemble_service
 from lift.v1 import critic_pb2_grpc
 from services.critic.backends import CriticBackend
 from services.critic.engine import CriticEngine
@@ -15,29 +13,12 @@ from services.critic.settings import CriticSettings
 
 def build_critic(settings: CriticSettings, backend: CriticBackend | None = None) -> ServiceRunner:
     """A runner for the critic (call ``await runner.start()`` or ``run_forever()``)."""
-    engine = CriticEngine(settings, backend)
-    limiter = WorkLimiter(settings.workers, settings.max_queue, service="critic")
-    server, health = build_server(
+    return assemble_service(
         "critic",
-        [
-            (
-                critic_pb2_grpc.add_CriticServiceServicer_to_server,
-                CriticServicer(engine, limiter),
-                SERVICE_NAME,
-            )
-        ],
-        settings.max_message_bytes,
-    )
-    return ServiceRunner(
-        "critic",
-        server,
-        health,
-        [SERVICE_NAME],
-        create_app(engine, limiter),
-        settings.host,
-        settings.grpc_port,
-        settings.http_port,
-        engine.load,
-        settings.log_level,
-        close=engine.close,
+        settings,
+        CriticEngine(settings, backend),
+        critic_pb2_grpc.add_CriticServiceServicer_to_server,
+        CriticServicer,
+        SERVICE_NAME,
+        create_app,
     )

@@ -12,9 +12,16 @@ from fastapi import FastAPI, Request, Response
 from starlette.datastructures import UploadFile
 
 from lift import __version__
-from lift.errors import InvalidInput, PayloadTooLarge
+from lift.errors import InvalidInput
 from lift.generation import AdapterFiles, metadata_to_json
-from lift.http import install_common, parse_json, run_until_disconnect
+from lift.http import (
+    install_common,
+    parse_json,
+    read_form,
+    read_json_body,
+    read_upload,
+    run_until_disconnect,
+)
 from lift.serving import WorkLimiter
 from services.generator.engine import GeneratorEngine
 from services.generator.protocol import AdapterJSON, GenerationJSON
@@ -103,18 +110,13 @@ def create_app(engine: GeneratorEngine, limiter: WorkLimiter) -> FastAPI:
         )
 
     async def _multipart_adapter(request: Request) -> tuple[str, AdapterFiles]:
-        try:
-            form = await request.form(max_files=2, max_fields=4, max_part_size=limit + 1)
-        except Exception as exc:  # starlette raises several types for broken multipart
-            raise InvalidInput(f"could not parse the multipart body: {exc}") from None
+        form = await read_form(request, max_files=2, max_part_size=limit + 1)
         version, weights, config = form.get("version"), form.get("weights"), form.get("config")
         if not isinstance(version, str):
             raise InvalidInput("multipart body needs a text field named 'version'")
         if not isinstance(weights, UploadFile):
             raise InvalidInput("multipart body needs a file field named 'weights'")
-        data = await weights.read(limit + 1)
-        if len(data) > limit:
-            raise PayloadTooLarge(f"the adapter is larger than the {limit}-byte limit")
+        data = await read_upload(weights, limit, "adapter")
         config_json = None
         if isinstance(config, UploadFile):
             config_json = (await config.read(1024 * 1024)).decode("utf-8", errors="replace")
@@ -135,10 +137,7 @@ def create_app(engine: GeneratorEngine, limiter: WorkLimiter) -> FastAPI:
         if ctype.startswith("multipart/form-data"):
             version, source = await _multipart_adapter(request)
         elif ctype.startswith("application/json"):
-            declared = request.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > limit * 4 // 3 + 1024 * 1024:
-                raise PayloadTooLarge(f"the body is {declared} bytes; the adapter limit is {limit}")
-            body = parse_json(AdapterJSON, await request.body())
+            body = parse_json(AdapterJSON, await read_json_body(request, limit, "adapter"))
             version, source = body.version, body.source()
         else:
             raise InvalidInput(

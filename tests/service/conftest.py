@@ -29,13 +29,10 @@ def video_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("videos")
 
 
-start_service = start_in_thread
-
-
 def start_critic(**overrides: object) -> tuple[RunningCritic, Callable[[], None]]:
     """Start a critic in its own thread; return it and a stop function."""
     settings = CriticSettings(grpc_port=0, http_port=0, log_level="WARNING", **overrides)
-    runner, stop = start_service(build_critic, settings)
+    runner, stop = start_in_thread(build_critic, settings)
     root = Path(str(overrides.get("video_root", ".")))
     return (
         RunningCritic(

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lift.cli.main import app
+from lift.runner import start_in_thread
 from services.generator.server import build_generator
 from services.generator.settings import GeneratorSettings
-from tests.service.conftest import start_service
 
 SHAPE = ["--num-frames", "5", "--height", "32", "--width", "48", "--steps", "2"]
 
@@ -27,7 +27,7 @@ def server(tiny_generator_dir):
     settings = GeneratorSettings(
         model=tiny_generator_dir, grpc_port=0, http_port=0, log_level="WARNING"
     )
-    runner, stop = start_service(build_generator, settings)
+    runner, stop = start_in_thread(build_generator, settings)
     yield f"127.0.0.1:{runner.grpc_port}"
     stop()
 

@@ -25,11 +25,10 @@ from lift.generation import (
     request_to_proto,
 )
 from lift.generator_client import GeneratorClient, GeneratorError
-from lift.runner import ServiceRunner
+from lift.runner import ServiceRunner, start_in_thread
 from lift.v1 import generator_pb2, generator_pb2_grpc
 from services.generator.server import build_generator
 from services.generator.settings import GeneratorSettings
-from tests.service.conftest import start_service
 
 SMALL = {"num_frames": 5, "height": 32, "width": 48, "num_inference_steps": 2}
 
@@ -55,7 +54,7 @@ def start(tiny_generator_dir, **overrides) -> tuple[Running, callable]:
     settings = GeneratorSettings(
         model=tiny_generator_dir, grpc_port=0, http_port=0, log_level="WARNING", **overrides
     )
-    runner, stop = start_service(build_generator, settings)
+    runner, stop = start_in_thread(build_generator, settings)
     running = Running(runner)
 
     def close() -> None:
