@@ -167,6 +167,10 @@ def parse_adapter(files: AdapterFiles, denoiser: torch.nn.Module) -> ParsedAdapt
             raise InvalidInput(f"adapter tensor {key!r} is not finite floating point")
         parts.setdefault(m["module"], {})[m["part"]] = tensor
 
+    # The config's own targets, to check every weighted module is one of them.
+    declared = (
+        LoraConfig(target_modules=cfg["target_modules"]) if cfg.get("target_modules") else None
+    )
     ranks: dict[str, int] = {}
     state_dict: dict[str, torch.Tensor] = {}
     for path, ab in sorted(parts.items()):
@@ -185,9 +189,7 @@ def parse_adapter(files: AdapterFiles, denoiser: torch.nn.Module) -> ParsedAdapt
                 f"module {path!r} is {base.in_features}->{base.out_features} but the adapter's "
                 f"weights are for {a.shape[1]}->{b.shape[0]}: was it trained for a different model?"
             )
-        if cfg.get("target_modules") and not check_target_module_exists(
-            LoraConfig(target_modules=cfg["target_modules"]), path
-        ):
+        if declared is not None and not check_target_module_exists(declared, path):
             raise InvalidInput(
                 f"the adapter has weights for {path!r} but its config's target_modules "
                 f"({cfg['target_modules']!r}) do not name it"
