@@ -74,3 +74,10 @@ class Cancelled(LiftError):
 
     grpc_code = grpc.StatusCode.CANCELLED
     http_status = 499
+
+
+class Conflict(LiftError):
+    """The request does not fit the resource's state (e.g. cancelling a finished run)."""
+
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    http_status = 409

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from lift.settings import ServiceSettings
-
-
-def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lift"
+from lift.settings import ServiceSettings, default_cache_dir
 
 
 class GeneratorSettings(ServiceSettings):
@@ -40,7 +34,7 @@ class GeneratorSettings(ServiceSettings):
         "embedded tiny random CogVideoX demo model, written to cache_dir on first use.",
     )
     cache_dir: Path = Field(
-        default_factory=_default_cache_dir,
+        default_factory=default_cache_dir,
         description="Where the embedded demo model is written ($XDG_CACHE_HOME/lift).",
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")

@@ -1,0 +1,52 @@
+"""Trainer-specific Prometheus metrics (request metrics come from lift.metrics).
+
+Labels are bounded: run ids are not labels (they grow without end); the gauges
+describe the run in progress, and finished runs are counted by final state.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RUNS = Gauge("lift_trainer_runs", "Runs known to the trainer by state.", ["state"])
+RUNS_FINISHED = Counter(
+    "lift_trainer_runs_finished_total", "Runs that reached a final state.", ["state"]
+)
+STEP = Gauge("lift_trainer_step", "Optimizer step of the run in progress.")
+LOSS = Gauge("lift_trainer_loss", "Training loss of the last step (total objective).")
+REWARD = Gauge(
+    "lift_trainer_reward", "Mean critic reward of the last step's clips by dimension.", ["dimension"]
+)
+GUARD = Gauge(
+    "lift_trainer_guard",
+    "Guard signals the reward does not optimise: dynamic_degree, real_loss.",
+    ["guard"],
+)
+HACKING_WARNINGS = Counter(
+    "lift_trainer_reward_hacking_warnings_total",
+    "Warnings that the reward rose while a guard worsened.",
+    ["guard"],
+)
+SAMPLES_PER_SECOND = Gauge(
+    "lift_trainer_samples_per_second", "Training clips processed per second (last step)."
+)
+STEP_SECONDS = Histogram(
+    "lift_trainer_step_seconds",
+    "Wall time of one optimizer step including sampling and scoring.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+LAST_CHECKPOINT = Gauge(
+    "lift_trainer_last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint written."
+)
+PUBLISHED = Counter("lift_trainer_adapters_published_total", "Adapters published to the generator.")
+DEPENDENCY_SECONDS = Histogram(
+    "lift_trainer_dependency_seconds",
+    "Latency of successful calls to a dependency.",
+    ["dependency"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+DEPENDENCY_ERRORS = Counter(
+    "lift_trainer_dependency_errors_total",
+    "Failed calls to a dependency by gRPC code.",
+    ["dependency", "code"],
+)
