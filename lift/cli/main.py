@@ -15,6 +15,7 @@ import typer
 
 from lift.cli.generator import generate, generator_app, tiny_generator
 from lift.cli.hra import hra_app
+from lift.cli.trainer import align, trainer_app, up
 
 app = typer.Typer(
     help="LiFT suite: text-to-video critic, generator and trainer.", no_args_is_help=True
@@ -24,6 +25,9 @@ debug_app = typer.Typer(help="Developer tools.", no_args_is_help=True)
 tiny_app = typer.Typer(help="Write tiny random checkpoints (tests, demos).", no_args_is_help=True)
 app.add_typer(critic_app, name="critic")
 app.add_typer(generator_app, name="generator")
+app.add_typer(trainer_app, name="trainer")
+app.command("align")(align)
+app.command("up")(up)
 app.command("generate")(generate)
 app.add_typer(debug_app, name="debug")
 app.add_typer(hra_app, name="hra")

@@ -118,6 +118,7 @@ class AlignmentLoop:
         self.published_step = 0
         self._labels = 0
         self.eval_before: EvalResult | None = None
+        self._real_cache: dict[int, torch.Tensor] = {}
         self.on_step: Callable[[dict[str, Any]], None] = lambda m: None
 
     # ---- set-up -------------------------------------------------------------------
@@ -258,10 +259,20 @@ class AlignmentLoop:
 
     # ---- one step -------------------------------------------------------------------
 
+    def _real_latents(self, clips: list[Clip]) -> torch.Tensor:
+        """Latents of real clips, encoded once (the VAE is frozen and encodes deterministically)."""
+        missing = [c for c in clips if id(c) not in self._real_cache]
+        if missing:
+            for c, z in zip(missing, self.policy.encode(np.stack([c.frames for c in missing])), strict=True):
+                self._real_cache[id(c)] = z
+        return torch.stack([self._real_cache[id(c)] for c in clips])
+
     def _train_step(self, step: int, batch: _Batch, real: list[Clip]) -> dict[str, Any]:
         cfg = self.config
         clips = batch.clips + real
-        latents = self.policy.encode(np.stack([c.frames for c in clips]))
+        latents = self.policy.encode(np.stack([c.frames for c in batch.clips]))
+        if real:
+            latents = torch.cat([latents, self._real_latents(real)])
         embeds = self.policy.embed([c.caption for c in clips])
         gen = torch.Generator().manual_seed(_mix(cfg.seed, step, 2))
         self.policy.denoiser.train()

@@ -64,12 +64,20 @@ class Policy:
     def _add_lora(self, lora: LoraConfigModel) -> None:
         from peft import LoraConfig
 
-        names = {n for n, m in self.denoiser.named_modules() if isinstance(m, torch.nn.Linear)}
+        modules = dict(self.denoiser.named_modules())
         for target in lora.target_modules:
-            if not any(n == target or n.endswith("." + target) for n in names):
+            hits = [n for n in modules if n == target or n.endswith("." + target)]
+            if not hits:
                 raise InvalidInput(
-                    f"lora.target_modules: no Linear layer of the denoiser is named {target!r} "
-                    "(e.g. to_q, to_k, to_v, to_out.0, ff.net.2)"
+                    f"lora.target_modules: no layer of the denoiser is named {target!r} "
+                    "(e.g. to_q, to_k, to_v, to_out.0, ff.net.0.proj, ff.net.2)"
+                )
+            other = [n for n in hits if not isinstance(modules[n], torch.nn.Linear)]
+            if other:
+                raise InvalidInput(
+                    f"lora.target_modules: {target!r} also names {other[0]} "
+                    f"({type(modules[other[0]]).__name__}); the generator takes LoRA on Linear "
+                    "layers only: name those more exactly"
                 )
         self.denoiser.add_adapter(
             LoraConfig(

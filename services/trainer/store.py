@@ -269,3 +269,10 @@ def _record(row: sqlite3.Row) -> RunRecord:
         result=None if row["result"] is None else json.loads(row["result"]),
         resumes=row["resumes"],
     )
+
+
+def is_final_event(event: Event) -> bool:
+    """True for the event that ends a run's stream (its final state)."""
+    return event.kind == "state" and event.data.get("state") in {
+        s.value for s in RunState if s.final
+    }
