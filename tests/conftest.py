@@ -92,3 +92,33 @@ def generator_loras(tiny_generator_dir, tmp_path_factory: pytest.TempPathFactory
         write_tiny_lora(tiny_generator_dir, tmp_path_factory.mktemp(f"gen-lora-{seed}"), seed=seed)
         for seed in (1, 2)
     ]
+
+
+@pytest.fixture(scope="session")
+def offline_dataset(tmp_path_factory: pytest.TempPathFactory):
+    """A pre-scored dataset (4 small mp4 clips, 9 frames of 32x32) and a real-clip folder."""
+    import json
+
+    root = tmp_path_factory.mktemp("offline")
+    frames = make_sample("clean").frames
+    rows = []
+    scores = [(0.9, "good"), (0.2, "normal"), (0.05, "bad"), (0.9, "good")]
+    for i, (reward, label) in enumerate(scores):
+        window = frames[i * 6 : i * 6 + 9, :, 120:600]
+        small = np.stack([f[::15, ::15][:32, :32] for f in window])
+        name = f"clip-{i}.mp4"
+        (root / name).write_bytes(encode_video(small, 8.0, "mp4"))
+        rows.append(
+            {
+                "video": name,
+                "caption": f"shapes move, clip {i}",
+                "reward": reward,
+                "labels": {"motion_smoothness": label, "video_fidelity": label},
+            }
+        )
+    (root / "data.json").write_text(json.dumps(rows))
+    real = root / "real"
+    real.mkdir()
+    (real / "clip-0.mp4").write_bytes((root / "clip-0.mp4").read_bytes())
+    (real / "clip-0.txt").write_text("a real clip of moving shapes")
+    return root

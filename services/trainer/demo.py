@@ -38,7 +38,7 @@ EVAL_PROMPTS = [
 ]
 
 
-def write_real_clips(directory: Path, count: int = 4) -> Path:
+def write_real_clips(directory: Path, count: int = 2) -> Path:
     """Windows of the clean sample clip (every other frame, downscaled) with captions."""
     directory.mkdir(parents=True, exist_ok=True)
     frames = make_sample("clean").frames
@@ -69,7 +69,10 @@ def demo_config(generator: str, critic: str, real_dir: Path, steps: int = 240) -
         "lora": {
             "rank": 8,
             "alpha": 8,
-            "target_modules": ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"],
+            "target_modules": [
+                "to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2",
+                "norm1.linear", "norm2.linear", "norm_out.linear", "proj_out",
+            ],
         },
         "optimizer": {"lr": 1e-2, "betas": [0.9, 0.95], "grad_clip": 1.0},
         "sampling": {

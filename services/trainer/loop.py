@@ -147,7 +147,9 @@ class AlignmentLoop:
         cfg = self.config
         self.acc = self._accelerator()
         self.emit("log", 0, f"loading the trainer's model from {self.model_dir}", {})
-        self.policy = Policy(self.model_dir, cfg.lora, str(self.acc.device))
+        self.policy = Policy(
+            self.model_dir, cfg.lora, str(self.acc.device), seed=_mix(cfg.seed, 3) % 2**31
+        )
         self.prompts = load_prompts(cfg)
         self.shape = self._shape()
         self.offline: list[Clip] = []

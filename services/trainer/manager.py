@@ -49,8 +49,7 @@ def new_run_id() -> str:
 class RunManager:
     """Runs, their lifecycle and their events; thread-safe."""
 
-    def __init__(self, settings: TrainerSettings, deps_factory: FOLLOW_POLL_S = 0.2
-DepsFactory = default_deps) -> None:
+    def __init__(self, settings: TrainerSettings, deps_factory: DepsFactory = default_deps) -> None:
         self.settings = settings
         self.deps_factory = deps_factory
         self.store: Store | None = None

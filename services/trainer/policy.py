@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 class Policy:
     """A CogVideoX-family pipeline split into frozen encoders and a trainable denoiser."""
 
-    def __init__(self, model_dir: Path, lora: LoraConfigModel, device: str = "cpu") -> None:
+    def __init__(
+        self, model_dir: Path, lora: LoraConfigModel, device: str = "cpu", seed: int = 0
+    ) -> None:
         from diffusers import DiffusionPipeline
 
         quiet_hf()
@@ -58,7 +60,9 @@ class Policy:
         if lora.full_finetune:
             self.denoiser.requires_grad_(True)
         else:
-            self._add_lora(lora)
+            with torch.random.fork_rng(devices=[]):  # same seed, same initial adapter
+                torch.manual_seed(seed)
+                self._add_lora(lora)
         self._embeds: dict[str, torch.Tensor] = {}
 
     def _add_lora(self, lora: LoraConfigModel) -> None:

@@ -1,0 +1,302 @@
+"""The trainer service: runs over gRPC and HTTP, events, resume, outages, cancel, bad configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from safetensors.torch import load_file
+
+from lift.runner import start_in_thread
+from lift.trainer_client import TrainerClient, TrainerError
+from services.trainer.manager import RunManager
+from services.trainer.server import build_trainer
+from services.trainer.settings import TrainerSettings
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def offline_config(model: Path, data: Path, steps: int = 6, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "offline-test",
+        "mode": "offline",
+        "model": str(model),
+        "offline_data": {"path": str(data / "data.json")},
+        "real_data": {"path": str(data / "real"), "weight": 1.0, "ratio": 0.5},
+        "lora": {"rank": 4, "alpha": 4},
+        "optimizer": {"lr": 1e-3},
+        "steps": steps,
+        "batch_size": 2,
+        "checkpoint_every": 2,
+        "publish_every": 0,
+        "seed": 7,
+        **extra,
+    }
+
+
+@pytest.fixture()
+def trainer(tmp_path: Path):
+    runner, stop = start_in_thread(
+        build_trainer, TrainerSettings(grpc_port=0, http_port=0, data_dir=tmp_path / "data")
+    )
+    yield runner
+    stop()
+
+
+def _wait_final(client: TrainerClient, run_id: str, timeout_s: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = client.get_run(run_id)
+        if run["state"] in ("succeeded", "failed", "cancelled"):
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def _adapter(run: dict[str, Any]) -> dict[str, Any]:
+    return load_file(str(Path(run["result"]["adapter_dir"]) / "adapter_model.safetensors"))
+
+
+def test_offline_run_events_in_order_over_grpc_and_sse(
+    trainer, tiny_generator_dir: Path, offline_dataset: Path
+) -> None:
+    with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
+        run = client.start_run(json.dumps(offline_config(tiny_generator_dir, offline_dataset)))
+        assert run["state"] == "queued" and run["total_steps"] == 6
+        events = list(client.watch(run["id"]))
+        final = client.get_run(run["id"])
+    assert final["state"] == "succeeded", final["reason"]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    states = [e.data["state"] for e in events if e.kind == "state"]
+    assert states == ["queued", "running", "succeeded"]
+    assert [e.step for e in events if e.kind == "step"] == [1, 2, 3, 4, 5, 6]
+    assert [e.step for e in events if e.kind == "checkpoint"] == [2, 4, 6]
+    step = next(e for e in events if e.kind == "step")
+    assert {"loss", "reward", "real_loss", "grad_norm"} <= set(step.data)
+    assert Path(final["result"]["adapter_dir"], "adapter_model.safetensors").is_file()
+
+    # The same history over HTTP server-sent events, resumable with Last-Event-ID.
+    url = f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run['id']}/events"
+    with httpx.stream("GET", url, timeout=30) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        ids = [int(line[4:]) for line in r.iter_lines() if line.startswith("id: ")]
+    assert ids == [e.seq for e in events]
+    with httpx.stream("GET", url, headers={"Last-Event-ID": "3"}, timeout=30) as r:
+        ids = [int(line[4:]) for line in r.iter_lines() if line.startswith("id: ")]
+    assert ids == [e.seq for e in events][3:]
+    got = httpx.get(f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run['id']}").json()
+    assert got["state"] == "succeeded" and got["step"] == 6
+    listed = httpx.get(f"http://127.0.0.1:{trainer.http_port}/v1/runs?state=succeeded").json()
+    assert [r["id"] for r in listed["runs"]] == [run["id"]]
+
+
+def test_rejection_sampling_run(trainer, tiny_generator_dir: Path, offline_dataset: Path) -> None:
+    cfg = offline_config(tiny_generator_dir, offline_dataset, steps=3, strategy="rejection_sampling")
+    with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
+        run = client.start_run(json.dumps(cfg))
+        events = list(client.watch(run["id"]))
+    assert events[-1].data["state"] == "succeeded"
+    kept = [e.data["kept"] for e in events if e.kind == "step"]
+    assert all(0 <= k <= 1 for k in kept) and any(k < 1 for k in kept)
+
+
+def test_bad_configs_name_the_field(trainer, tiny_generator_dir: Path, offline_dataset: Path) -> None:
+    base = offline_config(tiny_generator_dir, offline_dataset)
+    with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
+        for patch, field in [
+            ({"optimizer": {"lr": 0}}, "optimizer.lr"),
+            ({"offline_data": {"path": "/nonexistent.json"}}, "offline_data.path"),
+            ({"model": "/nonexistent"}, "model"),
+        ]:
+            with pytest.raises(TrainerError) as err:
+                client.start_run(json.dumps({**base, **patch}))
+            assert err.value.code == "INVALID_ARGUMENT" and field in err.value.message
+        with pytest.raises(TrainerError) as err:
+            client.get_run("run-nope")
+        assert err.value.code == "NOT_FOUND"
+    http = f"http://127.0.0.1:{trainer.http_port}"
+    r = httpx.post(f"{http}/v1/runs", content=b"steps: [", headers={"content-type": "application/yaml"})
+    assert r.status_code == 400 and "YAML" in r.json()["error"]["message"]
+    r = httpx.post(f"{http}/v1/runs", json={**base, "batch_size": -1})
+    assert r.status_code == 400 and "batch_size" in r.json()["error"]["message"]
+    assert httpx.get(f"{http}/v1/runs/run-nope").status_code == 404
+    assert httpx.get(f"{http}/v1/runs?state=sleeping").status_code == 400
+    assert httpx.get(f"{http}/readyz").status_code == 200
+
+
+def test_cancel(trainer, tiny_generator_dir: Path, offline_dataset: Path) -> None:
+    cfg = offline_config(tiny_generator_dir, offline_dataset, steps=100_000)
+    with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
+        run = client.start_run(json.dumps(cfg))
+        for e in client.watch(run["id"]):
+            if e.kind == "step":
+                break
+        client.cancel_run(run["id"])
+        final = _wait_final(client, run["id"])
+        assert final["state"] == "cancelled" and 1 <= final["step"] < 100_000
+        with pytest.raises(TrainerError) as err:
+            client.cancel_run(run["id"])
+        assert err.value.code == "FAILED_PRECONDITION"
+    r = httpx.post(f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run['id']}:cancel")
+    assert r.status_code == 409
+
+
+def test_dependency_outage_fails_the_run_with_a_reason(trainer, tiny_generator_dir: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    down = {"address": dead, "timeout_s": 2, "retries": 3, "backoff_s": 0.1, "down_after_s": 2}
+    cfg = {
+        "model": str(tiny_generator_dir),
+        "prompts": ["a dog"],
+        "generator": down,
+        "critic": down,
+        "sampling": {"num_frames": 9, "height": 32, "width": 32, "num_inference_steps": 2},
+        "steps": 2,
+    }
+    with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
+        run = client.start_run(json.dumps(cfg))
+        final = _wait_final(client, run["id"], timeout_s=60)
+    assert final["state"] == "failed"
+    assert "generator" in final["reason"] and dead in final["reason"]
+    assert "UNAVAILABLE" in final["reason"]
+
+
+def test_interrupted_run_resumes_to_the_same_adapter(
+    tmp_path: Path, tiny_generator_dir: Path, offline_dataset: Path
+) -> None:
+    cfg = json.dumps(offline_config(tiny_generator_dir, offline_dataset, steps=6))
+    straight = RunManager(TrainerSettings(data_dir=tmp_path / "a"))
+    straight.load()
+    try:
+        run_a = straight.start_run(cfg)
+        while not straight.get_run(run_a.id).state.final:
+            time.sleep(0.1)
+        a = straight.get_run(run_a.id).to_json()
+    finally:
+        straight.close()
+
+    first = RunManager(TrainerSettings(data_dir=tmp_path / "b"))
+    first.load()
+    run_b = first.start_run(cfg)
+    seq = 0
+    stopped = False
+    while not stopped:  # stop the trainer right after the step-2 checkpoint
+        for e in first.wait_events(run_b.id, seq, 1.0):
+            seq = e.seq
+            if e.kind == "checkpoint" and e.step == 2:
+                first.close()
+                stopped = True
+                break
+    second = RunManager(TrainerSettings(data_dir=tmp_path / "b"))
+    second.load()
+    try:
+        while not second.get_run(run_b.id).state.final:
+            time.sleep(0.1)
+        b = second.get_run(run_b.id)
+        kinds = [e.kind for e in second.events(run_b.id)]
+    finally:
+        second.close()
+    assert b.state.value == "succeeded" and b.resumes == 1
+    assert "resumed" in kinds
+    wa, wb = _adapter(a), _adapter(b.to_json())
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert (wa[k] == wb[k]).all(), k
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_kill_9_then_restart_resumes_from_the_last_checkpoint(
+    tmp_path: Path, tiny_generator_dir: Path, offline_dataset: Path
+) -> None:
+    data = tmp_path / "data"
+    grpc_port, http_port = _free_port(), _free_port()
+    cmd = [
+        sys.executable, "-m", "lift.cli.main", "trainer", "serve", "--data-dir", str(data),
+        "--grpc-port", str(grpc_port), "--http-port", str(http_port),
+    ]  # fmt: skip
+    env = {**os.environ, "LIFT_TRAINER_LOG_LEVEL": "WARNING"}
+
+    def start() -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(cmd, env=env)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status_code == 200:
+                    return p
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        p.kill()
+        raise AssertionError("the trainer did not become ready")
+
+    proc = start()
+    try:
+        cfg = offline_config(tiny_generator_dir, offline_dataset, steps=8)
+        r = httpx.post(f"http://127.0.0.1:{http_port}/v1/runs", json=cfg)
+        assert r.status_code == 201, r.text
+        run_id = r.json()["id"]
+        with TrainerClient(f"127.0.0.1:{grpc_port}") as client:
+            for e in client.watch(run_id):
+                if e.kind == "step" and e.step == 3:  # past the step-2 checkpoint
+                    break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        ckpts = sorted(p.name for p in (data / "runs" / run_id / "checkpoints").iterdir())
+        assert "step-00000002" in ckpts
+        proc = start()
+        with TrainerClient(f"127.0.0.1:{grpc_port}") as client:
+            final = _wait_final(client, run_id)
+            events = list(client.watch(run_id))
+        assert final["state"] == "succeeded" and final["resumes"] == 1
+        resumed = [e for e in events if e.kind == "resumed"]
+        assert resumed and resumed[0].step >= 2
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    # The same run without the crash ends with the same adapter.
+    straight = RunManager(TrainerSettings(data_dir=tmp_path / "straight"))
+    straight.load()
+    try:
+        ref = straight.start_run(json.dumps(cfg))
+        while not straight.get_run(ref.id).state.final:
+            time.sleep(0.1)
+        wa = _adapter(straight.get_run(ref.id).to_json())
+    finally:
+        straight.close()
+    wb = _adapter(final)
+    for k in wa:
+        assert (wa[k] == wb[k]).all(), k
+
+
+def test_grpc_status_codes(trainer) -> None:
+    channel = grpc.insecure_channel(f"127.0.0.1:{trainer.grpc_port}")
+    from lift.v1 import trainer_pb2, trainer_pb2_grpc
+
+    stub = trainer_pb2_grpc.TrainerServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.WatchRun(trainer_pb2.WatchRunRequest(id="run-nope"), timeout=10))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        stub.StartRun(trainer_pb2.StartRunRequest(config=""), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    channel.close()
