@@ -148,13 +148,13 @@ def align(
     """Run an alignment run, show its progress, and report the held-out reward before/after."""
     import yaml
 
-    from lift.cli.render import console, err_console
+    from rich.console import Console
 
     if (config is None) == (not demo):
         typer.secho("give exactly one of --config FILE or --demo", fg="red", err=True)
         raise typer.Exit(2)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    out = err_console if as_json else console
+    out = Console(stderr=as_json)
     with contextlib.ExitStack() as stack:
         if demo:
             from services.trainer.demo import demo_config, write_real_clips
@@ -298,8 +298,9 @@ def up(
     import time
 
     import httpx
+    from rich.console import Console
 
-    from lift.cli.render import console
+    console = Console()
 
     procs: list[tuple[str, subprocess.Popen[bytes], int]] = []
 
