@@ -133,13 +133,16 @@ def align(
         Path | None, typer.Option(help="Run config (YAML or JSON); see docs/trainer.md")
     ] = None,
     demo: Annotated[
-        bool, typer.Option("--demo", help="Train on the embedded defaults (tiny model, signal critic)")
+        bool,
+        typer.Option("--demo", help="Train on the embedded defaults (tiny model, signal critic)"),
     ] = False,
     server: Annotated[
         str | None, typer.Option(help="Trainer gRPC address; unset: train in this process")
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Override the config's steps")] = None,
-    plot: Annotated[Path, typer.Option(help="Where to write the PNG plot")] = Path("lift-align.png"),
+    plot: Annotated[Path, typer.Option(help="Where to write the PNG plot")] = Path(
+        "lift-align.png"
+    ),
     data_dir: DataDirOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="End with one JSON line: rewards, ci95, guards")
@@ -147,7 +150,6 @@ def align(
 ) -> None:
     """Run an alignment run, show its progress, and report the held-out reward before/after."""
     import yaml
-
     from rich.console import Console
 
     if (config is None) == (not demo):
@@ -165,7 +167,9 @@ def align(
                 gen_addr, critic_addr = stack.enter_context(_demo_services())
             else:  # a trainer started by `lift up` reaches the services on their default ports
                 gen_addr, critic_addr = "127.0.0.1:50052", "127.0.0.1:50051"
-            cfg: dict[str, Any] = demo_config(gen_addr, critic_addr, write_real_clips(work / "real"))
+            cfg: dict[str, Any] = demo_config(
+                gen_addr, critic_addr, write_real_clips(work / "real")
+            )
             if data_dir is None and server is None:
                 data_dir = work / "trainer"
         else:
@@ -203,8 +207,12 @@ def _run_and_report(client: Any, config_text: str, plot: Path, as_json: bool, ou
     steps: list[dict[str, Any]] = []
     final_state = "unknown"
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=out,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=out,
     ) as bar:
         task = bar.add_task("train", total=total, info="")
         evals = bar.add_task("eval", total=1, info="", visible=False)
@@ -215,8 +223,13 @@ def _run_and_report(client: Any, config_text: str, plot: Path, as_json: bool, ou
                     info = f"reward {e.data['reward']:.3f} loss {e.data['loss']:.3f}"
                     bar.update(task, completed=e.step, info=info)
                 elif e.kind == "eval_progress":
-                    bar.update(evals, visible=True, total=e.data["total"], completed=e.data["done"],
-                               description=f"eval {e.data['phase']}")
+                    bar.update(
+                        evals,
+                        visible=True,
+                        total=e.data["total"],
+                        completed=e.data["done"],
+                        description=f"eval {e.data['phase']}",
+                    )
                 elif e.kind in ("warning", "eval", "resumed"):
                     bar.console.print(("[yellow]" if e.kind == "warning" else "") + e.message)
                 elif e.kind == "state":
@@ -328,15 +341,22 @@ def up(
                     raise typer.Exit(1)
                 if name in waiting:
                     with contextlib.suppress(httpx.HTTPError):
-                        if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                        if (
+                            httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code
+                            == 200
+                        ):
                             waiting.discard(name)
                             console.print(f"[green]{name} ready[/] (HTTP :{port})")
             if time.monotonic() > deadline:
-                console.print(f"[red]not ready after {timeout_s:.0f} s: {', '.join(sorted(waiting))}[/]")
+                console.print(
+                    f"[red]not ready after {timeout_s:.0f} s: {', '.join(sorted(waiting))}[/]"
+                )
                 raise typer.Exit(1)
             time.sleep(0.5)
-        console.print("all services ready: critic :50051, generator :50052, trainer :50053 "
-                      "(gRPC); Ctrl-C stops them")
+        console.print(
+            "all services ready: critic :50051, generator :50052, trainer :50053 "
+            "(gRPC); Ctrl-C stops them"
+        )
         while all(p.poll() is None for _, p, _ in procs):
             time.sleep(0.5)
         for name, p, _ in procs:

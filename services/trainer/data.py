@@ -106,7 +106,9 @@ def _records(path: Path, field: str) -> list[dict[str, object]]:
         else:
             rows = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{field}: {path} is not valid JSON ({exc.msg}, line {exc.lineno})")
+        raise InvalidInput(
+            f"{field}: {path} is not valid JSON ({exc.msg}, line {exc.lineno})"
+        ) from None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InvalidInput(f"{field}: {path} must hold a list of objects")
     if not rows:
@@ -163,8 +165,7 @@ def load_real_clips(path: Path, shape: Shape) -> list[Clip]:
     if not pairs:
         raise InvalidInput(f"{field}: {path} holds no videos ({', '.join(VIDEO_SUFFIXES)})")
     return [
-        Clip(to_shape(decode_all(_read(v, field), f"{field} {v.name}"), shape), c)
-        for v, c in pairs
+        Clip(to_shape(decode_all(_read(v, field), f"{field} {v.name}"), shape), c) for v, c in pairs
     ]
 
 
@@ -183,8 +184,10 @@ def load_offline_clips(path: Path, shape: Shape | None, reward_map: dict[str, fl
         all_good: bool | None = None
         reward = row.get("reward", row.get("score"))
         if labels is not None:
-            if not isinstance(labels, dict) or not labels or any(
-                v not in _LABEL_REWARDS for v in labels.values()
+            if (
+                not isinstance(labels, dict)
+                or not labels
+                or any(v not in _LABEL_REWARDS for v in labels.values())
             ):
                 raise InvalidInput(
                     f"{field}: record {i} 'labels' must map dimensions to good, normal or bad"

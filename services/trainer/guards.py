@@ -86,9 +86,7 @@ class HackingWatch:
             if rising and worsening > self.config.max_drop:
                 if name not in self.firing:
                     self.firing.add(name)
-                    out.append(
-                        GuardWarning(name, step, *reward_ends, start, now, worsening)
-                    )
+                    out.append(GuardWarning(name, step, *reward_ends, start, now, worsening))
             else:
                 self.firing.discard(name)
         return out

@@ -190,7 +190,9 @@ class AlignmentLoop:
         cfg, s = self.config, self.config.sampling
         rng = self._rng(step)
         prompts = [self.prompts[i] for i in rng.integers(0, len(self.prompts), cfg.batch_size)]
-        items = [(p, int(rng.integers(0, 2**63))) for p in prompts for _ in range(cfg.videos_per_prompt)]
+        items = [
+            (p, int(rng.integers(0, 2**63))) for p in prompts for _ in range(cfg.videos_per_prompt)
+        ]
         # Each process of a multi-GPU run samples its share; gradients are averaged.
         mine = items[self.acc.process_index :: self.acc.num_processes] or items[:1]
         videos = []
@@ -265,7 +267,9 @@ class AlignmentLoop:
         """Latents of real clips, encoded once (the VAE is frozen and encodes deterministically)."""
         missing = [c for c in clips if id(c) not in self._real_cache]
         if missing:
-            for c, z in zip(missing, self.policy.encode(np.stack([c.frames for c in missing])), strict=True):
+            for c, z in zip(
+                missing, self.policy.encode(np.stack([c.frames for c in missing])), strict=True
+            ):
                 self._real_cache[id(c)] = z
         return torch.stack([self._real_cache[id(c)] for c in clips])
 
@@ -334,7 +338,9 @@ class AlignmentLoop:
         self.current_version = version
         metrics.PUBLISHED.inc()
         self.emit(
-            "publish", self.published_step, f"published adapter version {version}",
+            "publish",
+            self.published_step,
+            f"published adapter version {version}",
             {"version": version},
         )
 
@@ -388,7 +394,9 @@ class AlignmentLoop:
         if self.policy_weights is not None and self.deps is not None and self.acc.is_main_process:
             self._publish_policy(self.policy_weights)
         self.emit(
-            "resumed", ckpt.step, f"resumed from the checkpoint of step {ckpt.step}",
+            "resumed",
+            ckpt.step,
+            f"resumed from the checkpoint of step {ckpt.step}",
             {"step": ckpt.step},
         )
         return ckpt.step
@@ -396,7 +404,7 @@ class AlignmentLoop:
     def _real_eval_loss(self) -> float | None:
         if not self.real:
             return None
-        gen = torch.Generator().manual_seed(_mix(self.config.seed, "eval"))
+        gen = torch.Generator().manual_seed(_mix(self.config.seed, 4))
         with torch.no_grad():
             latents = self.policy.encode(np.stack([c.frames for c in self.real[:8]]))
             embeds = self.policy.embed([c.caption for c in self.real[:8]])
@@ -413,12 +421,23 @@ class AlignmentLoop:
         for i, (prompt, seed) in enumerate(items):
             self._check_stop()
             req = GenerationRequest(
-                prompt=prompt, seed=seed, num_frames=self.shape.frames, height=self.shape.height,
-                width=self.shape.width, num_inference_steps=s.num_inference_steps,
-                guidance_scale=s.guidance_scale, fps=s.fps, adapter_version=version,
+                prompt=prompt,
+                seed=seed,
+                num_frames=self.shape.frames,
+                height=self.shape.height,
+                width=self.shape.width,
+                num_inference_steps=s.num_inference_steps,
+                guidance_scale=s.guidance_scale,
+                fps=s.fps,
+                adapter_version=version,
             )
             videos.append(self._generate(req))
-            self.emit("eval_progress", step, f"{label}: {i + 1}/{len(items)}", {"done": i + 1, "total": len(items), "phase": label})
+            self.emit(
+                "eval_progress",
+                step,
+                f"{label}: {i + 1}/{len(items)}",
+                {"done": i + 1, "total": len(items), "phase": label},
+            )
         critiques = self.deps.score([(v, p) for v, (p, _) in zip(videos, items, strict=True)])
         batch = _Batch([])
         for c in critiques:
@@ -430,8 +449,11 @@ class AlignmentLoop:
             self._real_eval_loss(),
         )
         self.emit(
-            "eval", step, f"held-out reward {label}: {result.mean:.4f} ± {result.ci95:.4f} "
-            f"({len(items)} videos, version {version})", {"phase": label, **result.to_json()},
+            "eval",
+            step,
+            f"held-out reward {label}: {result.mean:.4f} ± {result.ci95:.4f} "
+            f"({len(items)} videos, version {version})",
+            {"phase": label, **result.to_json()},
         )
         return result
 
@@ -479,8 +501,10 @@ class AlignmentLoop:
                 metrics.GUARD.labels(g).set(v)
         self.on_step({"step": step, **m})
         self.emit(
-            "step", step, f"step {step}/{self.config.steps}: reward {m['reward']:.4f}, "
-            f"loss {m['loss']:.4f}", m,
+            "step",
+            step,
+            f"step {step}/{self.config.steps}: reward {m['reward']:.4f}, loss {m['loss']:.4f}",
+            m,
         )
         for w in self.watch.observe(step, m["reward"], _guards(m)):
             metrics.HACKING_WARNINGS.labels(w.guard).inc()
@@ -496,10 +520,14 @@ class AlignmentLoop:
             out = self.workdir / "adapter"
             write_adapter(out, files.weights, files.config_json)
             result["adapter_dir"] = str(out)
-            if self.deps is not None and (self.published_step != cfg.steps or self.current_version == "base"):
+            if self.deps is not None and (
+                self.published_step != cfg.steps or self.current_version == "base"
+            ):
                 self._publish(cfg.steps)
             result["adapter_version"] = self.current_version
-        after = self._evaluate(self.current_version, cfg.steps, "after") if self.eval_before else None
+        after = (
+            self._evaluate(self.current_version, cfg.steps, "after") if self.eval_before else None
+        )
         if self.eval_before is not None and after is not None:
             result.update(compare(self.eval_before, after))
         result["warnings"] = sorted(self.watch.firing)

@@ -74,8 +74,13 @@ class RunManager:
         for run in unfinished:
             if run.state == RunState.RUNNING:
                 self.store.update(run.id, state=RunState.QUEUED, resumes=run.resumes + 1)
-                self._emit(run.id, "state", run.step, "the trainer restarted; the run will "
-                           "resume from its last checkpoint", {"state": "queued"})
+                self._emit(
+                    run.id,
+                    "state",
+                    run.step,
+                    "the trainer restarted; the run will resume from its last checkpoint",
+                    {"state": "queued"},
+                )
             self._stops[run.id] = threading.Event()
             self._queue.put(run.id)
         for i in range(self.settings.concurrent_runs):
@@ -216,8 +221,13 @@ class RunManager:
     def _finish(self, run_id: str, state: RunState, reason: str, step: int) -> None:
         assert self.store is not None
         self.store.update(run_id, state=state, reason=reason, finished=time.time())
-        self._emit(run_id, "state", step, f"{state.value}" + (f": {reason}" if reason else ""),
-                   {"state": state.value, "reason": reason})
+        self._emit(
+            run_id,
+            "state",
+            step,
+            f"{state.value}" + (f": {reason}" if reason else ""),
+            {"state": state.value, "reason": reason},
+        )
         metrics.RUNS_FINISHED.labels(state.value).inc()
         self._refresh_gauges()
 
@@ -267,7 +277,13 @@ class RunManager:
         try:
             deps = self.deps_factory(config, stop)
             loop = AlignmentLoop(
-                run_id, config, workdir, self._model_dir(config), deps, emit, stop,
+                run_id,
+                config,
+                workdir,
+                self._model_dir(config),
+                deps,
+                emit,
+                stop,
                 history=lambda upto: self.store.metrics(run_id, upto) if self.store else [],
                 resumes=run.resumes,
             )
@@ -281,7 +297,9 @@ class RunManager:
             self._finish(run_id, RunState.FAILED, exc.message, step)
         except Exception as exc:
             log.exception("run %s failed", run_id)
-            self._finish(run_id, RunState.FAILED, f"internal error: {type(exc).__name__}: {exc}", step)
+            self._finish(
+                run_id, RunState.FAILED, f"internal error: {type(exc).__name__}: {exc}", step
+            )
         else:
             self.store.update(run_id, result=result)
             self._finish(run_id, RunState.SUCCEEDED, "", config.steps)

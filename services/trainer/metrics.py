@@ -15,7 +15,9 @@ RUNS_FINISHED = Counter(
 STEP = Gauge("lift_trainer_step", "Optimizer step of the run in progress.")
 LOSS = Gauge("lift_trainer_loss", "Training loss of the last step (total objective).")
 REWARD = Gauge(
-    "lift_trainer_reward", "Mean critic reward of the last step's clips by dimension.", ["dimension"]
+    "lift_trainer_reward",
+    "Mean critic reward of the last step's clips by dimension.",
+    ["dimension"],
 )
 GUARD = Gauge(
     "lift_trainer_guard",

@@ -83,10 +83,10 @@ class Policy:
                     f"({type(modules[other[0]]).__name__}); the generator takes LoRA on Linear "
                     "layers only: name those more exactly"
                 )
-        self.denoiser.add_adapter(
+        self.denoiser.add_adapter(  # type: ignore[operator]
             LoraConfig(
                 r=lora.rank,
-                lora_alpha=lora.alpha,
+                lora_alpha=lora.alpha,  # type: ignore[arg-type]
                 target_modules=list(lora.target_modules),
                 init_lora_weights=True,  # B = 0: the adapter starts as the base model
             )
@@ -108,7 +108,7 @@ class Policy:
                 emb, _ = self.pipe.encode_prompt(
                     p,
                     do_classifier_free_guidance=False,
-                    max_sequence_length=self.denoiser.config.max_text_seq_length,
+                    max_sequence_length=self.denoiser.config.max_text_seq_length,  # type: ignore[union-attr]
                     device=self.device,
                 )
                 self._embeds[p] = emb[0].float()
@@ -142,7 +142,9 @@ class Policy:
         if getattr(self.denoiser.config, "use_rotary_positional_embeddings", False):
             vae_scale = self.pipe.vae_scale_factor_spatial
             rotary = self.pipe._prepare_rotary_positional_embeddings(
-                latents.shape[3] * vae_scale, latents.shape[4] * vae_scale, latents.shape[1],
+                latents.shape[3] * vae_scale,
+                latents.shape[4] * vae_scale,
+                latents.shape[1],
                 self.device,
             )
         pred = self.denoiser(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from lift.v1 import trainer_pb2
 from services.trainer.store import Event, RunRecord, RunState
 
-_STATE_TO_PROTO = {s: trainer_pb2.RunState.Value(f"RUN_STATE_{s.name}") for s in RunState}
+_STATE_TO_PROTO: dict[RunState, Any] = {
+    s: trainer_pb2.RunState.Value(f"RUN_STATE_{s.name}") for s in RunState
+}
 _STATE_FROM_PROTO = {v: k for k, v in _STATE_TO_PROTO.items()}
 
 

@@ -8,6 +8,7 @@ a few rows per step).
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -129,7 +130,16 @@ class Event:
         }
 
 
-_UPDATABLE = {"state", "started", "finished", "step", "reason", "adapter_version", "result", "resumes"}
+_UPDATABLE = {
+    "state",
+    "started",
+    "finished",
+    "step",
+    "reason",
+    "adapter_version",
+    "result",
+    "resumes",
+}
 
 
 class Store:
@@ -150,7 +160,9 @@ class Store:
         with self._lock:
             self._db.close()
 
-    def create_run(self, run_id: str, name: str, config: dict[str, Any], total_steps: int) -> RunRecord:
+    def create_run(
+        self, run_id: str, name: str, config: dict[str, Any], total_steps: int
+    ) -> RunRecord:
         """Insert a queued run."""
         with self._lock:
             self._db.execute(
@@ -170,7 +182,7 @@ class Store:
 
     def list(self, state: RunState | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs, newest first."""
-        query, args = "SELECT * FROM runs", ()
+        query, args = "SELECT * FROM runs", tuple[str, ...]()
         if state is not None:
             query, args = query + " WHERE state = ?", (state.value,)
         with self._lock:
@@ -193,7 +205,9 @@ class Store:
         if bad:
             raise ValueError(f"not updatable: {sorted(bad)}")
         values = [
-            json.dumps(v) if k == "result" and v is not None else (v.value if isinstance(v, RunState) else v)
+            json.dumps(v)
+            if k == "result" and v is not None
+            else (v.value if isinstance(v, RunState) else v)
             for k, v in fields.items()
         ]
         sets = ", ".join(f"{k} = ?" for k in fields)
@@ -223,7 +237,7 @@ class Store:
                 raise
         return Event(run_id, seq, now, kind, step, message, data or {})
 
-    def events(self, run_id: str, after_seq: int = 0, limit: int = 10_000) -> list[Event]:
+    def events(self, run_id: str, after_seq: int = 0, limit: int = 10_000) -> builtins.list[Event]:
         """A run's events with seq > ``after_seq``, in order."""
         with self._lock:
             rows = self._db.execute(
@@ -231,7 +245,15 @@ class Store:
                 (run_id, after_seq, limit),
             ).fetchall()
         return [
-            Event(r["run_id"], r["seq"], r["time"], r["kind"], r["step"], r["message"], json.loads(r["data"]))
+            Event(
+                r["run_id"],
+                r["seq"],
+                r["time"],
+                r["kind"],
+                r["step"],
+                r["message"],
+                json.loads(r["data"]),
+            )
             for r in rows
         ]
 
@@ -242,7 +264,7 @@ class Store:
                 "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)", (run_id, step, json.dumps(data))
             )
 
-    def metrics(self, run_id: str, up_to_step: int | None = None) -> list[dict[str, Any]]:
+    def metrics(self, run_id: str, up_to_step: int | None = None) -> builtins.list[dict[str, Any]]:
         """A run's per-step metrics in step order (each has its ``step``)."""
         query = "SELECT step, data FROM metrics WHERE run_id = ?"
         args: tuple[Any, ...] = (run_id,)

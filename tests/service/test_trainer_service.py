@@ -101,7 +101,9 @@ def test_offline_run_events_in_order_over_grpc_and_sse(
 
 
 def test_rejection_sampling_run(trainer, tiny_generator_dir: Path, offline_dataset: Path) -> None:
-    cfg = offline_config(tiny_generator_dir, offline_dataset, steps=3, strategy="rejection_sampling")
+    cfg = offline_config(
+        tiny_generator_dir, offline_dataset, steps=3, strategy="rejection_sampling"
+    )
     with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
         run = client.start_run(json.dumps(cfg))
         events = list(client.watch(run["id"]))
@@ -110,7 +112,9 @@ def test_rejection_sampling_run(trainer, tiny_generator_dir: Path, offline_datas
     assert all(0 <= k <= 1 for k in kept) and any(k < 1 for k in kept)
 
 
-def test_bad_configs_name_the_field(trainer, tiny_generator_dir: Path, offline_dataset: Path) -> None:
+def test_bad_configs_name_the_field(
+    trainer, tiny_generator_dir: Path, offline_dataset: Path
+) -> None:
     base = offline_config(tiny_generator_dir, offline_dataset)
     with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
         for patch, field in [
@@ -125,7 +129,9 @@ def test_bad_configs_name_the_field(trainer, tiny_generator_dir: Path, offline_d
             client.get_run("run-nope")
         assert err.value.code == "NOT_FOUND"
     http = f"http://127.0.0.1:{trainer.http_port}"
-    r = httpx.post(f"{http}/v1/runs", content=b"steps: [", headers={"content-type": "application/yaml"})
+    r = httpx.post(
+        f"{http}/v1/runs", content=b"steps: [", headers={"content-type": "application/yaml"}
+    )
     assert r.status_code == 400 and "YAML" in r.json()["error"]["message"]
     r = httpx.post(f"{http}/v1/runs", json={**base, "batch_size": -1})
     assert r.status_code == 400 and "batch_size" in r.json()["error"]["message"]

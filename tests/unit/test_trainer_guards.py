@@ -28,9 +28,14 @@ def test_warns_when_reward_rises_while_dynamic_degree_falls() -> None:
 def test_silent_when_both_rise_or_reward_is_flat() -> None:
     n = 40
     up = [0.2 + 0.5 * i / n for i in range(n)]
-    assert _feed(HackingWatch(GuardConfig(window=5)), up, [0.3 + 0.5 * i / n for i in range(n)]) == []
+    assert (
+        _feed(HackingWatch(GuardConfig(window=5)), up, [0.3 + 0.5 * i / n for i in range(n)]) == []
+    )
     flat = [0.3] * n
-    assert _feed(HackingWatch(GuardConfig(window=5)), flat, [0.9 - 0.8 * i / n for i in range(n)]) == []
+    assert (
+        _feed(HackingWatch(GuardConfig(window=5)), flat, [0.9 - 0.8 * i / n for i in range(n)])
+        == []
+    )
 
 
 def test_real_loss_rising_is_a_warning() -> None:

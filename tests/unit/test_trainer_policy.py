@@ -34,8 +34,11 @@ def test_one_step_changes_trainable_and_not_frozen(policy: Policy) -> None:
     assert per_example.shape == (2,)
     losses.reward_weighted(per_example, torch.tensor([0.9, 0.05])).backward()
     opt.step()
-    assert all(not torch.equal(p, trainable_before[n]) for n, p in policy.trainable().items()
-               if "lora_B" in n or "lora_A" in n)
+    assert all(
+        not torch.equal(p, trainable_before[n])
+        for n, p in policy.trainable().items()
+        if "lora_B" in n or "lora_A" in n
+    )
     assert all(torch.equal(p, frozen_before[n]) for n, p in policy.frozen().items())
     assert all(torch.equal(a, b) for a, b in zip(vae_before, policy.vae.parameters(), strict=True))
 
@@ -58,7 +61,7 @@ def test_exported_adapter_is_what_the_generator_accepts(policy: Policy) -> None:
 
 
 def test_targets_that_name_no_linear_layer_are_refused(tiny_generator_dir: Path) -> None:
-    with pytest.raises(InvalidInput, match="lora.target_modules"):
+    with pytest.raises(InvalidInput, match=r"lora\.target_modules"):
         Policy(tiny_generator_dir, LoraConfigModel(target_modules=["nothing_here"]))
     with pytest.raises(InvalidInput, match="Conv2d"):
         Policy(tiny_generator_dir, LoraConfigModel(target_modules=["proj"]))
