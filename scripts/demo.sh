@@ -52,3 +52,8 @@ echo "its labels and reasons mean nothing; point --model at a real checkpoint):"
 "$LIFT" debug tiny-model critic "$DIR/tiny-critic" >/dev/null
 "$LIFT" critique "$DIR/samples/flicker.mp4" --prompt "colourful shapes glide across a textured wall" \
   --backend composite --model "$DIR/tiny-critic"
+
+echo
+echo "An alignment run on the embedded defaults (tiny generator, signal critic, real clips):"
+echo "held-out reward before/after with its 95 % CI, the guard signals, and a plot."
+"$LIFT" align --demo --plot "$DIR/lift-align.png"
