@@ -25,7 +25,44 @@ from typing import Any
 
 import torch
 
-from services.trainer.policy import tensors_from_bytes, tensors_to_bytes
+
+def tensors_to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    """safetensors bytes of ``tensors``."""
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+
+
+def tensors_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    """The tensors in safetensors ``data``."""
+    from safetensors.torch import load
+
+    return load(data)
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
+    """An optimizer's state as tensors (safetensors) plus its param groups (JSON)."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            tensors[f"{idx}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
+    return tensors, sd["param_groups"]
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: Any
+) -> None:
+    """Inverse of :func:`optimizer_state`."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
 
 _DIR = re.compile(r"step-(\d{8})")
 PARTIAL = ".partial-"

@@ -169,7 +169,7 @@ def load_real_clips(path: Path, shape: Shape) -> list[Clip]:
     ]
 
 
-_LABEL_REWARDS = ("good", "normal", "bad")
+_LABELS = ("good", "normal", "bad")
 
 
 def load_offline_clips(path: Path, shape: Shape | None, reward_map: dict[str, float]) -> list[Clip]:
@@ -187,7 +187,7 @@ def load_offline_clips(path: Path, shape: Shape | None, reward_map: dict[str, fl
             if (
                 not isinstance(labels, dict)
                 or not labels
-                or any(v not in _LABEL_REWARDS for v in labels.values())
+                or any(v not in _LABELS for v in labels.values())
             ):
                 raise InvalidInput(
                     f"{field}: record {i} 'labels' must map dimensions to good, normal or bad"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +98,3 @@ def compare(before: EvalResult, after: EvalResult) -> dict[str, Any]:
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
-
-
-Scorer = Callable[[list[tuple[bytes, str]]], list[Critique]]

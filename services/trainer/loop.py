@@ -25,7 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,7 +36,13 @@ from lift.critique import Critique, RewardMap
 from lift.errors import Cancelled, InvalidInput, LiftError
 from lift.generation import AdapterFiles, GenerationRequest
 from services.trainer import losses, metrics
-from services.trainer.checkpoints import Checkpoint, CheckpointDir, write_adapter
+from services.trainer.checkpoints import (
+    Checkpoint,
+    CheckpointDir,
+    load_optimizer_state,
+    optimizer_state,
+    write_adapter,
+)
 from services.trainer.config import RunConfig
 from services.trainer.data import (
     Clip,
@@ -49,7 +55,7 @@ from services.trainer.data import (
 )
 from services.trainer.evaluation import EvalResult, compare, reward_of
 from services.trainer.guards import HackingWatch
-from services.trainer.policy import Policy, load_optimizer_state, optimizer_state
+from services.trainer.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +125,6 @@ class AlignmentLoop:
         self._labels = 0
         self.eval_before: EvalResult | None = None
         self._real_cache: dict[int, torch.Tensor] = {}
-        self.on_step: Callable[[dict[str, Any]], None] = lambda m: None
 
     # ---- set-up -------------------------------------------------------------------
 
@@ -171,10 +176,8 @@ class AlignmentLoop:
         optimizer = torch.optim.AdamW(
             params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps
         )
-        warm = max(1, o.warmup_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda i: min(1.0, (i + 1) / warm) if o.warmup_steps else 1.0
-        )
+        warm = max(1, o.warmup_steps)  # 0 and 1 both mean: full rate from the first step
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / warm))
         self.policy.denoiser, self.optimizer, self.scheduler = self.acc.prepare(
             self.policy.denoiser, optimizer, scheduler
         )
@@ -187,7 +190,7 @@ class AlignmentLoop:
 
     def _online_batch(self, step: int) -> _Batch:
         assert self.deps is not None and self.shape is not None
-        cfg, s = self.config, self.config.sampling
+        cfg = self.config
         rng = self._rng(step)
         prompts = [self.prompts[i] for i in rng.integers(0, len(self.prompts), cfg.batch_size)]
         items = [
@@ -195,20 +198,7 @@ class AlignmentLoop:
         ]
         # Each process of a multi-GPU run samples its share; gradients are averaged.
         mine = items[self.acc.process_index :: self.acc.num_processes] or items[:1]
-        videos = []
-        for prompt, seed in mine:
-            req = GenerationRequest(
-                prompt=prompt,
-                seed=seed,
-                num_frames=self.shape.frames,
-                height=self.shape.height,
-                width=self.shape.width,
-                num_inference_steps=s.num_inference_steps,
-                guidance_scale=s.guidance_scale,
-                fps=s.fps,
-                adapter_version=self.current_version,
-            )
-            videos.append(self._generate(req))
+        videos = [self._generate(self._request(p, seed, self.current_version)) for p, seed in mine]
         critiques = self.deps.score([(v, p) for v, (p, _) in zip(videos, mine, strict=True)])
         batch = _Batch(
             [
@@ -220,6 +210,22 @@ class AlignmentLoop:
             self._add_score(batch, c)
         return batch
 
+    def _request(self, prompt: str, seed: int, version: str) -> GenerationRequest:
+        """A generation at the training shape with the config's sampling settings."""
+        assert self.shape is not None
+        s = self.config.sampling
+        return GenerationRequest(
+            prompt=prompt,
+            seed=seed,
+            num_frames=self.shape.frames,
+            height=self.shape.height,
+            width=self.shape.width,
+            num_inference_steps=s.num_inference_steps,
+            guidance_scale=s.guidance_scale,
+            fps=s.fps,
+            adapter_version=version,
+        )
+
     def _generate(self, req: GenerationRequest) -> bytes:
         assert self.deps is not None
         try:
@@ -228,9 +234,7 @@ class AlignmentLoop:
             if "NOT_FOUND" in exc.message and self.policy_weights is not None:
                 # The generator restarted or evicted our version: publish it again.
                 self._publish_policy(self.policy_weights)
-                return self.deps.generate(
-                    GenerationRequest(**{**req.__dict__, "adapter_version": self.current_version})
-                )
+                return self.deps.generate(replace(req, adapter_version=self.current_version))
             raise
 
     def _add_score(self, batch: _Batch, c: Critique) -> None:
@@ -254,10 +258,10 @@ class AlignmentLoop:
         )
 
     def _real_batch(self, step: int, n_gen: int) -> list[Clip]:
-        assert self.config.real_data is not None or not self.real
         if not self.real:
             return []
-        n = max(1, round(n_gen * self.config.real_data.ratio)) if self.config.real_data else 0
+        assert self.config.real_data is not None  # real clips are loaded from it
+        n = max(1, round(n_gen * self.config.real_data.ratio))
         rng = np.random.default_rng(_mix(self.config.seed, step, 1))
         return [self.real[i] for i in rng.integers(0, len(self.real), n)]
 
@@ -333,8 +337,7 @@ class AlignmentLoop:
         version = f"{self.run_id}-s{self.published_step}"
         if self.resumes or self._labels > 1:
             version += f"-r{self.resumes}.{self._labels}"
-        files = AdapterFiles(weights, self.policy.adapter_files(self._unwrapped()).config_json)
-        self.deps.publish(version, files)
+        self.deps.publish(version, AdapterFiles(weights, self.policy.adapter_config()))
         self.current_version = version
         metrics.PUBLISHED.inc()
         self.emit(
@@ -406,7 +409,7 @@ class AlignmentLoop:
             return None
         gen = torch.Generator().manual_seed(_mix(self.config.seed, 4))
         with torch.no_grad():
-            latents = self.policy.encode(np.stack([c.frames for c in self.real[:8]]))
+            latents = self._real_latents(self.real[:8])
             embeds = self.policy.embed([c.caption for c in self.real[:8]])
             return float(self.policy.losses(latents, embeds, gen).mean())
 
@@ -414,24 +417,11 @@ class AlignmentLoop:
         ev = self.config.eval
         if not ev.prompts or self.deps is None or not self.acc.is_main_process:
             return None
-        assert self.shape is not None
-        s = self.config.sampling
         videos = []
         items = [(p, seed) for p in ev.prompts for seed in ev.seeds]
         for i, (prompt, seed) in enumerate(items):
             self._check_stop()
-            req = GenerationRequest(
-                prompt=prompt,
-                seed=seed,
-                num_frames=self.shape.frames,
-                height=self.shape.height,
-                width=self.shape.width,
-                num_inference_steps=s.num_inference_steps,
-                guidance_scale=s.guidance_scale,
-                fps=s.fps,
-                adapter_version=version,
-            )
-            videos.append(self._generate(req))
+            videos.append(self._generate(self._request(prompt, seed, version)))
             self.emit(
                 "eval_progress",
                 step,
@@ -499,7 +489,6 @@ class AlignmentLoop:
         for g, v in _guards(m).items():
             if v is not None:
                 metrics.GUARD.labels(g).set(v)
-        self.on_step({"step": step, **m})
         self.emit(
             "step",
             step,
@@ -520,9 +509,7 @@ class AlignmentLoop:
             out = self.workdir / "adapter"
             write_adapter(out, files.weights, files.config_json)
             result["adapter_dir"] = str(out)
-            if self.deps is not None and (
-                self.published_step != cfg.steps or self.current_version == "base"
-            ):
+            if self.deps is not None and self.published_step != cfg.steps:
                 self._publish(cfg.steps)
             result["adapter_version"] = self.current_version
         after = (

@@ -68,7 +68,7 @@ class RunManager:
         self.store = Store(self.settings.data_dir / "trainer.sqlite")
         unfinished = [
             r
-            for r in reversed(self.store.list(limit=1_000_000))
+            for r in reversed(self.store.runs(limit=1_000_000))
             if r.state in (RunState.RUNNING, RunState.QUEUED)
         ]
         for run in unfinished:
@@ -149,7 +149,7 @@ class RunManager:
         except ValueError:
             names = ", ".join(s.value for s in RunState)
             raise InvalidInput(f"state must be one of {names}; got {state!r}") from None
-        return self._db().list(wanted, limit)
+        return self._db().runs(wanted, limit)
 
     def cancel_run(self, run_id: str) -> RunRecord:
         """Cancel a queued or running run (a running one stops at its next step)."""

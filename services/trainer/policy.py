@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -168,15 +167,20 @@ class Policy:
             {f"base_model.model.{k}": v.detach().cpu().contiguous() for k, v in state.items()},
             metadata={"format": "pt"},
         )
-        config = {
-            "peft_type": "LORA",
-            "r": self.lora.rank,
-            "lora_alpha": self.lora.alpha,
-            "target_modules": list(self.lora.target_modules),
-            "bias": "none",
-            "use_dora": False,
-        }
-        return AdapterFiles(weights, json.dumps(config))
+        return AdapterFiles(weights, self.adapter_config())
+
+    def adapter_config(self) -> str:
+        """The adapter's ``adapter_config.json`` text (peft's field names)."""
+        return json.dumps(
+            {
+                "peft_type": "LORA",
+                "r": self.lora.rank,
+                "lora_alpha": self.lora.alpha,
+                "target_modules": list(self.lora.target_modules),
+                "bias": "none",
+                "use_dora": False,
+            }
+        )
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Copies of the trainable tensors (for checkpoints)."""
@@ -190,41 +194,3 @@ class Policy:
         with torch.no_grad():
             for n, p in params.items():
                 p.copy_(state[n].to(p.device, p.dtype))
-
-
-def tensors_to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
-    """safetensors bytes of ``tensors``."""
-    from safetensors.torch import save
-
-    return save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
-
-
-def tensors_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
-    """The tensors in safetensors ``data``."""
-    from safetensors.torch import load
-
-    return load(data)
-
-
-def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
-    """An optimizer's state as tensors (safetensors) plus its param groups (JSON)."""
-    sd = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    for idx, state in sd["state"].items():
-        for key, value in state.items():
-            tensors[f"{idx}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
-    return tensors, sd["param_groups"]
-
-
-def load_optimizer_state(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: Any
-) -> None:
-    """Inverse of :func:`optimizer_state`."""
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in tensors.items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    for group in groups:
-        if "betas" in group:
-            group["betas"] = tuple(group["betas"])
-    optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -8,7 +8,6 @@ a few rows per step).
 
 from __future__ import annotations
 
-import builtins
 import json
 import sqlite3
 import threading
@@ -180,7 +179,7 @@ class Store:
             row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else _record(row)
 
-    def list(self, state: RunState | None = None, limit: int = 100) -> list[RunRecord]:
+    def runs(self, state: RunState | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs, newest first."""
         query, args = "SELECT * FROM runs", tuple[str, ...]()
         if state is not None:
@@ -237,7 +236,7 @@ class Store:
                 raise
         return Event(run_id, seq, now, kind, step, message, data or {})
 
-    def events(self, run_id: str, after_seq: int = 0, limit: int = 10_000) -> builtins.list[Event]:
+    def events(self, run_id: str, after_seq: int = 0, limit: int = 10_000) -> list[Event]:
         """A run's events with seq > ``after_seq``, in order."""
         with self._lock:
             rows = self._db.execute(
@@ -264,7 +263,7 @@ class Store:
                 "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)", (run_id, step, json.dumps(data))
             )
 
-    def metrics(self, run_id: str, up_to_step: int | None = None) -> builtins.list[dict[str, Any]]:
+    def metrics(self, run_id: str, up_to_step: int | None = None) -> list[dict[str, Any]]:
         """A run's per-step metrics in step order (each has its ``step``)."""
         query = "SELECT step, data FROM metrics WHERE run_id = ?"
         args: tuple[Any, ...] = (run_id,)

@@ -22,6 +22,7 @@ from lift.trainer_client import TrainerClient, TrainerError
 from services.trainer.manager import RunManager
 from services.trainer.server import build_trainer
 from services.trainer.settings import TrainerSettings
+from services.trainer.store import RunRecord
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -61,6 +62,19 @@ def _wait_final(client: TrainerClient, run_id: str, timeout_s: float = 300) -> d
             return run
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} did not finish")
+
+
+def _run_to_end(data_dir: Path, config: str) -> RunRecord:
+    """Train ``config`` to the end with a fresh in-process manager."""
+    manager = RunManager(TrainerSettings(data_dir=data_dir))
+    manager.load()
+    try:
+        run = manager.start_run(config)
+        while not manager.get_run(run.id).state.final:
+            time.sleep(0.1)
+        return manager.get_run(run.id)
+    finally:
+        manager.close()
 
 
 def _adapter(run: dict[str, Any]) -> dict[str, Any]:
@@ -182,15 +196,7 @@ def test_interrupted_run_resumes_to_the_same_adapter(
     tmp_path: Path, tiny_generator_dir: Path, offline_dataset: Path
 ) -> None:
     cfg = json.dumps(offline_config(tiny_generator_dir, offline_dataset, steps=6))
-    straight = RunManager(TrainerSettings(data_dir=tmp_path / "a"))
-    straight.load()
-    try:
-        run_a = straight.start_run(cfg)
-        while not straight.get_run(run_a.id).state.final:
-            time.sleep(0.1)
-        a = straight.get_run(run_a.id).to_json()
-    finally:
-        straight.close()
+    a = _run_to_end(tmp_path / "a", cfg).to_json()
 
     first = RunManager(TrainerSettings(data_dir=tmp_path / "b"))
     first.load()
@@ -280,15 +286,7 @@ def test_kill_9_then_restart_resumes_from_the_last_checkpoint(
             proc.kill()
 
     # The same run without the crash ends with the same adapter.
-    straight = RunManager(TrainerSettings(data_dir=tmp_path / "straight"))
-    straight.load()
-    try:
-        ref = straight.start_run(json.dumps(cfg))
-        while not straight.get_run(ref.id).state.final:
-            time.sleep(0.1)
-        wa = _adapter(straight.get_run(ref.id).to_json())
-    finally:
-        straight.close()
+    wa = _adapter(_run_to_end(tmp_path / "straight", json.dumps(cfg)).to_json())
     wb = _adapter(final)
     for k in wa:
         assert (wa[k] == wb[k]).all(), k
