@@ -17,9 +17,8 @@ from typing import Any
 
 import grpc
 
+from lift.runs import Event, event_from_proto
 from lift.v1 import trainer_pb2, trainer_pb2_grpc
-from services.trainer.protocol import event_from_proto
-from services.trainer.store import Event
 
 
 class TrainerError(Exception):

@@ -114,7 +114,7 @@ class _LocalTrainer:
         return self.manager.cancel_run(run_id).to_json()
 
     def watch(self, run_id: str, after_seq: int = 0) -> Iterator[Any]:
-        from services.trainer.store import is_final_event
+        from lift.runs import is_final_event
 
         seq = after_seq
         while True:

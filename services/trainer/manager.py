@@ -20,12 +20,13 @@ from typing import Any
 
 from lift import __version__
 from lift.errors import Cancelled, Conflict, InvalidInput, LiftError, NotFound, NotReady, Overloaded
+from lift.runs import Event, RunState, is_final_event
 from services.trainer import metrics
 from services.trainer.config import RunConfig, parse_run_config
 from services.trainer.loop import AlignmentLoop, Dependencies
 from services.trainer.remote import Services
 from services.trainer.settings import TrainerSettings
-from services.trainer.store import Event, RunRecord, RunState, Store, is_final_event
+from services.trainer.store import RunRecord, Store
 
 log = logging.getLogger(__name__)
 

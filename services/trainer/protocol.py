@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lift.runs import RunState
 from lift.v1 import trainer_pb2
-from services.trainer.store import Event, RunRecord, RunState
+from services.trainer.store import RunRecord
 
 _STATE_TO_PROTO: dict[RunState, Any] = {
     s: trainer_pb2.RunState.Value(f"RUN_STATE_{s.name}") for s in RunState
@@ -36,24 +37,4 @@ def run_to_proto(run: RunRecord) -> trainer_pb2.Run:
         resumes=run.resumes,
         config_json=json.dumps(run.config),
         result_json=json.dumps(run.result) if run.result is not None else "",
-    )
-
-
-def event_to_proto(e: Event) -> trainer_pb2.RunEvent:
-    """A stored event as a lift.v1.RunEvent."""
-    return trainer_pb2.RunEvent(
-        run_id=e.run_id,
-        seq=e.seq,
-        time_unix_s=e.time,
-        kind=e.kind,
-        step=e.step,
-        message=e.message,
-        data_json=json.dumps(e.data),
-    )
-
-
-def event_from_proto(m: trainer_pb2.RunEvent) -> Event:
-    """Inverse of :func:`event_to_proto` (clients)."""
-    return Event(
-        m.run_id, m.seq, m.time_unix_s, m.kind, m.step, m.message, json.loads(m.data_json or "{}")
     )

@@ -12,10 +12,11 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lift.runs import Event, RunState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -52,21 +53,6 @@ CREATE TABLE IF NOT EXISTS metrics (
 """
 
 
-class RunState(StrEnum):
-    """Where a run is. The last three are final."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def final(self) -> bool:
-        """True for succeeded, failed and cancelled."""
-        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
-
-
 @dataclass(frozen=True)
 class RunRecord:
     """A run as stored."""
@@ -101,31 +87,6 @@ class RunRecord:
             "resumes": self.resumes,
             "config": self.config,
             "result": self.result,
-        }
-
-
-@dataclass(frozen=True)
-class Event:
-    """One thing that happened in a run; ``seq`` orders a run's events from 1."""
-
-    run_id: str
-    seq: int
-    time: float
-    kind: str
-    step: int
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """The HTTP / SSE form."""
-        return {
-            "run_id": self.run_id,
-            "seq": self.seq,
-            "time_unix_s": self.time,
-            "kind": self.kind,
-            "step": self.step,
-            "message": self.message,
-            "data": self.data,
         }
 
 
@@ -290,10 +251,3 @@ def _record(row: sqlite3.Row) -> RunRecord:
         result=None if row["result"] is None else json.loads(row["result"]),
         resumes=row["resumes"],
     )
-
-
-def is_final_event(event: Event) -> bool:
-    """True for the event that ends a run's stream (its final state)."""
-    return event.kind == "state" and event.data.get("state") in {
-        s.value for s in RunState if s.final
-    }
