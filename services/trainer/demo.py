@@ -1,11 +1,16 @@
 """The embedded demo run: what ``lift align --demo`` trains on the embedded defaults.
 
 The demo generator is a tiny random CogVideoX whose videos are noise; the
-``signal`` critic rates them mostly bad (judder, noise, flicker). The real-video
-term pulls the policy toward smoothly moving footage: the suite's clean sample
-clip (a panning textured scene with moving shapes), cut into windows. A few
-hundred small steps raise the held-out reward well beyond its confidence
-interval on 2 CPU cores, and the guard signals show what the reward does not.
+``signal`` critic rates them mostly bad (judder, noise, flicker, blocks). Its
+own samples, weighted by their reward, teach it little; the real-video term
+(λ = 4, four copies of one window of the suite's clean sample clip per step)
+pulls it toward smoothly moving footage. Measured on 2 CPU cores (3 min 20 s):
+held-out reward 0.202 -> 0.401, gain +0.199 ± 0.091 (95 % paired CI over 16
+videos), dynamic degree 0.97 -> 0.90, no guard warning. The recipe was tuned on
+this tiny model: rank-8 LoRA on attention only, lr 1e-2 or λ = 1 gave gains inside
+their CI; at 300 steps the dynamic degree of the samples falls to ~0.7 and the
+hacking watch warns, so the demo stops at 250. The reward stays low (<= 0.5)
+because the random VAE's decoder adds 8x8 blocks to anything it decodes.
 """
 
 from __future__ import annotations
@@ -37,8 +42,24 @@ EVAL_PROMPTS = [
     "a kite flies over a field",
 ]
 
+TARGETS = [  # every Linear layer of the tiny denoiser's blocks, embeddings and output
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "norm1.linear",
+    "norm2.linear",
+    "norm_out.linear",
+    "proj_out",
+    "text_proj",
+    "time_embedding.linear_1",
+    "time_embedding.linear_2",
+]
 
-def write_real_clips(directory: Path, count: int = 2) -> Path:
+
+def write_real_clips(directory: Path, count: int = 1) -> Path:
     """Windows of the clean sample clip (every other frame, downscaled) with captions."""
     directory.mkdir(parents=True, exist_ok=True)
     frames = make_sample("clean").frames
@@ -57,7 +78,7 @@ def write_real_clips(directory: Path, count: int = 2) -> Path:
     return directory
 
 
-def demo_config(generator: str, critic: str, real_dir: Path, steps: int = 240) -> dict[str, Any]:
+def demo_config(generator: str, critic: str, real_dir: Path, steps: int = 250) -> dict[str, Any]:
     """The demo run's config (a plain dict, as a user would write it in YAML)."""
     return {
         "name": "demo",
@@ -65,24 +86,9 @@ def demo_config(generator: str, critic: str, real_dir: Path, steps: int = 240) -
         "critic": {"address": critic, "timeout_s": 60},
         "prompts": PROMPTS,
         "strategy": "reward_weighted",
-        "real_data": {"path": str(real_dir), "weight": 1.0, "ratio": 4.0},
-        "lora": {
-            "rank": 8,
-            "alpha": 8,
-            "target_modules": [
-                "to_q",
-                "to_k",
-                "to_v",
-                "to_out.0",
-                "ff.net.0.proj",
-                "ff.net.2",
-                "norm1.linear",
-                "norm2.linear",
-                "norm_out.linear",
-                "proj_out",
-            ],
-        },
-        "optimizer": {"lr": 1e-2, "betas": [0.9, 0.95], "grad_clip": 1.0},
+        "real_data": {"path": str(real_dir), "weight": 4.0, "ratio": 4.0},
+        "lora": {"rank": 32, "alpha": 32, "target_modules": TARGETS},
+        "optimizer": {"lr": 3e-3, "betas": [0.9, 0.95], "grad_clip": 1.0},
         "sampling": {
             "num_frames": FRAMES,
             "height": HEIGHT,
