@@ -20,5 +20,9 @@ LATENCY = Histogram(
 IN_FLIGHT = Gauge("lift_requests_in_flight", "Requests being handled.", ["service", "transport"])
 QUEUE_DEPTH = Gauge("lift_queue_depth", "Requests waiting for a worker.", ["service"])
 WORKERS_BUSY = Gauge("lift_workers_busy", "Workers computing a request.", ["service"])
+QUEUE_CAPACITY = Gauge(
+    "lift_queue_capacity", "Requests that may wait before new ones are refused.", ["service"]
+)
+WORKERS = Gauge("lift_workers", "Worker slots computing requests.", ["service"])
 BUILD = Info("lift_build", "Version of the lift suite.")
 BUILD.info({"version": __version__})

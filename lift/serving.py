@@ -58,6 +58,9 @@ class WorkLimiter:
         self._slots = asyncio.Semaphore(workers)
         self._admitted = 0
         self.running = 0
+        metrics.QUEUE_CAPACITY.labels(service).set(max_queue)
+        metrics.WORKERS.labels(service).set(workers)
+        self._report()
 
     @property
     def waiting(self) -> int:

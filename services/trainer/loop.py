@@ -152,9 +152,11 @@ class AlignmentLoop:
         cfg = self.config
         self.acc = self._accelerator()
         self.emit("log", 0, f"loading the trainer's model from {self.model_dir}", {})
+        began = time.perf_counter()
         self.policy = Policy(
             self.model_dir, cfg.lora, str(self.acc.device), seed=_mix(cfg.seed, 3) % 2**31
         )
+        metrics.MODEL_LOAD_SECONDS.set(time.perf_counter() - began)
         self.prompts = load_prompts(cfg)
         self.shape = self._shape()
         self.offline: list[Clip] = []
@@ -377,6 +379,7 @@ class AlignmentLoop:
             )
         )
         metrics.LAST_CHECKPOINT.set(time.time())
+        metrics.CHECKPOINT_CLOCK.start()
         self.emit("checkpoint", step, f"checkpoint written: {path.name}", {"path": str(path)})
 
     def _resume(self) -> int:
@@ -455,9 +458,16 @@ class AlignmentLoop:
 
     def run(self) -> dict[str, Any]:
         """Train to ``config.steps``; returns the run's result (also in the last event)."""
+        try:
+            return self._run()
+        finally:
+            metrics.CHECKPOINT_CLOCK.stop()
+
+    def _run(self) -> dict[str, Any]:
         cfg = self.config
         self._setup()
         start = self._resume()
+        metrics.CHECKPOINT_CLOCK.start()
         if start == 0 and cfg.eval.prompts:
             self.eval_before = self._evaluate("base", 0, "before")
         for step in range(start + 1, cfg.steps + 1):

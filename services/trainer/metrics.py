@@ -6,6 +6,8 @@ describe the run in progress, and finished runs are counted by final state.
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RUNS = Gauge("lift_trainer_runs", "Runs known to the trainer by state.", ["state"])
@@ -37,6 +39,40 @@ STEP_SECONDS = Histogram(
     "Wall time of one optimizer step including sampling and scoring.",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+MODEL_LOAD_SECONDS = Gauge(
+    "lift_trainer_model_load_seconds", "Time the last run took to load its policy model."
+)
+
+
+class CheckpointClock:
+    """Seconds since the run in progress last wrote a checkpoint (or started); 0 when idle.
+
+    Read at scrape time, so an alert on it needs no clock arithmetic in PromQL and
+    does not fire for a trainer that has simply finished its runs.
+    """
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def start(self) -> None:
+        """A run began (or resumed), or wrote a checkpoint: the clock starts again."""
+        self.since = time.time()
+
+    def stop(self) -> None:
+        """No run in progress."""
+        self.since = None
+
+    def age(self) -> float:
+        """The gauge's value."""
+        return 0.0 if self.since is None else time.time() - self.since
+
+
+CHECKPOINT_CLOCK = CheckpointClock()
+CHECKPOINT_AGE = Gauge(
+    "lift_trainer_checkpoint_age_seconds",
+    "Seconds since the run in progress wrote its last checkpoint (or started); 0 when idle.",
+)
+CHECKPOINT_AGE.set_function(CHECKPOINT_CLOCK.age)
 LAST_CHECKPOINT = Gauge(
     "lift_trainer_last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint written."
 )
