@@ -7,11 +7,14 @@ LIFT := $(VENV)/bin/lift
 BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 STAMP := $(VENV)/.setup-stamp
+# Prometheus + promtool (Debian's package): the observability tests run a real one.
+PROMETHEUS := /usr/bin/prometheus
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR := .demo
 
 .PHONY: setup demo test lint format proto bench clean
 
-setup: $(STAMP) $(BUF)
+setup: $(STAMP) $(BUF) $(PROMETHEUS)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +23,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
+
+$(PROMETHEUS):
+	command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)

@@ -303,6 +303,17 @@ _UP = (  # service, serve command, HTTP port (defaults of each service)
 
 def up(
     timeout_s: Annotated[float, typer.Option(help="Wait this long for readiness")] = 300.0,
+    with_prometheus: Annotated[
+        bool,
+        typer.Option(
+            "--with-prometheus",
+            help="Also run Prometheus on deploy/prometheus/prometheus.yml (rules and alerts)",
+        ),
+    ] = False,
+    prometheus_port: Annotated[int, typer.Option(help="Prometheus web port")] = 9090,
+    prometheus_data: Annotated[
+        Path | None, typer.Option(help="Prometheus TSDB directory (default: a temp dir)")
+    ] = None,
 ) -> None:
     """Start critic, generator and trainer (embedded defaults); stop all on Ctrl-C."""
     import signal
@@ -332,14 +343,30 @@ def up(
         for name, args, port in _UP:
             cmd = [sys.executable, "-m", "lift.cli.main", *args]
             procs.append((name, subprocess.Popen(cmd), port))
+        if with_prometheus:
+            from lift import prometheus
+
+            if prometheus_data is None:
+                prometheus_data = Path(tempfile.mkdtemp(prefix="lift-prometheus-"))
+            try:
+                prom = prometheus.start(prometheus.CONFIG, prometheus_port, prometheus_data)
+                procs.append(("prometheus", prom, 0))
+                prometheus.wait_ready(prom, prometheus_port)
+            except prometheus.PrometheusError as exc:
+                console.print(f"[red]{exc}[/]")
+                raise typer.Exit(1) from None
+            console.print(
+                f"[green]prometheus ready[/] (http://127.0.0.1:{prometheus_port}, "
+                f"rules and alerts from {prometheus.PROMETHEUS_DIR}, data in {prometheus_data})"
+            )
         deadline = time.monotonic() + timeout_s
-        waiting = {name for name, _, _ in procs}
+        waiting = {name for name, _, port in procs if port}
         while waiting:
             for name, p, port in procs:
                 if p.poll() is not None:
                     console.print(f"[red]{name} exited with code {p.returncode}[/]")
                     raise typer.Exit(1)
-                if name in waiting:
+                if name in waiting and port:
                     with contextlib.suppress(httpx.HTTPError):
                         if (
                             httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
-from lift.critique import Critique
+from lift.critique import Critique, Dimension, Label
 
 MODEL_LOAD_SECONDS = Gauge("lift_critic_model_load_seconds", "Time the backend took to load.")
 BACKEND_INFO = Info("lift_critic_backend", "Backend and model the critic serves.")
@@ -23,6 +23,9 @@ MICRO_BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 LABELS = Counter("lift_critic_labels_total", "Labels given, per dimension.", ["dimension", "label"])
+for _d in Dimension:  # every series exists from start-up, so rates and alerts see 0, not nothing
+    for _l in Label:
+        LABELS.labels(_d.value, _l.value)
 REWARD = Histogram(
     "lift_critic_reward",
     "Expected reward per critique.",

@@ -24,3 +24,7 @@ VIDEOS = Counter(
 ADAPTER_LOADS = Counter(
     "lift_generator_adapter_loads_total", "Adapter loads by outcome: ok, refused.", ["outcome"]
 )
+for _outcome in ("ok", "cancelled", "failed"):  # series exist from start-up (0, not absent)
+    VIDEOS.labels(_outcome)
+for _outcome in ("ok", "refused"):
+    ADAPTER_LOADS.labels(_outcome)

@@ -88,3 +88,8 @@ DEPENDENCY_ERRORS = Counter(
     "Failed calls to a dependency by gRPC code.",
     ["dependency", "code"],
 )
+# Known label values exist from start-up (0, not absent), so rates and alerts see them.
+for _state in ("succeeded", "failed", "cancelled"):
+    RUNS_FINISHED.labels(_state)
+for _guard in ("dynamic_degree", "real_loss"):
+    HACKING_WARNINGS.labels(_guard)
