@@ -48,15 +48,39 @@ def _settings_error(exc: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
+@critic_app.command("export")
+def critic_export(
+    model: Annotated[Path, typer.Option(help="Critic checkpoint directory (Qwen2-VL family)")],
+    out: Annotated[Path, typer.Option(help="Directory for vision.onnx and vision.json")],
+) -> None:
+    """Export the critic's vision tower + projector to ONNX (dynamic batch) for onnx/triton."""
+    from lift.errors import LiftError
+    from services.critic.backends.vlm.vision_graph import export
+
+    try:
+        path = export(model, out)
+    except (LiftError, OSError, ValueError) as exc:
+        typer.secho(f"export failed: {getattr(exc, 'message', exc)}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {path} and {path.with_name('vision.json')}")
+
+
 @critic_app.command("serve")
 def critic_serve(
     grpc_port: Annotated[int | None, typer.Option(help="gRPC port [default 50051]")] = None,
     http_port: Annotated[int | None, typer.Option(help="HTTP port [default 8080]")] = None,
     host: Annotated[str | None, typer.Option(help="Bind address [default 127.0.0.1]")] = None,
     backend: Annotated[
-        str | None, typer.Option(help="Critic backend: signal, vlm, composite [default signal]")
+        str | None,
+        typer.Option(help="Critic backend: signal, vlm, composite, onnx, triton [default signal]"),
     ] = None,
     model: ModelOpt = None,
+    vision_graph: Annotated[
+        Path | None, typer.Option(help="onnx/triton: directory `lift critic export` wrote")
+    ] = None,
+    triton_url: Annotated[
+        str | None, typer.Option(help="triton: Triton's gRPC address [default 127.0.0.1:8001]")
+    ] = None,
     adapter: AdapterOpt = None,
     templates: TemplatesOpt = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N")] = None,
@@ -88,6 +112,8 @@ def critic_serve(
             "host": host,
             "backend": backend,
             "model": model,
+            "vision_graph": vision_graph,
+            "triton_url": triton_url,
             "adapter": adapter,
             "templates": templates,
             "device": device,

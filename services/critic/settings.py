@@ -21,7 +21,9 @@ class CriticSettings(ServiceSettings):
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port.")
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP port.")
     backend: str = Field(
-        "signal", description="Backend name from the critic's registry: signal, vlm, composite."
+        "signal",
+        description="Backend name from the critic's registry: signal, vlm, composite, onnx "
+        "(the vlm with its vision tower on onnxruntime), triton (the same on Triton).",
     )
     workers: int = Field(
         8,
@@ -36,6 +38,16 @@ class CriticSettings(ServiceSettings):
         description="Local transformers checkpoint directory of the video VLM (vlm, composite).",
     )
     adapter: Path | None = Field(None, description="Optional peft LoRA adapter directory.")
+    vision_graph: Path | None = Field(
+        None,
+        description="onnx / triton backends: the directory `lift critic export` wrote "
+        "(vision.onnx + vision.json).",
+    )
+    triton_url: str = Field("127.0.0.1:8001", description="triton backend: Triton's gRPC address.")
+    triton_model: str = Field(
+        "lift_critic_vision", description="triton backend: the model name in Triton's repository."
+    )
+    triton_timeout_s: float = Field(30.0, gt=0, description="triton backend: deadline per call.")
     templates: Path | None = Field(
         None, description="Instruction template file (TOML); default: the built-in LiFT templates."
     )
@@ -90,7 +102,7 @@ class CriticSettings(ServiceSettings):
                 "max_message_bytes must exceed max_video_bytes by at least 1 MiB so a "
                 "video that fits the limit also fits one gRPC message"
             )
-        if self.backend in ("vlm", "composite"):
+        if self.backend in ("vlm", "composite", "onnx", "triton"):
             if self.model is None:
                 raise ValueError(
                     f"the {self.backend} backend needs a model: set --model / LIFT_CRITIC_MODEL "

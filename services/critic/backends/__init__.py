@@ -17,7 +17,7 @@ def _signal(settings: CriticSettings) -> CriticBackend:
     return SignalBackend()
 
 
-def _vlm(settings: CriticSettings) -> CriticBackend:
+def _vlm(settings: CriticSettings, vision: str = "torch") -> CriticBackend:
     from services.critic.backends.vlm import VlmBackend, VlmOptions
 
     assert settings.model is not None  # the settings validator requires it
@@ -31,8 +31,21 @@ def _vlm(settings: CriticSettings) -> CriticBackend:
             attn_implementation=settings.attn_implementation,
             num_frames=settings.num_frames,
             max_reason_tokens=settings.max_reason_tokens,
+            vision=vision,
+            vision_graph=settings.vision_graph,
+            triton_url=settings.triton_url,
+            triton_model=settings.triton_model,
+            triton_timeout_s=settings.triton_timeout_s,
         )
     )
+
+
+def _onnx(settings: CriticSettings) -> CriticBackend:
+    return _vlm(settings, vision="onnx")
+
+
+def _triton(settings: CriticSettings) -> CriticBackend:
+    return _vlm(settings, vision="triton")
 
 
 def _composite(settings: CriticSettings) -> CriticBackend:
@@ -45,6 +58,8 @@ BACKENDS: dict[str, Callable[[CriticSettings], CriticBackend]] = {
     "signal": _signal,
     "vlm": _vlm,
     "composite": _composite,
+    "onnx": _onnx,
+    "triton": _triton,
 }
 """Backend name -> factory. Factories import their module lazily so `--help` stays instant."""
 

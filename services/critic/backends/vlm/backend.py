@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,13 @@ class VlmOptions:
     attn_implementation: str = "sdpa"
     num_frames: int = 8
     max_reason_tokens: int = 48
+    vision: str = "torch"
+    """Where the vision tower runs: torch, onnx (onnxruntime) or triton."""
+    vision_graph: Path | None = None
+    """Directory of the exported graph (``lift critic export``), for onnx and triton."""
+    triton_url: str = "127.0.0.1:8001"
+    triton_model: str = "lift_critic_vision"
+    triton_timeout_s: float = 30.0
 
 
 class VlmBackend:
@@ -67,10 +75,14 @@ class VlmBackend:
             )
         templates = load_templates(options.templates)
         self.scorer = VlmScorer(model, tokenizer, self.family, templates, options.max_reason_tokens)
+        if options.vision != "torch":
+            self.scorer.family = self._vision_family(options, model)
         self.max_frames = options.num_frames
         name = options.model.name + (f"+{options.adapter.name}" if options.adapter else "")
         self.model = ModelInfo(
-            backend="vlm", name=name, version=fingerprint(options.model, options.adapter)
+            backend="vlm" if options.vision == "torch" else options.vision,
+            name=name,
+            version=fingerprint(options.model, options.adapter),
         )
         log.info(
             "vlm critic: %s (%s) on %s, %s, templates %s",
@@ -80,6 +92,35 @@ class VlmBackend:
             str(dtype).removeprefix("torch."),
             templates.source,
         )
+
+    def _vision_family(self, options: VlmOptions, model: Any) -> Any:
+        """The family with its vision pass on onnxruntime or Triton (the rest stays in torch)."""
+        from services.critic.backends.vlm import vision_graph as vg
+
+        if options.adapter is not None:
+            raise ValueError(
+                f"the {options.vision} backend runs an exported vision graph: merge the adapter "
+                "into a checkpoint and export from that (adapters apply to the torch backend)"
+            )
+        visual = vg.vision_module(model, self.family.name)
+        encoder: vg.BatchingEncoder
+        if options.vision == "onnx":
+            if options.vision_graph is None:
+                raise ValueError(
+                    "the onnx backend needs LIFT_CRITIC_VISION_GRAPH: the directory "
+                    "`lift critic export --model DIR --out DIR` wrote"
+                )
+            vg.check_graph(options.vision_graph, options.model)
+            encoder = vg.OnnxEncoder(visual, options.vision_graph)
+        else:
+            encoder = vg.TritonEncoder(
+                visual, options.triton_url, options.triton_model, options.triton_timeout_s
+            )
+        diff = vg.verify(encoder, self.family, model)
+        log.info(
+            "%s vision graph verified against the torch tower (max diff %.2g)", options.vision, diff
+        )
+        return vg.EncoderFamily(self.family, encoder)
 
     def prepare(self, video: DecodedVideo, prompt: str, check: Callable[[], None]) -> PreparedItem:
         """Resize, patchify and tokenize one question per dimension."""

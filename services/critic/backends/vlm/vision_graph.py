@@ -47,7 +47,7 @@ class BatchedVision(nn.Module):
     ``(B * T, S)`` rows, and the merger's 2x2 windows are contiguous within a step.
     """
 
-    def __init__(self, visual: nn.Module) -> None:
+    def __init__(self, visual: Any) -> None:
         super().__init__()
         self.visual = visual
         cfg = visual.config
@@ -82,19 +82,19 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def vision_module(model: Any, family: str) -> nn.Module:
+def vision_module(model: Any, family: str) -> Any:
     """The vision tower of a loaded critic model; only Qwen2-VL's exports as a batch."""
     if family != "qwen2_vl":
         raise InvalidInput(
             f"the batched vision graph supports Qwen2-VL critics; this checkpoint is {family} "
             "(Qwen2.5-VL's windowed attention is not exported yet): use backend vlm"
         )
-    visual: nn.Module = model.model.visual
+    visual: Any = model.model.visual
     return visual
 
 
 @torch.no_grad()
-def rotary(visual: nn.Module, grid: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def rotary(visual: Any, grid: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The (cos, sin) tables, (L, head_dim) float32, of one video's patch grid."""
     from transformers.vision_utils import get_vision_position_ids
 
@@ -122,7 +122,7 @@ class _Group:
 class BatchingEncoder:
     """Groups videos by patch count, builds the graph's inputs, runs ``infer`` per group."""
 
-    def __init__(self, visual: nn.Module) -> None:
+    def __init__(self, visual: Any) -> None:
         self.visual = visual
         self._tables: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -159,10 +159,36 @@ class BatchingEncoder:
         return [t for t in out if t is not None]
 
 
+def verify(encoder: BatchingEncoder, family: Any, model: Any) -> float:
+    """Run one probe video through ``encoder`` and the torch tower; refuse a mismatch.
+
+    Catches a graph exported from other weights (file fingerprints cannot tell two
+    checkpoints of one architecture apart) and, for Triton, a server holding
+    another model. Returns the largest absolute difference.
+    """
+    cfg = encoder.visual.config
+    grid = (2, 2 * cfg.spatial_merge_size, 2 * cfg.spatial_merge_size)
+    dim = cfg.in_channels * cfg.temporal_patch_size * cfg.patch_size**2
+    pixels = np.random.default_rng(0).standard_normal((grid[0] * grid[1] * grid[2], dim))
+    probe = VisionInput(pixels.astype(np.float32), grid, grid[0] * grid[1] * grid[2] // 4, 1.0)
+    with torch.inference_mode():
+        ref = family.encode_videos(model, [probe])[0].float().cpu()
+    got = encoder.encode([probe])[0].float()
+    diff = float((ref - got).abs().max())
+    scale = 1e-3 if model.dtype == torch.float32 else 5e-2
+    if not diff <= scale * (1.0 + float(ref.abs().max())):
+        raise ValueError(
+            f"the vision graph does not compute this checkpoint's vision tower (probe differs "
+            f"by {diff:.3g}): it was exported from other weights; export it again from the "
+            "critic's --model"
+        )
+    return diff
+
+
 class OnnxEncoder(BatchingEncoder):
     """The exported graph on onnxruntime (CPU, or CUDA when its provider is installed)."""
 
-    def __init__(self, visual: nn.Module, graph_dir: Path, threads: int = 0) -> None:
+    def __init__(self, visual: Any, graph_dir: Path, threads: int = 0) -> None:
         import onnxruntime as ort
 
         super().__init__(visual)
@@ -236,3 +262,116 @@ def export(model_dir: Path, out_dir: Path) -> Path:
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     log.info("exported %s vision graph to %s", family.name, path)
     return path
+
+
+class TritonEncoder(BatchingEncoder):
+    """The same graph served by Triton Inference Server, called with ``tritonclient.grpc.aio``.
+
+    Each group of same-shaped videos is one request; Triton's dynamic batcher
+    merges requests from every critic replica into its preferred batch sizes, so
+    the critic stays a stateless front that scales horizontally.
+    """
+
+    def __init__(self, visual: Any, url: str, model: str, timeout_s: float) -> None:
+        import asyncio
+        import threading
+
+        super().__init__(visual)
+        self.url, self.model_name, self.timeout_s = url, model, timeout_s
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="triton-client", daemon=True).start()
+        self._client = self._call(self._connect())
+
+    def _call(self, coro: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout_s + 5)
+
+    async def _connect(self) -> Any:
+        import tritonclient.grpc.aio as tc
+        from tritonclient.utils import InferenceServerException
+
+        client = tc.InferenceServerClient(self.url)
+        try:
+            ready = await client.is_model_ready(self.model_name)
+        except InferenceServerException as exc:
+            await client.close()
+            raise ValueError(
+                f"Triton at {self.url} is not reachable ({exc.message()}): start tritonserver "
+                "with deploy/triton as its model repository, or set LIFT_CRITIC_TRITON_URL"
+            ) from None
+        if not ready:
+            await client.close()
+            raise ValueError(
+                f"Triton at {self.url} has no ready model {self.model_name!r}: load "
+                "deploy/triton/lift_critic_vision (with the exported vision.onnx), or set "
+                "LIFT_CRITIC_TRITON_MODEL"
+            )
+        return client
+
+    async def _infer(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        import tritonclient.grpc.aio as tc
+
+        inputs = []
+        for name, a in arrays.items():
+            inp = tc.InferInput(name, list(a.shape), "FP32")
+            inp.set_data_from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+            inputs.append(inp)
+        result = await self._client.infer(
+            self.model_name,
+            inputs,
+            outputs=[tc.InferRequestedOutput(OUTPUT)],
+            client_timeout=self.timeout_s,
+        )
+        return np.asarray(result.as_numpy(OUTPUT))
+
+    def infer(self, pixels: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+        from tritonclient.utils import InferenceServerException
+
+        from lift.errors import NotReady
+
+        try:
+            out: np.ndarray = self._call(self._infer({"pixels": pixels, "cos": cos, "sin": sin}))
+        except InferenceServerException as exc:
+            raise NotReady(f"Triton ({self.url}) failed the vision call: {exc.message()}") from None
+        return out
+
+    def close(self) -> None:
+        """Close the channel and stop the client's event loop."""
+        self._call(self._client.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+class EncoderFamily:
+    """A model family whose vision pass runs on ``encoder`` (everything else delegates)."""
+
+    def __init__(self, family: Any, encoder: VisionEncoder) -> None:
+        self._family = family
+        self.encoder = encoder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._family, name)
+
+    def encode_videos(self, model: Any, videos: list[VisionInput]) -> list[torch.Tensor]:
+        """The graph's embeddings, on the model's device and dtype."""
+        out = self.encoder.encode(videos)
+        return [t.to(device=model.device, dtype=model.dtype) for t in out]
+
+
+def check_graph(graph_dir: Path, model_dir: Path) -> dict[str, Any]:
+    """The export metadata, refusing a graph whose checkpoint fingerprint differs."""
+    from lift.checkpoints import fingerprint
+
+    meta_path = graph_dir / META_FILE
+    if not meta_path.is_file():
+        raise ValueError(
+            f"{meta_path} is missing: export the vision graph with `lift critic export --model "
+            f"{model_dir} --out {graph_dir}`"
+        )
+    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("fingerprint") != fingerprint(model_dir, None):
+        raise ValueError(
+            f"the vision graph in {graph_dir} was exported from another checkpoint "
+            f"({meta.get('model')}); export it again from {model_dir}"
+        )
+    return meta
