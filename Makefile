@@ -9,12 +9,16 @@ BUF := .tools/node_modules/.bin/buf
 STAMP := $(VENV)/.setup-stamp
 # Prometheus + promtool (Debian's package): the observability tests run a real one.
 PROMETHEUS := /usr/bin/prometheus
+# Triton Inference Server (CPU build inside the nvidia-pytriton wheel) in its own venv:
+# pytriton pins numpy<2; its Python backend runs the critic's ONNX vision graph.
+TRITON_VENV := .triton
+TRITON_STAMP := $(TRITON_VENV)/.setup-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR := .demo
 
 .PHONY: setup demo test lint format proto bench clean
 
-setup: $(STAMP) $(BUF) $(PROMETHEUS)
+setup: $(STAMP) $(BUF) $(PROMETHEUS) $(TRITON_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +26,12 @@ $(STAMP): pyproject.toml
 	# torch first, from the pinned CPU wheel; nothing below may replace it.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(TRITON_STAMP):
+	test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TRITON_VENV)/bin/python -m pip install -q nvidia-pytriton onnxruntime 'numpy<2'
 	touch $@
 
 $(PROMETHEUS):

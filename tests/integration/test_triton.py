@@ -1,0 +1,124 @@
+"""The triton backend against a real Triton Inference Server (the CPU build in nvidia-pytriton).
+
+The committed model repository (deploy/triton/cpu) is loaded unedited; the
+exported graph reaches it through LIFT_VISION_GRAPH. Label probabilities through
+Triton must match the torch critic within 1e-4, in-process and through the
+critic service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lift import triton
+from lift.client import CriticClient
+from lift.runner import start_in_thread
+from lift.serving import Deadline
+from lift.video import VideoLimits, decode_video
+from services.critic.backends.vlm import VlmBackend, VlmOptions
+from services.critic.backends.vlm import vision_graph as vg
+from services.critic.server import build_critic
+from services.critic.settings import CriticSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+NEVER = Deadline().check
+PROMPTS = ["a red ball rolls", "waves at sunset", "a dog runs"]
+
+
+@pytest.fixture(scope="module")
+def graph_dir(tiny_critic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("vision-graph")
+    vg.export(tiny_critic_dir, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(
+    graph_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[triton.TritonServer]:
+    work = tmp_path_factory.mktemp("triton")
+    s = triton.start(work, env={"LIFT_VISION_GRAPH": str(graph_dir)})
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def videos(mp4s: dict[str, bytes]):
+    return [
+        decode_video(mp4s["clean"], VideoLimits(), max_samples=8),
+        decode_video(mp4s["flicker"], VideoLimits(), max_samples=8),
+        decode_video(mp4s["judder"], VideoLimits(), max_samples=4),
+    ]
+
+
+def _probs(backend: VlmBackend, videos) -> np.ndarray:
+    prepared = [backend.prepare(v, p, NEVER) for v, p in zip(videos, PROMPTS, strict=True)]
+    return np.array(
+        [
+            [d.probabilities.good, d.probabilities.normal, d.probabilities.bad]  # type: ignore[union-attr]
+            for j in backend.judge_batch(prepared, False, NEVER)
+            for d in j.dimensions
+        ]
+    )
+
+
+def test_committed_repository_loads_unedited_with_dynamic_batching(server) -> None:
+    import tritonclient.grpc as tc
+
+    client = tc.InferenceServerClient(server.grpc_url)
+    assert client.is_model_ready("lift_critic_vision")
+    config = client.get_model_config("lift_critic_vision", as_json=True)["config"]
+    assert config["max_batch_size"] == 16
+    assert config["dynamic_batching"]["preferred_batch_size"] == [4, 8, 16]
+    assert config["instance_group"][0]["kind"] == "KIND_CPU"
+    assert {i["name"] for i in config["input"]} == set(vg.INPUTS)
+
+
+def test_triton_backend_matches_torch(server, tiny_critic_dir: Path, videos) -> None:
+    torch_backend = VlmBackend(VlmOptions(model=tiny_critic_dir))
+    tri = VlmBackend(VlmOptions(model=tiny_critic_dir, vision="triton", triton_url=server.grpc_url))
+    try:
+        assert tri.model.backend == "triton"
+        a, b = _probs(torch_backend, videos), _probs(tri, videos)
+    finally:
+        tri.scorer.family.encoder.close()  # type: ignore[attr-defined]
+    assert a.shape == (9, 3)
+    assert np.abs(a - b).max() < 1e-4
+
+
+def test_critic_service_with_triton_backend_end_to_end(
+    server, tiny_critic_dir: Path, mp4s: dict[str, bytes]
+) -> None:
+    def critique(**kw) -> list[float]:
+        settings = CriticSettings(grpc_port=0, http_port=0, model=tiny_critic_dir, **kw)
+        runner, stop = start_in_thread(build_critic, settings)
+        try:
+            with CriticClient(f"127.0.0.1:{runner.grpc_port}") as client:
+                c = client.critique(mp4s["clean"], "a red ball rolls")
+                info = client.info()
+        finally:
+            stop()
+        assert info["model"]["backend"] == kw["backend"]
+        return [
+            x
+            for d in c.dimensions
+            if d.probabilities
+            for x in (d.probabilities.good, d.probabilities.bad)
+        ]
+
+    via_triton = critique(backend="triton", triton_url=server.grpc_url)
+    via_torch = critique(backend="vlm")
+    assert np.abs(np.array(via_triton) - np.array(via_torch)).max() < 1e-4
+
+
+def test_unreachable_triton_is_a_clear_start_up_error(tiny_critic_dir: Path) -> None:
+    with pytest.raises(ValueError, match="not reachable"):
+        VlmBackend(
+            VlmOptions(
+                model=tiny_critic_dir, vision="triton", triton_url="127.0.0.1:1", triton_timeout_s=5
+            )
+        )
