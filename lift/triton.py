@@ -114,7 +114,7 @@ def start(
         **os.environ,
         **(env or {}),
         "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}",
-        "LD_LIBRARY_PATH": ":".join(libs + [os.environ.get("LD_LIBRARY_PATH", "")]).rstrip(":"),
+        "LD_LIBRARY_PATH": ":".join([*libs, os.environ.get("LD_LIBRARY_PATH", "")]).rstrip(":"),
     }
     log = work_dir / "tritonserver.log"
     cmd = [
