@@ -29,7 +29,9 @@ class TritonPythonModel:
                 f"no vision graph at {path}: run `lift critic export --model CKPT --out DIR` and "
                 "set LIFT_VISION_GRAPH=DIR for tritonserver (or copy vision.onnx here)"
             )
-        threads = int(config.get("parameters", {}).get("intra_op_threads", {}).get("string_value", "0"))
+        threads = int(
+            config.get("parameters", {}).get("intra_op_threads", {}).get("string_value", "0")
+        )
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -38,7 +40,8 @@ class TritonPythonModel:
 
     def execute(self, requests):
         arrays = [
-            {n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in INPUTS} for r in requests
+            {n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in INPUTS}
+            for r in requests
         ]
         groups = {}
         for i, a in enumerate(arrays):
