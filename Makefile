@@ -65,6 +65,7 @@ bench: setup
 	$(PY) -m benchmarks.critic_signal
 	$(PY) -m benchmarks.critic_vlm
 	$(PY) -m benchmarks.generator
+	$(PY) -m benchmarks.critic_backends
 
 clean:
 	rm -rf $(VENV) .tools $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
