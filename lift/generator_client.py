@@ -80,13 +80,18 @@ class GeneratorClient:
         call = self._stub.Generate(
             request_to_proto(request), timeout=timeout_s if timeout_s else self.timeout_s
         )
+        video = None
         try:
+            # Read the stream to its end (the status follows the video): returning on the
+            # video would cancel the call while the server is sending its status.
             for msg in call:
                 if msg.WhichOneof("event") == "progress":
                     if on_progress is not None:
                         on_progress(progress_from_proto(msg.progress))
-                else:
-                    return video_from_proto(msg.video)
+                elif video is None:
+                    video = video_from_proto(msg.video)
+            if video is not None:
+                return video
         except grpc.RpcError as exc:
             raise _error(exc) from None
         except BaseException:
