@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import signal
 import socket
 import statistics
@@ -136,16 +135,24 @@ def main() -> None:
         try:
             base = {"LIFT_CRITIC_MODEL": str(model), "LIFT_CRITIC_VISION_GRAPH": str(graph)}
             for backend in ("vlm", "onnx", "triton"):
-                env = {**base, "LIFT_CRITIC_BACKEND": backend, "LIFT_CRITIC_TRITON_URL": server.grpc_url}
+                env = {
+                    **base,
+                    "LIFT_CRITIC_BACKEND": backend,
+                    "LIFT_CRITIC_TRITON_URL": server.grpc_url,
+                }
                 proc, grpc_port, http_port = _start_critic(env)
                 try:
                     for clients in LEVELS:
                         before = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
-                        tri_before = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
+                        tri_before = httpx.get(
+                            f"http://127.0.0.1:{server.metrics_port}/metrics"
+                        ).text
                         n = max(args.requests, 2 * clients)
                         r = asyncio.run(_drive(f"127.0.0.1:{grpc_port}", clip, clients, n))
                         after = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
-                        tri_after = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
+                        tri_after = httpx.get(
+                            f"http://127.0.0.1:{server.metrics_port}/metrics"
+                        ).text
                         name = "lift_critic_micro_batch_size"
                         calls = _metric(after, name + "_count") - _metric(before, name + "_count")
                         vids = _metric(after, name + "_sum") - _metric(before, name + "_sum")
