@@ -122,3 +122,25 @@ def offline_dataset(tmp_path_factory: pytest.TempPathFactory):
     (real / "clip-0.mp4").write_bytes((root / "clip-0.mp4").read_bytes())
     (real / "clip-0.txt").write_text("a real clip of moving shapes")
     return root
+
+
+@pytest.fixture(scope="session")
+def graph_dir(tiny_critic_dir, tmp_path_factory: pytest.TempPathFactory):
+    """The tiny critic's vision graph, exported as `lift critic export` does."""
+    from services.critic.backends.vlm.vision_graph import export
+
+    out = tmp_path_factory.mktemp("vision-graph")
+    export(tiny_critic_dir, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mixed_videos(mp4s: dict[str, bytes]):
+    """Three decoded clips of two lengths: several (steps, patches) groups in one batch."""
+    from lift.video import VideoLimits, decode_video
+
+    return [
+        decode_video(mp4s["clean"], VideoLimits(), max_samples=8),
+        decode_video(mp4s["flicker"], VideoLimits(), max_samples=8),
+        decode_video(mp4s["judder"], VideoLimits(), max_samples=4),
+    ]

@@ -18,7 +18,6 @@ from lift import triton
 from lift.client import CriticClient
 from lift.runner import start_in_thread
 from lift.serving import Deadline
-from lift.video import VideoLimits, decode_video
 from services.critic.backends.vlm import VlmBackend, VlmOptions
 from services.critic.backends.vlm import vision_graph as vg
 from services.critic.server import build_critic
@@ -27,13 +26,6 @@ from services.critic.settings import CriticSettings
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 NEVER = Deadline().check
 PROMPTS = ["a red ball rolls", "waves at sunset", "a dog runs"]
-
-
-@pytest.fixture(scope="module")
-def graph_dir(tiny_critic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("vision-graph")
-    vg.export(tiny_critic_dir, out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +38,8 @@ def server(
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def videos(mp4s: dict[str, bytes]):
-    return [
-        decode_video(mp4s["clean"], VideoLimits(), max_samples=8),
-        decode_video(mp4s["flicker"], VideoLimits(), max_samples=8),
-        decode_video(mp4s["judder"], VideoLimits(), max_samples=4),
-    ]
-
-
-def _probs(backend: VlmBackend, videos) -> np.ndarray:
-    prepared = [backend.prepare(v, p, NEVER) for v, p in zip(videos, PROMPTS, strict=True)]
+def _probs(backend: VlmBackend, mixed_videos) -> np.ndarray:
+    prepared = [backend.prepare(v, p, NEVER) for v, p in zip(mixed_videos, PROMPTS, strict=True)]
     return np.array(
         [
             [d.probabilities.good, d.probabilities.normal, d.probabilities.bad]  # type: ignore[union-attr]
@@ -78,12 +61,12 @@ def test_committed_repository_loads_unedited_with_dynamic_batching(server) -> No
     assert {i["name"] for i in config["input"]} == set(vg.INPUTS)
 
 
-def test_triton_backend_matches_torch(server, tiny_critic_dir: Path, videos) -> None:
+def test_triton_backend_matches_torch(server, tiny_critic_dir: Path, mixed_videos) -> None:
     torch_backend = VlmBackend(VlmOptions(model=tiny_critic_dir))
     tri = VlmBackend(VlmOptions(model=tiny_critic_dir, vision="triton", triton_url=server.grpc_url))
     try:
         assert tri.model.backend == "triton"
-        a, b = _probs(torch_backend, videos), _probs(tri, videos)
+        a, b = _probs(torch_backend, mixed_videos), _probs(tri, mixed_videos)
     finally:
         tri.scorer.family.encoder.close()  # type: ignore[attr-defined]
     assert a.shape == (9, 3)

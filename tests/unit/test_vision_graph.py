@@ -8,28 +8,10 @@ import numpy as np
 import pytest
 
 from lift.serving import Deadline
-from lift.video import VideoLimits, decode_video
 from services.critic.backends.vlm import VlmBackend, VlmOptions
 from services.critic.backends.vlm import vision_graph as vg
 
 NEVER = Deadline().check
-
-
-@pytest.fixture(scope="module")
-def graph_dir(tiny_critic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("vision-graph")
-    vg.export(tiny_critic_dir, out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def videos(mp4s: dict[str, bytes]):
-    # Different lengths and aspect ratios: several (T, S) groups in one batch.
-    return [
-        decode_video(mp4s["clean"], VideoLimits(), max_samples=8),
-        decode_video(mp4s["flicker"], VideoLimits(), max_samples=8),
-        decode_video(mp4s["judder"], VideoLimits(), max_samples=4),
-    ]
 
 
 def test_export_writes_graph_and_metadata(graph_dir: Path) -> None:
@@ -43,11 +25,15 @@ def test_export_writes_graph_and_metadata(graph_dir: Path) -> None:
     assert dims == ["batch", "steps", "patches"]  # dynamic batch (and video shape)
 
 
-def test_onnx_embeddings_match_the_torch_tower(tiny_critic_dir: Path, graph_dir: Path, videos):
+def test_onnx_embeddings_match_the_torch_tower(
+    tiny_critic_dir: Path, graph_dir: Path, mixed_videos
+):
     torch_backend = VlmBackend(VlmOptions(model=tiny_critic_dir))
     family, model = torch_backend.family, torch_backend.scorer.model
-    inputs = [family.prepare(v.frames, 0.125) for v in videos]
-    inputs.append(family.prepare(videos[0].frames[:, :, : videos[0].frames.shape[2] // 2], 0.125))
+    inputs = [family.prepare(v.frames, 0.125) for v in mixed_videos]
+    inputs.append(
+        family.prepare(mixed_videos[0].frames[:, :, : mixed_videos[0].frames.shape[2] // 2], 0.125)
+    )
     shapes = [(i.grid[0], i.grid[1] * i.grid[2]) for i in inputs]
     assert len(set(shapes)) >= 2 and max(shapes.count(s) for s in shapes) >= 2  # batch > 1
     ref = family.encode_videos(model, inputs)
@@ -59,7 +45,7 @@ def test_onnx_embeddings_match_the_torch_tower(tiny_critic_dir: Path, graph_dir:
 
 
 def test_onnx_backend_label_probabilities_match_torch(
-    tiny_critic_dir: Path, graph_dir: Path, videos
+    tiny_critic_dir: Path, graph_dir: Path, mixed_videos
 ) -> None:
     torch_backend = VlmBackend(VlmOptions(model=tiny_critic_dir))
     onnx_backend = VlmBackend(
@@ -69,7 +55,7 @@ def test_onnx_backend_label_probabilities_match_torch(
     prompts = ["a red ball rolls", "waves at sunset", "a dog runs"]
 
     def probs(b: VlmBackend) -> np.ndarray:
-        prepared = [b.prepare(v, p, NEVER) for v, p in zip(videos, prompts, strict=True)]
+        prepared = [b.prepare(v, p, NEVER) for v, p in zip(mixed_videos, prompts, strict=True)]
         out = b.judge_batch(prepared, False, NEVER)
         return np.array(
             [
