@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import numpy as np
 
 from lift import triton
 from lift.client import AsyncCriticClient, CriticError
+from lift.processes import StartError, free_port, wait_ready
 from lift.video.encode import encode_video
 from lift.video.samples import make_sample
 from services.critic.backends.vlm import vision_graph
@@ -43,12 +43,6 @@ from services.critic.backends.vlm.tiny import write_tiny_critic
 
 PROMPT = "colourful shapes glide across a textured wall"
 LEVELS = (1, 16, 64)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _clip() -> bytes:
@@ -67,22 +61,17 @@ def _metric(text: str, name: str) -> float:
 
 
 def _start_critic(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int, int]:
-    grpc_port, http_port = _free_port(), _free_port()
+    grpc_port, http_port = free_port(), free_port()
     cmd = [sys.executable, "-m", "lift.cli.main", "critic", "serve"]
     cmd += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
     proc = subprocess.Popen(cmd, env={**os.environ, **env, "LIFT_CRITIC_LOG_LEVEL": "WARNING"})
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"critic ({env.get('LIFT_CRITIC_BACKEND')}) exited: see its log above")
-        try:
-            if httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=2).status_code == 200:
-                return proc, grpc_port, http_port
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("critic not ready in 180 s")
+    what = f"critic ({env.get('LIFT_CRITIC_BACKEND')})"
+    try:
+        wait_ready(proc, f"http://127.0.0.1:{http_port}/readyz", what, timeout_s=180)
+    except StartError as exc:
+        proc.kill()
+        raise SystemExit(f"{exc}: see its log above") from None
+    return proc, grpc_port, http_port
 
 
 async def _drive(address: str, clip: bytes, clients: int, requests: int) -> dict[str, object]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
+
+from lift import processes
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
 PROMETHEUS_DIR = DEPLOY_DIR / "prometheus"
@@ -90,14 +90,7 @@ def start(config: Path, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
 
 def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 60.0) -> None:
     """Block until Prometheus answers /-/ready; raise if it exits or times out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PrometheusError(f"prometheus exited with code {proc.returncode} (see its log)")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise PrometheusError(f"prometheus not ready on :{port} after {timeout_s:.0f} s")
+    try:
+        processes.wait_ready(proc, f"http://127.0.0.1:{port}/-/ready", "prometheus", timeout_s)
+    except processes.StartError as exc:
+        raise PrometheusError(f"{exc} (see its log)") from None

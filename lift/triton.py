@@ -20,13 +20,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from lift.processes import StartError, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".triton"
@@ -52,12 +50,6 @@ def _venv_facts(venv: Path) -> tuple[Path, str, Path]:
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
     site, version, libdir = out.stdout.split("\n")[:3]
     return Path(site), version, Path(libdir)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -108,7 +100,7 @@ def start(
     caches = work_dir / "caches"
     if not caches.exists():
         shutil.copytree(wheel / "caches", caches)
-    http, grpc, metrics = ports or (_free_port(), _free_port(), _free_port())
+    http, grpc, metrics = ports or (free_port(), free_port(), free_port())
     libs = [str(libdir), str(site / "nvidia_pytriton.libs")]
     full_env = {
         **os.environ,
@@ -136,21 +128,10 @@ def start(
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     server = TritonServer(proc, http, grpc, metrics, log)
-    deadline = time.monotonic() + ready_timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise TritonError(
-                f"tritonserver exited with code {proc.returncode}: "
-                + log.read_text(errors="replace")[-2000:]
-            )
-        try:
-            if httpx.get(f"http://127.0.0.1:{http}/v2/health/ready", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    server.stop(5)
-    raise TritonError(
-        f"tritonserver not ready after {ready_timeout_s:.0f} s: "
-        + log.read_text(errors="replace")[-2000:]
-    )
+    url = f"http://127.0.0.1:{http}/v2/health/ready"
+    try:
+        wait_ready(proc, url, "tritonserver", ready_timeout_s, interval_s=0.25)
+    except StartError as exc:
+        server.stop(5)
+        raise TritonError(f"{exc}: " + log.read_text(errors="replace")[-2000:]) from None
+    return server

@@ -10,6 +10,9 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from lift.runs import RunState
+from services.trainer.guards import GUARDS
+
 RUNS = Gauge("lift_trainer_runs", "Runs known to the trainer by state.", ["state"])
 RUNS_FINISHED = Counter(
     "lift_trainer_runs_finished_total", "Runs that reached a final state.", ["state"]
@@ -89,7 +92,8 @@ DEPENDENCY_ERRORS = Counter(
     ["dependency", "code"],
 )
 # Known label values exist from start-up (0, not absent), so rates and alerts see them.
-for _state in ("succeeded", "failed", "cancelled"):
-    RUNS_FINISHED.labels(_state)
-for _guard in ("dynamic_degree", "real_loss"):
+for _state in RunState:
+    if _state.final:
+        RUNS_FINISHED.labels(_state.value)
+for _guard in GUARDS:
     HACKING_WARNINGS.labels(_guard)

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,32 +27,13 @@ import yaml
 
 from lift import prometheus
 from lift.client import CriticClient
+from lift.processes import free_port, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 DASHBOARDS = prometheus.DEPLOY_DIR / "grafana" / "dashboards"
 RULES = prometheus.PROMETHEUS_DIR / "rules"
 SERVICES = ("critic", "generator", "trainer")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, what: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{what} exited with code {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not ready after {timeout_s:.0f} s")
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -70,7 +50,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, tiny_generator_dir: Path) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("observability")
-    ports = {name: (_free_port(), _free_port()) for name in SERVICES}
+    ports = {name: (free_port(), free_port()) for name in SERVICES}
     env = {
         **os.environ,
         "LIFT_GENERATOR_MODEL": str(tiny_generator_dir),
@@ -83,17 +63,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_generator_dir: Path) ->
             cmd = [sys.executable, "-m", "lift.cli.main", name, "serve"]
             cmd += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
             procs.append(subprocess.Popen(cmd, env=env))
-        prom_port = _free_port()
+        prom_port = free_port()
         config = prometheus.write_config(
             root / "prometheus.yml",
             {f"lift-{n}": [f"127.0.0.1:{http}"] for n, (_, http) in ports.items()}
-            | {"triton": [f"127.0.0.1:{_free_port()}"]},  # no Triton here: up == 0, no alert
+            | {"triton": [f"127.0.0.1:{free_port()}"]},  # no Triton here: up == 0, no alert
             interval_s=1,
         )
         prom = prometheus.start(config, prom_port, root / "tsdb")
         procs.append(prom)
         for (name, (_, http)), p in zip(ports.items(), procs, strict=False):
-            _wait_ready(p, f"http://127.0.0.1:{http}/readyz", name)
+            wait_ready(p, f"http://127.0.0.1:{http}/readyz", name, timeout_s=180)
         prometheus.wait_ready(prom, prom_port)
         yield {"ports": ports, "prometheus": f"http://127.0.0.1:{prom_port}", "root": root}
     finally:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from safetensors.torch import load_file
 
+from lift.processes import StartError, free_port, wait_ready
 from lift.runner import start_in_thread
 from lift.trainer_client import TrainerClient, TrainerError
 from services.trainer.manager import RunManager
@@ -227,17 +228,11 @@ def test_interrupted_run_resumes_to_the_same_adapter(
         assert (wa[k] == wb[k]).all(), k
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_kill_9_then_restart_resumes_from_the_last_checkpoint(
     tmp_path: Path, tiny_generator_dir: Path, offline_dataset: Path
 ) -> None:
     data = tmp_path / "data"
-    grpc_port, http_port = _free_port(), _free_port()
+    grpc_port, http_port = free_port(), free_port()
     cmd = [
         sys.executable, "-m", "lift.cli.main", "trainer", "serve", "--data-dir", str(data),
         "--grpc-port", str(grpc_port), "--http-port", str(http_port),
@@ -246,15 +241,12 @@ def test_kill_9_then_restart_resumes_from_the_last_checkpoint(
 
     def start() -> subprocess.Popen[bytes]:
         p = subprocess.Popen(cmd, env=env)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status_code == 200:
-                    return p
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        p.kill()
-        raise AssertionError("the trainer did not become ready")
+        try:
+            wait_ready(p, f"http://127.0.0.1:{http_port}/readyz", "the trainer", timeout_s=120)
+        except StartError:
+            p.kill()
+            raise
+        return p
 
     proc = start()
     try:

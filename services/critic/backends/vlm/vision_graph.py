@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,12 +105,6 @@ def rotary(visual: Any, grid: tuple[int, int, int]) -> tuple[np.ndarray, np.ndar
     return cos.float().numpy(), sin.float().numpy()
 
 
-class VisionEncoder(Protocol):
-    """What replaces ``family.encode_videos``: a list of (num_tokens, hidden) tensors."""
-
-    def encode(self, videos: list[VisionInput]) -> list[torch.Tensor]: ...
-
-
 @dataclass
 class _Group:
     pixels: list[np.ndarray]
@@ -120,7 +114,7 @@ class _Group:
 
 
 class BatchingEncoder:
-    """Groups videos by patch count, builds the graph's inputs, runs ``infer`` per group."""
+    """Replaces ``family.encode_videos``: groups videos by (steps, patches), runs ``infer`` per group."""
 
     def __init__(self, visual: Any) -> None:
         self.visual = visual
@@ -345,7 +339,7 @@ class TritonEncoder(BatchingEncoder):
 class EncoderFamily:
     """A model family whose vision pass runs on ``encoder`` (everything else delegates)."""
 
-    def __init__(self, family: Any, encoder: VisionEncoder) -> None:
+    def __init__(self, family: Any, encoder: BatchingEncoder) -> None:
         self._family = family
         self.encoder = encoder
 
