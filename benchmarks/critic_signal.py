@@ -20,10 +20,10 @@ import time
 
 import av
 
+from lift.services.critic.engine import CriticEngine, VideoSource
+from lift.services.critic.settings import CriticSettings
 from lift.serving import Deadline
 from lift.video.samples import make_sample
-from services.critic.engine import CriticEngine, VideoSource
-from services.critic.settings import CriticSettings
 
 
 def _decode(data: bytes, rgb: bool) -> int:

@@ -24,13 +24,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
+from lift.services.critic.backends.vlm.tiny import write_tiny_critic
+from lift.services.critic.engine import CriticEngine, VideoSource
+from lift.services.critic.settings import CriticSettings
 from lift.serving import Deadline
 from lift.video import VideoLimits, decode_video
 from lift.video.samples import SAMPLE_NAMES, make_sample
-from services.critic.backends.vlm import VlmBackend, VlmOptions
-from services.critic.backends.vlm.tiny import write_tiny_critic
-from services.critic.engine import CriticEngine, VideoSource
-from services.critic.settings import CriticSettings
 
 PROMPT = "colourful shapes glide across a textured wall"
 NEVER = Deadline().check

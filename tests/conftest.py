@@ -62,7 +62,7 @@ def bad_videos(mp4s: dict[str, bytes]) -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def tiny_critic_dir(tmp_path_factory: pytest.TempPathFactory):
     """The tiny random Qwen2-VL critic checkpoint (same builder as `lift debug tiny-model`)."""
-    from services.critic.backends.vlm.tiny import write_tiny_critic
+    from lift.services.critic.backends.vlm.tiny import write_tiny_critic
 
     return write_tiny_critic(tmp_path_factory.mktemp("tiny-critic"))
 
@@ -70,7 +70,7 @@ def tiny_critic_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_lora_dir(tiny_critic_dir, tmp_path_factory: pytest.TempPathFactory):
     """A random LoRA adapter for the tiny critic."""
-    from services.critic.backends.vlm.tiny import write_tiny_lora
+    from lift.services.critic.backends.vlm.tiny import write_tiny_lora
 
     return write_tiny_lora(tiny_critic_dir, tmp_path_factory.mktemp("tiny-lora"))
 
@@ -78,7 +78,7 @@ def tiny_lora_dir(tiny_critic_dir, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory):
     """The tiny random CogVideoX pipeline (same builder as `lift debug tiny-model generator`)."""
-    from services.generator.pipelines.tiny import write_tiny_generator
+    from lift.services.generator.pipelines.tiny import write_tiny_generator
 
     return write_tiny_generator(tmp_path_factory.mktemp("tiny-generator"))
 
@@ -86,7 +86,7 @@ def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def generator_loras(tiny_generator_dir, tmp_path_factory: pytest.TempPathFactory):
     """Two different random peft LoRA adapters for the tiny generator."""
-    from services.generator.pipelines.tiny import write_tiny_lora
+    from lift.services.generator.pipelines.tiny import write_tiny_lora
 
     return [
         write_tiny_lora(tiny_generator_dir, tmp_path_factory.mktemp(f"gen-lora-{seed}"), seed=seed)
@@ -127,7 +127,7 @@ def offline_dataset(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def graph_dir(tiny_critic_dir, tmp_path_factory: pytest.TempPathFactory):
     """The tiny critic's vision graph, exported as `lift critic export` does."""
-    from services.critic.backends.vlm.vision_graph import export
+    from lift.services.critic.backends.vlm.vision_graph import export
 
     out = tmp_path_factory.mktemp("vision-graph")
     export(tiny_critic_dir, out)

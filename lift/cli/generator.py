@@ -19,7 +19,7 @@ ModelOpt = Annotated[
 def _settings(overrides: dict[str, Any]) -> Any:
     from pydantic import ValidationError
 
-    from services.generator.settings import GeneratorSettings
+    from lift.services.generator.settings import GeneratorSettings
 
     try:
         return GeneratorSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -49,7 +49,7 @@ def serve(
     """Run the generator: gRPC and HTTP in one process (settings also from LIFT_GENERATOR_*)."""
     import asyncio
 
-    from services.generator.server import build_generator
+    from lift.services.generator.server import build_generator
 
     settings = _settings(
         {
@@ -174,8 +174,8 @@ def _generate_remote(server: str, req: Any, show: Any) -> Any:
 
 def _generate_local(model: Path | None, req: Any, show: Any) -> Any:
     from lift.errors import LiftError
+    from lift.services.generator.engine import GeneratorEngine
     from lift.serving import Deadline
-    from services.generator.engine import GeneratorEngine
 
     engine = GeneratorEngine(_settings({"model": model}))
     try:
@@ -197,7 +197,7 @@ def tiny_generator(
     seed: Annotated[int, typer.Option(help="Weight seed")] = 0,
 ) -> None:
     """Write the tiny random CogVideoX pipeline (the generator's demo model)."""
-    from services.generator.pipelines.tiny import write_tiny_generator, write_tiny_lora
+    from lift.services.generator.pipelines.tiny import write_tiny_generator, write_tiny_lora
 
     write_tiny_generator(directory, seed=seed)
     typer.echo(f"tiny generator pipeline: {directory}")

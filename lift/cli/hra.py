@@ -21,7 +21,7 @@ _CHUNK = 8  # items per Score call
 
 def _read(file: Path, templates: Path | None, check_videos: bool = True):  # type: ignore[no-untyped-def]
     from lift.hra.records import read_hra
-    from services.critic.backends.vlm.templates import TemplateError, load_templates
+    from lift.services.critic.backends.vlm.templates import TemplateError, load_templates
 
     try:
         tpl = load_templates(templates)
@@ -75,8 +75,8 @@ def _judge_with_server(file: Path, server: str):  # type: ignore[no-untyped-def]
 def _judge_in_process(file: Path, settings):  # type: ignore[no-untyped-def]
     from lift.critique import Critique
     from lift.hra.records import resolve_video
+    from lift.services.critic.engine import CriticEngine, VideoSource
     from lift.serving import Deadline
-    from services.critic.engine import CriticEngine, VideoSource
 
     engine = CriticEngine(settings)
     engine.load()
@@ -121,7 +121,7 @@ def evaluate(
 
     from lift.cli.render import print_agreement
     from lift.hra.agreement import agreement
-    from services.critic.settings import CriticSettings
+    from lift.services.critic.settings import CriticSettings
 
     if (server is None) == (backend is None):
         typer.secho("give exactly one of --server or --backend", fg="red", err=True)

@@ -55,7 +55,7 @@ def critic_export(
 ) -> None:
     """Export the critic's vision tower + projector to ONNX (dynamic batch) for onnx/triton."""
     from lift.errors import LiftError
-    from services.critic.backends.vlm.vision_graph import export
+    from lift.services.critic.backends.vlm.vision_graph import export
 
     try:
         path = export(model, out)
@@ -101,8 +101,8 @@ def critic_serve(
 
     from pydantic import ValidationError
 
-    from services.critic.server import build_critic
-    from services.critic.settings import CriticSettings
+    from lift.services.critic.server import build_critic
+    from lift.services.critic.settings import CriticSettings
 
     overrides: dict[str, Any] = {
         k: v
@@ -197,9 +197,9 @@ def critique(
         from pydantic import ValidationError
 
         from lift.errors import LiftError
+        from lift.services.critic.engine import CriticEngine, VideoSource
+        from lift.services.critic.settings import CriticSettings
         from lift.serving import Deadline
-        from services.critic.engine import CriticEngine, VideoSource
-        from services.critic.settings import CriticSettings
 
         try:
             settings = CriticSettings(
@@ -243,7 +243,7 @@ def tiny_critic(
     family: Annotated[str, typer.Option(help="qwen2_vl or qwen2_5_vl")] = "qwen2_vl",
 ) -> None:
     """Write a tiny random Qwen2-VL critic checkpoint (loads with --backend vlm --model DIR)."""
-    from services.critic.backends.vlm.tiny import write_tiny_critic, write_tiny_lora
+    from lift.services.critic.backends.vlm.tiny import write_tiny_critic, write_tiny_lora
 
     try:
         write_tiny_critic(directory, seed=seed, family=family)

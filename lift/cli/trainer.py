@@ -18,7 +18,7 @@ trainer_app = typer.Typer(help="The trainer service.", no_args_is_help=True)
 def _settings(overrides: dict[str, Any]) -> Any:
     from pydantic import ValidationError
 
-    from services.trainer.settings import TrainerSettings
+    from lift.services.trainer.settings import TrainerSettings
 
     try:
         return TrainerSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -46,7 +46,7 @@ def serve(
     """Run the trainer: gRPC and HTTP in one process (settings also from LIFT_TRAINER_*)."""
     import asyncio
 
-    from services.trainer.server import build_trainer
+    from lift.services.trainer.server import build_trainer
 
     settings = _settings(
         {
@@ -75,10 +75,10 @@ def serve(
 def _demo_services() -> Iterator[tuple[str, str]]:
     """A critic and a generator on free ports in this process, for `lift align --demo`."""
     from lift.runner import start_in_thread
-    from services.critic.server import build_critic
-    from services.critic.settings import CriticSettings
-    from services.generator.server import build_generator
-    from services.generator.settings import GeneratorSettings
+    from lift.services.critic.server import build_critic
+    from lift.services.critic.settings import CriticSettings
+    from lift.services.generator.server import build_generator
+    from lift.services.generator.settings import GeneratorSettings
 
     critic, stop_critic = start_in_thread(
         build_critic, CriticSettings(grpc_port=0, http_port=0, log_level="WARNING")
@@ -99,7 +99,7 @@ class _LocalTrainer:
     """The TrainerClient interface over a RunManager in this process."""
 
     def __init__(self, data_dir: Path | None) -> None:
-        from services.trainer.manager import RunManager
+        from lift.services.trainer.manager import RunManager
 
         self.manager = RunManager(_settings({"data_dir": data_dir}))
         self.manager.load()
@@ -159,7 +159,7 @@ def align(
     out = Console(stderr=as_json)
     with contextlib.ExitStack() as stack:
         if demo:
-            from services.trainer.demo import demo_config, write_real_clips
+            from lift.services.trainer.demo import demo_config, write_real_clips
 
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lift-align-")))
             if server is None:
@@ -194,8 +194,8 @@ def align(
 def _run_and_report(client: Any, config_text: str, plot: Path, as_json: bool, out: Any) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from lift.services.trainer.plot import plot_run
     from lift.trainer_client import TrainerError
-    from services.trainer.plot import plot_run
 
     try:
         run = client.start_run(config_text)

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from lift.critique import Dimension, Label
+from lift.services.critic.backends.vlm.templates import VIDEO_MARKER, Templates
 from lift.uris import is_uri
-from services.critic.backends.vlm.templates import VIDEO_MARKER, Templates
 
 _KEYWORDS = {
     Dimension.SEMANTIC_CONSISTENCY: ("semantic", "consisten", "alignment", "match the prompt"),

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lift.errors import Cancelled, LiftError
+from lift.services.critic import metrics
+from lift.services.critic.backends import Judgement
 from lift.serving import Deadline
-from services.critic import metrics
-from services.critic.backends import Judgement
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from typing import Any
 from lift import __version__
 from lift.critique import Critique, Dimension, ModelInfo, RewardMap, VideoInfo, expected_reward
 from lift.errors import Cancelled, DeadlineExceeded, InvalidInput, LiftError, NotReady
+from lift.services.critic import metrics
+from lift.services.critic.backends import CriticBackend, create_backend
+from lift.services.critic.batching import MicroBatcher
+from lift.services.critic.settings import CriticSettings
 from lift.serving import Deadline
 from lift.uris import UriPolicy, is_uri, read_uri
 from lift.video import decode_video
-from services.critic import metrics
-from services.critic.backends import CriticBackend, create_backend
-from services.critic.batching import MicroBatcher
-from services.critic.settings import CriticSettings
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import grpc
 
 from lift.critique import dimension_to_proto, to_proto
 from lift.errors import InvalidInput, PayloadTooLarge
+from lift.services.critic.engine import CriticEngine, VideoSource
 from lift.serving import Deadline, WorkLimiter
 from lift.v1 import common_pb2, critic_pb2, critic_pb2_grpc
-from services.critic.engine import CriticEngine, VideoSource
 
 SERVICE_NAME = critic_pb2.DESCRIPTOR.services_by_name["CriticService"].full_name
 

@@ -18,9 +18,9 @@ from lift.http import (
     read_json_body,
     read_upload,
 )
+from lift.services.critic.engine import CriticEngine, VideoSource
+from lift.services.critic.protocol import ScoreJSON, VideoJSON
 from lift.serving import Deadline, WorkLimiter
-from services.critic.engine import CriticEngine, VideoSource
-from services.critic.protocol import ScoreJSON, VideoJSON
 
 _CRITIQUE_BODY = {
     "requestBody": {

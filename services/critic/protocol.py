@@ -8,7 +8,7 @@ import binascii
 from pydantic import BaseModel, ConfigDict, Field
 
 from lift.errors import InvalidInput
-from services.critic.engine import VideoSource
+from lift.services.critic.engine import VideoSource
 
 
 class VideoJSON(BaseModel):

@@ -32,20 +32,20 @@ from lift.generation import (
     Stage,
     Timings,
 )
-from lift.serving import Deadline
-from lift.uris import UriPolicy
-from lift.video.encode import encode_video
-from services.generator import metrics
-from services.generator.adapters import (
+from lift.services.generator import metrics
+from lift.services.generator.adapters import (
     AdapterRecord,
     AdapterSet,
     check_version,
     parse_adapter,
     read_adapter_uri,
 )
-from services.generator.pipelines import PipelineSpec, family_for
-from services.generator.pipelines.tiny import TINY_NAME, ensure_tiny_generator, is_tiny
-from services.generator.settings import GeneratorSettings
+from lift.services.generator.pipelines import PipelineSpec, family_for
+from lift.services.generator.pipelines.tiny import TINY_NAME, ensure_tiny_generator, is_tiny
+from lift.services.generator.settings import GeneratorSettings
+from lift.serving import Deadline
+from lift.uris import UriPolicy
+from lift.video.encode import encode_video
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from lift.generation import (
     request_from_proto,
     video_to_proto,
 )
+from lift.services.generator.engine import GeneratorEngine
 from lift.serving import Deadline, WorkLimiter
 from lift.v1 import generator_pb2, generator_pb2_grpc
-from services.generator.engine import GeneratorEngine
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name
 

@@ -22,9 +22,9 @@ from lift.http import (
     read_upload,
     run_until_disconnect,
 )
+from lift.services.generator.engine import GeneratorEngine
+from lift.services.generator.protocol import AdapterJSON, GenerationJSON
 from lift.serving import WorkLimiter
-from services.generator.engine import GeneratorEngine
-from services.generator.protocol import AdapterJSON, GenerationJSON
 
 _GENERATION_BODY = {
     "requestBody": {

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from lift.errors import InvalidInput, LiftError
+from lift.services.trainer.config import RunConfig
 from lift.video.decode import VideoLimits, decode_video
-from services.trainer.config import RunConfig
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".gif")
 MAX_CLIPS = 100_000

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lift.critique import Critique, Label, LabelProbabilities, RewardMap
-from services.trainer.stats import mean_ci95
+from lift.services.trainer.stats import mean_ci95
 
 
 def reward_of(c: Critique, reward_map: RewardMap) -> tuple[float, dict[str, float], bool]:

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import grpc
 
 from lift.runs import event_to_proto
+from lift.services.trainer.manager import RunManager
+from lift.services.trainer.protocol import run_to_proto, state_from_proto
 from lift.serving import WorkLimiter
 from lift.v1 import trainer_pb2, trainer_pb2_grpc
-from services.trainer.manager import RunManager
-from services.trainer.protocol import run_to_proto, state_from_proto
 
 SERVICE_NAME = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"].full_name
 

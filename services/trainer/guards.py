@@ -15,7 +15,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from services.trainer.config import GuardConfig
+from lift.services.trainer.config import GuardConfig
 
 GUARDS: dict[str, int] = {"dynamic_degree": +1, "real_loss": -1}
 """Guard name -> direction (+1: higher is healthier, -1: lower is healthier)."""

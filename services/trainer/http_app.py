@@ -13,9 +13,9 @@ from fastapi.responses import StreamingResponse
 from lift import __version__
 from lift.errors import InvalidInput
 from lift.http import install_common
+from lift.services.trainer.config import RunConfig
+from lift.services.trainer.manager import RunManager
 from lift.serving import WorkLimiter
-from services.trainer.config import RunConfig
-from services.trainer.manager import RunManager
 
 _RUN_BODY = {
     "requestBody": {

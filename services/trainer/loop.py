@@ -35,16 +35,16 @@ import torch
 from lift.critique import Critique, RewardMap
 from lift.errors import Cancelled, InvalidInput, LiftError
 from lift.generation import AdapterFiles, GenerationRequest
-from services.trainer import losses, metrics
-from services.trainer.checkpoints import (
+from lift.services.trainer import losses, metrics
+from lift.services.trainer.checkpoints import (
     Checkpoint,
     CheckpointDir,
     load_optimizer_state,
     optimizer_state,
     write_adapter,
 )
-from services.trainer.config import RunConfig
-from services.trainer.data import (
+from lift.services.trainer.config import RunConfig
+from lift.services.trainer.data import (
     Clip,
     Shape,
     decode_all,
@@ -53,9 +53,9 @@ from services.trainer.data import (
     load_real_clips,
     to_shape,
 )
-from services.trainer.evaluation import EvalResult, compare, reward_of
-from services.trainer.guards import HackingWatch
-from services.trainer.policy import Policy
+from lift.services.trainer.evaluation import EvalResult, compare, reward_of
+from lift.services.trainer.guards import HackingWatch
+from lift.services.trainer.policy import Policy
 
 log = logging.getLogger(__name__)
 

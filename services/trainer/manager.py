@@ -21,12 +21,12 @@ from typing import Any
 from lift import __version__
 from lift.errors import Cancelled, Conflict, InvalidInput, LiftError, NotFound, NotReady, Overloaded
 from lift.runs import Event, RunState, is_final_event
-from services.trainer import metrics
-from services.trainer.config import RunConfig, parse_run_config
-from services.trainer.loop import AlignmentLoop, Dependencies
-from services.trainer.remote import Services
-from services.trainer.settings import TrainerSettings
-from services.trainer.store import RunRecord, Store
+from lift.services.trainer import metrics
+from lift.services.trainer.config import RunConfig, parse_run_config
+from lift.services.trainer.loop import AlignmentLoop, Dependencies
+from lift.services.trainer.remote import Services
+from lift.services.trainer.settings import TrainerSettings
+from lift.services.trainer.store import RunRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ class RunManager:
     def _model_dir(self, config: RunConfig) -> Path:
         if config.model is not None:
             return config.model
-        from services.generator.pipelines.tiny import ensure_tiny_generator
+        from lift.services.generator.pipelines.tiny import ensure_tiny_generator
 
         return ensure_tiny_generator(self.settings.cache_dir)
 

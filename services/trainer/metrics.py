@@ -11,7 +11,7 @@ import time
 from prometheus_client import Counter, Gauge, Histogram
 
 from lift.runs import RunState
-from services.trainer.guards import GUARDS
+from lift.services.trainer.guards import GUARDS
 
 RUNS = Gauge("lift_trainer_runs", "Runs known to the trainer by state.", ["state"])
 RUNS_FINISHED = Counter(

@@ -22,7 +22,7 @@ import torch
 from lift.checkpoints import quiet_hf
 from lift.errors import InvalidInput
 from lift.generation import AdapterFiles
-from services.trainer.config import LoraConfigModel
+from lift.services.trainer.config import LoraConfigModel
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from lift.runs import RunState
+from lift.services.trainer.store import RunRecord
 from lift.v1 import trainer_pb2
-from services.trainer.store import RunRecord
 
 _STATE_TO_PROTO: dict[RunState, Any] = {
     s: trainer_pb2.RunState.Value(f"RUN_STATE_{s.name}") for s in RunState

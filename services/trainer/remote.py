@@ -20,8 +20,8 @@ from lift.critique import Critique
 from lift.errors import Cancelled, LiftError
 from lift.generation import AdapterFiles, GenerationRequest
 from lift.generator_client import GeneratorClient, GeneratorError
-from services.trainer import metrics
-from services.trainer.config import EndpointConfig
+from lift.services.trainer import metrics
+from lift.services.trainer.config import EndpointConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

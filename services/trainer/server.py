@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from lift.runner import ServiceRunner, assemble_service
+from lift.services.trainer.grpc_service import SERVICE_NAME, TrainerServicer
+from lift.services.trainer.http_app import create_app
+from lift.services.trainer.manager import RunManager
+from lift.services.trainer.settings import TrainerSettings
 from lift.v1 import trainer_pb2_grpc
-from services.trainer.grpc_service import SERVICE_NAME, TrainerServicer
-from services.trainer.http_app import create_app
-from services.trainer.manager import RunManager
-from services.trainer.settings import TrainerSettings
 
 
 def build_trainer(settings: TrainerSettings) -> ServiceRunner:

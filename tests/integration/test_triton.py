@@ -17,11 +17,11 @@ import pytest
 from lift import triton
 from lift.client import CriticClient
 from lift.runner import start_in_thread
+from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
+from lift.services.critic.backends.vlm import vision_graph as vg
+from lift.services.critic.server import build_critic
+from lift.services.critic.settings import CriticSettings
 from lift.serving import Deadline
-from services.critic.backends.vlm import VlmBackend, VlmOptions
-from services.critic.backends.vlm import vision_graph as vg
-from services.critic.server import build_critic
-from services.critic.settings import CriticSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 NEVER = Deadline().check

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from lift.runner import ServiceRunner, start_in_thread
+from lift.services.critic.server import build_critic
+from lift.services.critic.settings import CriticSettings
 from lift.v1 import critic_pb2_grpc
-from services.critic.server import build_critic
-from services.critic.settings import CriticSettings
 
 
 @dataclass

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from lift.cli.main import app
 from lift.runner import start_in_thread
-from services.generator.server import build_generator
-from services.generator.settings import GeneratorSettings
+from lift.services.generator.server import build_generator
+from lift.services.generator.settings import GeneratorSettings
 
 SHAPE = ["--num-frames", "5", "--height", "32", "--width", "48", "--steps", "2"]
 

@@ -26,9 +26,9 @@ from lift.generation import (
 )
 from lift.generator_client import GeneratorClient, GeneratorError
 from lift.runner import ServiceRunner, start_in_thread
+from lift.services.generator.server import build_generator
+from lift.services.generator.settings import GeneratorSettings
 from lift.v1 import generator_pb2, generator_pb2_grpc
-from services.generator.server import build_generator
-from services.generator.settings import GeneratorSettings
 
 SMALL = {"num_frames": 5, "height": 32, "width": 48, "num_inference_steps": 2}
 

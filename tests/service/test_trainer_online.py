@@ -12,12 +12,12 @@ import pytest
 
 from lift.generator_client import GeneratorClient
 from lift.runner import start_in_thread
-from services.critic.server import build_critic
-from services.critic.settings import CriticSettings
-from services.generator.server import build_generator
-from services.generator.settings import GeneratorSettings
-from services.trainer.manager import RunManager
-from services.trainer.settings import TrainerSettings
+from lift.services.critic.server import build_critic
+from lift.services.critic.settings import CriticSettings
+from lift.services.generator.server import build_generator
+from lift.services.generator.settings import GeneratorSettings
+from lift.services.trainer.manager import RunManager
+from lift.services.trainer.settings import TrainerSettings
 
 pytestmark = pytest.mark.timeout(600)
 

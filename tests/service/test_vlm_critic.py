@@ -114,7 +114,7 @@ def test_score_has_probabilities_without_reasons_equal_to_critique(vstub, vhttp,
 
 
 def test_concurrent_requests_are_micro_batched_and_correct(vlm_critic, vstub, mp4s) -> None:
-    from services.critic import metrics
+    from lift.services.critic import metrics
 
     def histogram(suffix: str) -> float:
         return sum(

@@ -9,9 +9,9 @@ import pytest
 
 from lift.critique import Dimension, DimensionVerdict, LabelProbabilities
 from lift.errors import Cancelled, DeadlineExceeded
+from lift.services.critic.backends import Judgement
+from lift.services.critic.batching import MicroBatcher
 from lift.serving import Deadline
-from services.critic.backends import Judgement
-from services.critic.batching import MicroBatcher
 
 
 def _judgement(x: float) -> Judgement:

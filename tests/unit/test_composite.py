@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from lift.critique import Dimension, Label
+from lift.services.critic.backends.composite import CompositeBackend
+from lift.services.critic.backends.signal import SignalBackend
+from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
 from lift.serving import Deadline
 from lift.video import VideoLimits, decode_video
-from services.critic.backends.composite import CompositeBackend
-from services.critic.backends.signal import SignalBackend
-from services.critic.backends.vlm import VlmBackend, VlmOptions
 
 NEVER = Deadline().check
 

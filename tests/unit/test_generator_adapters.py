@@ -13,9 +13,9 @@ from safetensors.torch import load_file, save
 
 from lift.errors import InvalidInput, NotFound
 from lift.generation import CONFIG_FILE, WEIGHTS_FILE, AdapterFiles, GenerationRequest
+from lift.services.generator.engine import GeneratorEngine
+from lift.services.generator.settings import GeneratorSettings
 from lift.serving import Deadline
-from services.generator.engine import GeneratorEngine
-from services.generator.settings import GeneratorSettings
 
 SMALL = {"num_frames": 5, "height": 32, "width": 32, "num_inference_steps": 2}
 Q = "transformer_blocks.0.attn1.to_q"

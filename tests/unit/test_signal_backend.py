@@ -3,11 +3,11 @@
 import pytest
 
 from lift.critique import Dimension, Label, RewardMap, expected_reward
+from lift.services.critic.backends.signal import SignalBackend
+from lift.services.critic.backends.signal.backend import probabilities
 from lift.serving import Deadline
 from lift.video import VideoLimits, decode_video
 from lift.video.samples import SAMPLE_NAMES, SampleClip
-from services.critic.backends.signal import SignalBackend
-from services.critic.backends.signal.backend import probabilities
 
 # Which dimension each defect must hurt.
 DEFECT_DIMENSION = {

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lift.errors import InvalidInput
-from services.trainer.config import parse_run_config
+from lift.services.trainer.config import parse_run_config
 
 GOOD = {"prompts": ["a dog runs"], "steps": 3}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.trainer.config import GuardConfig
-from services.trainer.guards import HackingWatch
-from services.trainer.stats import mean_ci95, t975
+from lift.services.trainer.config import GuardConfig
+from lift.services.trainer.guards import HackingWatch
+from lift.services.trainer.stats import mean_ci95, t975
 
 
 def _feed(watch: HackingWatch, rewards: list[float], dynamic: list[float]) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from services.trainer import losses
+from lift.services.trainer import losses
 
 
 def test_reward_weighted_matches_hand_computation() -> None:

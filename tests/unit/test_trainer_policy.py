@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from lift.errors import InvalidInput
-from services.generator.adapters import parse_adapter
-from services.trainer import losses
-from services.trainer.config import LoraConfigModel
-from services.trainer.policy import Policy
+from lift.services.generator.adapters import parse_adapter
+from lift.services.trainer import losses
+from lift.services.trainer.config import LoraConfigModel
+from lift.services.trainer.policy import Policy
 
 
 @pytest.fixture(scope="module")

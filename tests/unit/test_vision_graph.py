@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
+from lift.services.critic.backends.vlm import vision_graph as vg
 from lift.serving import Deadline
-from services.critic.backends.vlm import VlmBackend, VlmOptions
-from services.critic.backends.vlm import vision_graph as vg
 
 NEVER = Deadline().check
 
@@ -73,7 +73,7 @@ def test_onnx_backend_label_probabilities_match_torch(
 def test_graph_from_another_checkpoint_is_refused(
     tiny_critic_dir: Path, graph_dir: Path, tmp_path: Path
 ) -> None:
-    from services.critic.backends.vlm.tiny import write_tiny_critic
+    from lift.services.critic.backends.vlm.tiny import write_tiny_critic
 
     other = write_tiny_critic(tmp_path / "other", seed=1)
     # Same architecture and file sizes, other weights: only the probe can tell.
@@ -87,7 +87,7 @@ def test_graph_from_another_checkpoint_is_refused(
 
 def test_export_refuses_what_it_cannot_export(tmp_path: Path) -> None:
     from lift.errors import InvalidInput
-    from services.critic.backends.vlm.tiny import write_tiny_critic
+    from lift.services.critic.backends.vlm.tiny import write_tiny_critic
 
     with pytest.raises(InvalidInput, match=r"no config\.json"):
         vg.export(tmp_path / "missing", tmp_path / "out")

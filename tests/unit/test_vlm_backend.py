@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from lift.critique import ASSESSED_LABELS, DIMENSIONS
+from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
+from lift.services.critic.backends.vlm.families import family_for
 from lift.serving import Deadline
 from lift.video import VideoLimits, decode_video
-from services.critic.backends.vlm import VlmBackend, VlmOptions
-from services.critic.backends.vlm.families import family_for
 
 NEVER = Deadline().check
 
@@ -134,7 +134,7 @@ def test_unsupported_model_type_names_the_supported_ones(tmp_path: Path) -> None
 
 
 def test_label_words_must_start_with_distinct_tokens(tiny_critic_dir, tmp_path) -> None:
-    from services.critic.backends.vlm.templates import DEFAULT_TEMPLATES
+    from lift.services.critic.backends.vlm.templates import DEFAULT_TEMPLATES
 
     t = tmp_path / "t.toml"
     t.write_text(
@@ -154,7 +154,7 @@ def test_checkpoint_has_everything_from_pretrained_needs(tiny_critic_dir: Path) 
 
 
 def test_qwen2_5_vl_family_with_time_aware_positions(tmp_path: Path, videos) -> None:
-    from services.critic.backends.vlm.tiny import write_tiny_critic
+    from lift.services.critic.backends.vlm.tiny import write_tiny_critic
 
     model_dir = write_tiny_critic(tmp_path / "q25", family="qwen2_5_vl")
     b = VlmBackend(VlmOptions(model=model_dir))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.critic.backends.vlm.preprocess import PatchConfig, preprocess_video, smart_resize
+from lift.services.critic.backends.vlm.preprocess import PatchConfig, preprocess_video, smart_resize
 
 
 @pytest.mark.parametrize("size", [(480, 720), (720, 480), (100, 1000), (16, 16), (2160, 3840)])

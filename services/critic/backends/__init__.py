@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from services.critic.backends.base import CriticBackend, Judgement
+from lift.services.critic.backends.base import CriticBackend, Judgement
 
 if TYPE_CHECKING:
-    from services.critic.settings import CriticSettings
+    from lift.services.critic.settings import CriticSettings
 
 
 def _signal(settings: CriticSettings) -> CriticBackend:
-    from services.critic.backends.signal import SignalBackend
+    from lift.services.critic.backends.signal import SignalBackend
 
     return SignalBackend()
 
 
 def _vlm(settings: CriticSettings, vision: str = "torch") -> CriticBackend:
-    from services.critic.backends.vlm import VlmBackend, VlmOptions
+    from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
 
     assert settings.model is not None  # the settings validator requires it
     return VlmBackend(
@@ -49,7 +49,7 @@ def _triton(settings: CriticSettings) -> CriticBackend:
 
 
 def _composite(settings: CriticSettings) -> CriticBackend:
-    from services.critic.backends.composite import CompositeBackend
+    from lift.services.critic.backends.composite import CompositeBackend
 
     return CompositeBackend(_vlm(settings), _signal(settings), settings.composite_vlm_dimensions)
 

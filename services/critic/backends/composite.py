@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from lift.critique import DIMENSIONS, Dimension, DimensionVerdict, ModelInfo
+from lift.services.critic.backends.base import CriticBackend, Judgement
 from lift.video import DecodedVideo
-from services.critic.backends.base import CriticBackend, Judgement
 
 
 def subsample(video: DecodedVideo, count: int) -> DecodedVideo:

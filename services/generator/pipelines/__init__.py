@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.generator.pipelines.base import Defaults, PipelineFamily, PipelineSpec
-from services.generator.pipelines.cogvideox import CogVideoXFamily
-from services.generator.pipelines.generic import GenericFamily
+from lift.services.generator.pipelines.base import Defaults, PipelineFamily, PipelineSpec
+from lift.services.generator.pipelines.cogvideox import CogVideoXFamily
+from lift.services.generator.pipelines.generic import GenericFamily
 
 FAMILIES: dict[str, PipelineFamily] = {
     "CogVideoXPipeline": CogVideoXFamily(),

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from services.generator.pipelines.base import Defaults, PipelineSpec, check_callable
+from lift.services.generator.pipelines.base import Defaults, PipelineSpec, check_callable
 
 
 class CogVideoXFamily:

@@ -11,7 +11,12 @@ from typing import Any
 
 import torch
 
-from services.generator.pipelines.base import Defaults, PipelineSpec, call_defaults, check_callable
+from lift.services.generator.pipelines.base import (
+    Defaults,
+    PipelineSpec,
+    call_defaults,
+    check_callable,
+)
 
 
 def _patch(denoiser: torch.nn.Module) -> int:

@@ -1,5 +1,5 @@
 """The embedded ``signal`` backend: measures the video itself, no weights, CPU only."""
 
-from services.critic.backends.signal.backend import SignalBackend
+from lift.services.critic.backends.signal.backend import SignalBackend
 
 __all__ = ["SignalBackend"]

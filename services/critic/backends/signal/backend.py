@@ -20,10 +20,10 @@ import math
 from collections.abc import Callable, Sequence
 
 from lift.critique import Dimension, DimensionVerdict, Issue, LabelProbabilities, ModelInfo
+from lift.services.critic.backends.base import Judgement
+from lift.services.critic.backends.signal.detect import Detector, Finding, Thresholds
+from lift.services.critic.backends.signal.measure import measure
 from lift.video import DecodedVideo
-from services.critic.backends.base import Judgement
-from services.critic.backends.signal.detect import Detector, Finding, Thresholds
-from services.critic.backends.signal.measure import measure
 
 VERSION = "1.0"
 NEEDS_VLM = (

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lift.critique import Dimension
-from services.critic.backends.signal.measure import Measurements
+from lift.services.critic.backends.signal.measure import Measurements
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ import numpy as np
 from lift.checkpoints import fingerprint, quiet_hf, resolve_device, resolve_dtype
 from lift.critique import DIMENSIONS, Dimension, DimensionVerdict, ModelInfo
 from lift.errors import InvalidInput
+from lift.services.critic.backends.base import Judgement
+from lift.services.critic.backends.vlm.families import family_for
+from lift.services.critic.backends.vlm.scoring import PreparedItem, VlmScorer
+from lift.services.critic.backends.vlm.templates import load_templates
 from lift.video import DecodedVideo
-from services.critic.backends.base import Judgement
-from services.critic.backends.vlm.families import family_for
-from services.critic.backends.vlm.scoring import PreparedItem, VlmScorer
-from services.critic.backends.vlm.templates import load_templates
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class VlmBackend:
 
     def _vision_family(self, options: VlmOptions, model: Any) -> Any:
         """The family with its vision pass on onnxruntime or Triton (the rest stays in torch)."""
-        from services.critic.backends.vlm import vision_graph as vg
+        from lift.services.critic.backends.vlm import vision_graph as vg
 
         if options.adapter is not None:
             raise ValueError(

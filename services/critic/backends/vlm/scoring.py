@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from lift.critique import ASSESSED_LABELS, Dimension, Label, LabelProbabilities
-from services.critic.backends.vlm.families import Family, VisionInput
-from services.critic.backends.vlm.templates import Templates
+from lift.services.critic.backends.vlm.families import Family, VisionInput
+from lift.services.critic.backends.vlm.templates import Templates
 
 
 @dataclass(frozen=True)

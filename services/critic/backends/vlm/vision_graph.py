@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from lift.errors import InvalidInput
-from services.critic.backends.vlm.families.base import VisionInput
+from lift.services.critic.backends.vlm.families.base import VisionInput
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class OnnxEncoder(BatchingEncoder):
 def export(model_dir: Path, out_dir: Path) -> Path:
     """Export the critic checkpoint's vision graph to ``out_dir`` (ONNX + metadata)."""
     from lift.checkpoints import fingerprint, quiet_hf
-    from services.critic.backends.vlm.families import family_for
+    from lift.services.critic.backends.vlm.families import family_for
 
     quiet_hf()
     config_path = model_dir / "config.json"

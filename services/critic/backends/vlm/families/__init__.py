@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from services.critic.backends.vlm.families.base import Family, VisionInput
-from services.critic.backends.vlm.families.qwen2_vl import Qwen2VLFamily, Qwen25VLFamily
+from lift.services.critic.backends.vlm.families.base import Family, VisionInput
+from lift.services.critic.backends.vlm.families.qwen2_vl import Qwen2VLFamily, Qwen25VLFamily
 
 FAMILIES: dict[str, Callable[[Path], Family]] = {
     "qwen2_vl": Qwen2VLFamily,

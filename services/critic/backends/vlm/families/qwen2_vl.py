@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from services.critic.backends.vlm.families.base import VisionInput
-from services.critic.backends.vlm.preprocess import PatchConfig, preprocess_video
+from lift.services.critic.backends.vlm.families.base import VisionInput
+from lift.services.critic.backends.vlm.preprocess import PatchConfig, preprocess_video
 
 VIDEO_TYPE_ID = 2  # mm_token_type_ids: text 0, image 1, video 2
 

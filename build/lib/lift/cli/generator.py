@@ -1,0 +1,206 @@
+"""`lift generator serve|load-adapter`, `lift generate`, `lift debug tiny-model generator`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+generator_app = typer.Typer(help="The generator service.", no_args_is_help=True)
+
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option(help="diffusers pipeline directory (model_index.json) [default: the demo model]"),
+]
+
+
+def _settings(overrides: dict[str, Any]) -> Any:
+    from pydantic import ValidationError
+
+    from lift.services.generator.settings import GeneratorSettings
+
+    try:
+        return GeneratorSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        typer.secho(f"invalid generator settings: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@generator_app.command("serve")
+def serve(
+    model: ModelOpt = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port [default 50052]")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port [default 8081]")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address [default 127.0.0.1]")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto, float32, bfloat16, float16")] = None,
+    offload: Annotated[
+        str | None, typer.Option(help="none, or model (CPU offload between components; CUDA)")
+    ] = None,
+    adapter_root: Annotated[
+        Path | None, typer.Option(help="Directory file:// adapter URIs may read from")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Where the demo model is written [~/.cache/lift]")
+    ] = None,
+) -> None:
+    """Run the generator: gRPC and HTTP in one process (settings also from LIFT_GENERATOR_*)."""
+    import asyncio
+
+    from lift.services.generator.server import build_generator
+
+    settings = _settings(
+        {
+            "model": model,
+            "grpc_port": grpc_port,
+            "http_port": http_port,
+            "host": host,
+            "device": device,
+            "dtype": dtype,
+            "offload": offload,
+            "adapter_root": adapter_root,
+            "cache_dir": cache_dir,
+        }
+    )
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def main() -> None:
+        await build_generator(settings).run_forever()
+
+    try:
+        asyncio.run(main())
+    except (OSError, ValueError) as exc:
+        typer.secho(f"generator could not start: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@generator_app.command("load-adapter")
+def load_adapter(
+    adapter: Annotated[str, typer.Argument(help="peft adapter directory, or a file:// URI")],
+    version: Annotated[str, typer.Option(help="New version label for the adapter")],
+    server: Annotated[str, typer.Option(help="Generator gRPC address")] = "127.0.0.1:50052",
+) -> None:
+    """Install a LoRA adapter on a running generator (hot swap, no restart)."""
+    from lift.generator_client import GeneratorClient, GeneratorError
+
+    try:
+        with GeneratorClient(server) as client:
+            r = client.load_adapter(version, adapter)
+    except (GeneratorError, OSError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"adapter {r['version']} installed ({r['modules']} modules, rank {r['rank']}, "
+        f"{r['load_ms']:.0f} ms); previous {r['previous_version']}"
+    )
+
+
+def generate(
+    prompt: Annotated[str, typer.Option(help="What the video should show")],
+    out: Annotated[Path, typer.Option(help="Where to write the mp4")],
+    server: Annotated[
+        str | None, typer.Option(help="Generator gRPC address; default: generate in-process")
+    ] = None,
+    model: ModelOpt = None,
+    negative_prompt: Annotated[str, typer.Option(help="What it should not show")] = "",
+    seed: Annotated[int | None, typer.Option(help="Noise seed [random, reported]")] = None,
+    num_frames: Annotated[int | None, typer.Option(help="Frames [model default]")] = None,
+    height: Annotated[int | None, typer.Option(help="Height, px [model default]")] = None,
+    width: Annotated[int | None, typer.Option(help="Width, px [model default]")] = None,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps [model default]")] = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="Guidance scale")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frame rate of the file")] = None,
+    adapter_version: Annotated[
+        str, typer.Option(help='Adapter version ("" current, "base" none)')
+    ] = "",
+) -> None:
+    """Generate a video from a prompt and write it as H.264 mp4, with a progress bar."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lift.generation import GeneratedVideo, GenerationRequest
+    from lift.generation import Progress as Event
+
+    req = GenerationRequest(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        num_frames=num_frames,
+        height=height,
+        width=width,
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        fps=fps,
+        adapter_version=adapter_version,
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("queued", total=None)
+
+        def show(e: Event) -> None:
+            bar.update(task, description=e.stage.value, completed=e.step, total=e.total_steps)
+
+        video: GeneratedVideo = (
+            _generate_remote(server, req, show) if server else _generate_local(model, req, show)
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(video.data)
+    m = video.metadata
+    typer.echo(
+        f"{out}: {m.num_frames} frames {m.width}x{m.height} at {m.fps:g} fps, seed {m.seed}, "
+        f"{m.num_inference_steps} steps, adapter {m.adapter_version}, model {m.model_version}, "
+        f"{m.timings.total_ms / 1000:.1f} s"
+    )
+
+
+def _generate_remote(server: str, req: Any, show: Any) -> Any:
+    from lift.generator_client import GeneratorClient, GeneratorError
+
+    try:
+        with GeneratorClient(server) as client:
+            return client.generate(req, on_progress=show)
+    except GeneratorError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+def _generate_local(model: Path | None, req: Any, show: Any) -> Any:
+    from lift.errors import LiftError
+    from lift.services.generator.engine import GeneratorEngine
+    from lift.serving import Deadline
+
+    engine = GeneratorEngine(_settings({"model": model}))
+    try:
+        engine.load()
+        return engine.generate(engine.resolve(req), Deadline(), show)
+    except LiftError as exc:
+        typer.secho(f"{exc.code_name}: {exc.message}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    except (OSError, ValueError) as exc:
+        typer.secho(f"could not load the generator: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+def tiny_generator(
+    directory: Annotated[Path, typer.Argument(help="Where to write the pipeline")],
+    adapter: Annotated[
+        Path | None, typer.Option(help="Also write a random LoRA adapter for it here")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Weight seed")] = 0,
+) -> None:
+    """Write the tiny random CogVideoX pipeline (the generator's demo model)."""
+    from lift.services.generator.pipelines.tiny import write_tiny_generator, write_tiny_lora
+
+    write_tiny_generator(directory, seed=seed)
+    typer.echo(f"tiny generator pipeline: {directory}")
+    if adapter is not None:
+        write_tiny_lora(directory, adapter)
+        typer.echo(f"tiny LoRA adapter: {adapter}")

@@ -1,0 +1,1 @@
+"""Human-feedback data: LiFT-HRA records and critic agreement."""

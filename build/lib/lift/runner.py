@@ -1,0 +1,198 @@
+"""Run one service's gRPC server and HTTP app in one process and one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+import uvicorn
+from fastapi import FastAPI
+
+from lift.grpc_server import HealthServicer, build_server, set_serving
+from lift.serving import WorkLimiter
+from lift.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class _QuietUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the runner stops both fronts together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+class ServiceRunner:
+    """Starts both fronts, loads the model off the event loop, and stops cleanly.
+
+    Ports may be 0 (tests): the bound ports are in :attr:`grpc_port` and
+    :attr:`http_port` after :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        grpc_server: grpc.aio.Server,
+        health_servicer: HealthServicer,
+        service_names: Sequence[str],
+        app: FastAPI,
+        host: str,
+        grpc_port: int,
+        http_port: int,
+        load: Callable[[], None],
+        log_level: str = "info",
+        close: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.grpc_server = grpc_server
+        self.health = health_servicer
+        self.service_names = list(service_names)
+        self.app = app
+        self.host = host
+        self.load = load
+        self.close = close
+        self.grpc_port = grpc_server.add_insecure_port(f"{host}:{grpc_port}")
+        if self.grpc_port == 0:
+            raise OSError(f"could not bind gRPC port {host}:{grpc_port} (in use?)")
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, http_port))
+        self.http_port = self._sock.getsockname()[1]
+        self._uvicorn = _QuietUvicorn(
+            uvicorn.Config(app, log_level=log_level.lower(), access_log=False, lifespan="off")
+        )
+        self._http_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start serving; health says NOT_SERVING until the model is loaded."""
+        await self.grpc_server.start()
+        await set_serving(self.health, self.service_names, up=False)
+        self._http_task = asyncio.create_task(self._uvicorn.serve(sockets=[self._sock]))
+        while not self._uvicorn.started:
+            if self._http_task.done():
+                self._http_task.result()
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(self.load)
+        await set_serving(self.health, self.service_names, up=True)
+        log.info(
+            "%s ready: gRPC %s:%d, HTTP http://%s:%d (docs at /docs)",
+            self.name,
+            self.host,
+            self.grpc_port,
+            self.host,
+            self.http_port,
+        )
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop taking requests, let those in flight finish (up to ``grace_s``), shut down."""
+        await set_serving(self.health, self.service_names, up=False)
+        self._uvicorn.should_exit = True
+        await self.grpc_server.stop(grace_s)
+        if self._http_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
+        self._sock.close()
+        if self.close is not None:
+            await asyncio.to_thread(self.close)
+
+    async def run_forever(self) -> None:
+        """Start, serve until SIGINT/SIGTERM, stop."""
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        assert self._http_task is not None
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({waiter, self._http_task}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("%s shutting down", self.name)
+        await self.stop()
+        waiter.cancel()
+
+
+def assemble_service(
+    name: str,
+    settings: ServiceSettings,
+    engine: Any,
+    add_servicer: Callable[[Any, grpc.aio.Server], None],
+    servicer: Callable[[Any, WorkLimiter], Any],
+    service_name: str,
+    create_app: Callable[[Any, WorkLimiter], FastAPI],
+) -> ServiceRunner:
+    """The runner of one service: its engine behind one shared worker limit, both fronts.
+
+    ``engine`` has ``load()`` and ``close()``; ``servicer`` and ``create_app`` build the
+    gRPC servicer and the FastAPI app from the engine and the limiter they share.
+    """
+    limiter = WorkLimiter(settings.workers, settings.max_queue, service=name)
+    server, health = build_server(
+        name,
+        [(add_servicer, servicer(engine, limiter), service_name)],
+        settings.max_message_bytes,
+    )
+    return ServiceRunner(
+        name,
+        server,
+        health,
+        [service_name],
+        create_app(engine, limiter),
+        settings.host,
+        settings.grpc_port,
+        settings.http_port,
+        engine.load,
+        settings.log_level,
+        close=engine.close,
+    )
+
+
+def start_in_thread(
+    build: Callable[[Any], ServiceRunner], settings: Any, timeout_s: float = 120.0
+) -> tuple[ServiceRunner, Callable[[], None]]:
+    """Build and start a service in a background thread with its own event loop.
+
+    For tests, benchmarks and tools that need a running service in-process. Returns
+    the started runner (its bound ports) and a function that stops it.
+    """
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def main() -> None:
+            try:
+                runner = build(settings)  # the gRPC server must be made on its own loop
+                await runner.start()
+                holder["runner"] = runner
+            except BaseException as exc:
+                holder["error"] = exc
+            finally:
+                started.set()
+
+        loop.run_until_complete(main())
+        if "runner" in holder:
+            loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    if not started.wait(timeout_s):
+        raise TimeoutError(f"the service did not start within {timeout_s:.0f} s")
+    if "error" in holder:
+        raise holder["error"]
+    runner: ServiceRunner = holder["runner"]
+
+    def stop() -> None:
+        asyncio.run_coroutine_threadsafe(runner.stop(1.0), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+    return runner, stop

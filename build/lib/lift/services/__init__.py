@@ -1,0 +1,1 @@
+"""The LiFT services: critic (this issue), generator and trainer (later)."""

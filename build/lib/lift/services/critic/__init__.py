@@ -1,0 +1,1 @@
+"""The critic service: judges a video against its prompt and says why."""

@@ -1,0 +1,223 @@
+"""The critic engine: validate input, decode, run the backend, build the critique.
+
+Pure Python, no transport types: the gRPC servicer and the FastAPI app both
+call these methods (through :class:`lift.serving.WorkLimiter`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lift import __version__
+from lift.critique import Critique, Dimension, ModelInfo, RewardMap, VideoInfo, expected_reward
+from lift.errors import Cancelled, DeadlineExceeded, InvalidInput, LiftError, NotReady
+from lift.services.critic import metrics
+from lift.services.critic.backends import CriticBackend, create_backend
+from lift.services.critic.batching import MicroBatcher
+from lift.services.critic.settings import CriticSettings
+from lift.serving import Deadline
+from lift.uris import UriPolicy, is_uri, read_uri
+from lift.video import decode_video
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A video as the caller gave it: exactly one of bytes or a URI."""
+
+    data: bytes | None = None
+    uri: str | None = None
+
+    @classmethod
+    def from_arg(cls, arg: str) -> VideoSource:
+        """A URI as given, or the bytes of a local file (raises OSError if unreadable)."""
+        return cls(uri=arg) if is_uri(arg) else cls(data=Path(arg).read_bytes())
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    """One item of a Score batch: a critique without reasons, or why it failed."""
+
+    critique: Critique | None = None
+    error: LiftError | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    item: Any
+    prompt: str
+    video: VideoInfo
+
+
+@dataclass(frozen=True)
+class CriticInfo:
+    """What GetInfo reports."""
+
+    model: ModelInfo
+    assessed: tuple[Dimension, ...]
+    reward_map: RewardMap
+    settings: CriticSettings
+    suite_version: str = __version__
+
+
+class CriticEngine:
+    """Judges videos with one backend; thread-safe for concurrent calls."""
+
+    def __init__(self, settings: CriticSettings, backend: CriticBackend | None = None) -> None:
+        self.settings = settings
+        self._backend = backend
+        self._uri_policy = UriPolicy(settings.video_root, settings.allow_http_uris)
+        self._batcher: MicroBatcher | None = None
+
+    def load(self) -> None:
+        """Build the backend (load the model); call once at start-up, off the request path."""
+        if self._backend is None:
+            start = time.perf_counter()
+            self._backend = create_backend(self.settings)
+            metrics.MODEL_LOAD_SECONDS.set(time.perf_counter() - start)
+        if self.backend.batched and self._batcher is None:
+            self._batcher = MicroBatcher(
+                self.backend.judge_batch,
+                self.settings.batch_max_size,
+                self.settings.batch_max_wait_ms / 1000,
+            )
+        metrics.BACKEND_INFO.info(
+            {
+                "backend": self.backend.model.backend,
+                "name": self.backend.model.name,
+                "version": self.backend.model.version,
+            }
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Whether the backend is loaded."""
+        return self._backend is not None
+
+    @property
+    def backend(self) -> CriticBackend:
+        """The loaded backend."""
+        if self._backend is None:
+            raise NotReady("the critic is still loading its model; retry shortly")
+        return self._backend
+
+    def info(self) -> CriticInfo:
+        """Backend, model, reward map and limits."""
+        b = self.backend
+        return CriticInfo(b.model, b.assessed, self.settings.reward_map, self.settings)
+
+    # -- input checks ---------------------------------------------------------
+    def check_prompt(self, prompt: str) -> str:
+        """Return the stripped prompt, or raise if it is empty or too long."""
+        text = (prompt or "").strip()
+        if not text:
+            raise InvalidInput("the prompt is empty: send the text the video was generated from")
+        if len(text) > self.settings.max_prompt_chars:
+            raise InvalidInput(
+                f"the prompt has {len(text)} characters; the limit is "
+                f"{self.settings.max_prompt_chars}: shorten it"
+            )
+        return text
+
+    def read_source(self, source: VideoSource) -> bytes:
+        """The encoded video bytes of ``source`` (reading its URI under the policy)."""
+        if source.data and source.uri:
+            raise InvalidInput("send the video as bytes or as a URI, not both")
+        if source.uri:
+            return read_uri(source.uri, self._uri_policy, self.settings.max_video_bytes)
+        if source.data is None:
+            raise InvalidInput("no video: send the video bytes or a video URI")
+        return source.data
+
+    # -- work -----------------------------------------------------------------
+    def _prepare(self, source: VideoSource, prompt: str, deadline: Deadline) -> _Prepared:
+        """Check, read, decode and backend-prepare one video (in the request's thread)."""
+        backend = self.backend
+        text = self.check_prompt(prompt)
+        data = self.read_source(source)
+        deadline.check()
+        t0 = time.perf_counter()
+        video = decode_video(
+            data,
+            self.settings.video_limits,
+            max_samples=min(backend.max_frames, self.settings.max_frames_analysed),
+            pixel_format=backend.pixel_format,
+        )
+        metrics.DECODE_SECONDS.observe(time.perf_counter() - t0)
+        metrics.FRAMES_ANALYSED.inc(video.num_sampled)
+        deadline.check()
+        info = VideoInfo(
+            frames=video.total_frames,
+            fps=video.fps,
+            duration_s=video.duration_s,
+            width=video.width,
+            height=video.height,
+            frames_analysed=video.num_sampled,
+            container=video.container,
+            codec=video.codec,
+        )
+        return _Prepared(backend.prepare(video, text, deadline.check), text, info)
+
+    def _judge(
+        self, prepared: list[_Prepared], with_reasons: bool, deadline: Deadline
+    ) -> list[Critique]:
+        backend = self.backend
+        items = [p.item for p in prepared]
+        if self._batcher is not None:
+            judgements = self._batcher.submit(items, with_reasons, deadline)
+        else:
+            judgements = backend.judge_batch(items, with_reasons, deadline.check)
+        out = []
+        for p, j in zip(prepared, judgements, strict=True):
+            c = Critique(
+                dimensions=j.dimensions,
+                reward=expected_reward(j.dimensions, self.settings.reward_map),
+                model=backend.model,
+                video=p.video,
+                prompt=p.prompt,
+                dynamic_degree=j.dynamic_degree,
+            )
+            metrics.observe_critique(c)
+            out.append(c)
+        return out
+
+    def critique(
+        self, source: VideoSource, prompt: str, deadline: Deadline, with_reasons: bool = True
+    ) -> Critique:
+        """Judge one video against ``prompt``."""
+        return self._judge([self._prepare(source, prompt, deadline)], with_reasons, deadline)[0]
+
+    def score(self, items: list[tuple[VideoSource, str]], deadline: Deadline) -> list[ScoreOutcome]:
+        """Score a batch (labels and probabilities, no reasons); items fail on their own."""
+        if not items:
+            raise InvalidInput("the batch is empty: send at least one item")
+        if len(items) > self.settings.max_batch_items:
+            raise InvalidInput(
+                f"the batch has {len(items)} items; the limit is {self.settings.max_batch_items}: "
+                "split it"
+            )
+        metrics.BATCH_SIZE.observe(len(items))
+        outcomes: list[ScoreOutcome | None] = [None] * len(items)
+        ready: list[tuple[int, _Prepared]] = []
+        for i, (source, prompt) in enumerate(items):
+            try:
+                ready.append((i, self._prepare(source, prompt, deadline)))
+            except LiftError as exc:
+                if isinstance(exc, DeadlineExceeded | Cancelled):
+                    raise
+                outcomes[i] = ScoreOutcome(error=exc)
+        if ready:
+            critiques = self._judge([p for _, p in ready], False, deadline)
+            for (i, _), c in zip(ready, critiques, strict=True):
+                outcomes[i] = ScoreOutcome(c)
+        return [o for o in outcomes if o is not None]
+
+    def close(self) -> None:
+        """Stop the batching thread."""
+        if self._batcher is not None:
+            self._batcher.close()

@@ -1,0 +1,141 @@
+"""Critic settings: environment variables prefixed ``LIFT_CRITIC_`` (or CLI flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from lift.critique import Dimension, RewardMap
+from lift.settings import ServiceSettings
+from lift.video import VideoLimits
+
+
+class CriticSettings(ServiceSettings):
+    """Everything the critic service is configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="LIFT_CRITIC_", extra="forbid")
+
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port.")
+    http_port: int = Field(8080, ge=0, le=65535, description="HTTP port.")
+    backend: str = Field(
+        "signal",
+        description="Backend name from the critic's registry: signal, vlm, composite, onnx "
+        "(the vlm with its vision tower on onnxruntime), triton (the same on Triton).",
+    )
+    workers: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Requests decoded and prepared at the same time (the model itself runs "
+        "micro-batches in one thread, so this also bounds how many requests can share a batch).",
+    )
+    # -- vlm / composite ---------------------------------------------------------
+    model: Path | None = Field(
+        None,
+        description="Local transformers checkpoint directory of the video VLM (vlm, composite).",
+    )
+    adapter: Path | None = Field(None, description="Optional peft LoRA adapter directory.")
+    vision_graph: Path | None = Field(
+        None,
+        description="onnx / triton backends: the directory `lift critic export` wrote "
+        "(vision.onnx + vision.json).",
+    )
+    triton_url: str = Field("127.0.0.1:8001", description="triton backend: Triton's gRPC address.")
+    triton_model: str = Field(
+        "lift_critic_vision", description="triton backend: the model name in Triton's repository."
+    )
+    triton_timeout_s: float = Field(30.0, gt=0, description="triton backend: deadline per call.")
+    templates: Path | None = Field(
+        None, description="Instruction template file (TOML); default: the built-in LiFT templates."
+    )
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Model dtype; auto = bfloat16 on CUDA, float32 on CPU."
+    )
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="transformers attention implementation."
+    )
+    num_frames: int = Field(8, ge=1, le=256, description="Frames the VLM sees (LiFT: 8).")
+    max_reason_tokens: int = Field(
+        48, ge=1, le=1024, description="Most tokens of one reason (Critique)."
+    )
+    batch_max_size: int = Field(
+        8, ge=1, le=256, description="Most videos judged in one model call (micro-batching)."
+    )
+    batch_max_wait_ms: float = Field(
+        5.0, ge=0, le=10_000, description="How long the first video of a batch waits for more."
+    )
+    composite_vlm_dimensions: list[Dimension] = Field(
+        default_factory=lambda: list(Dimension),
+        description="Dimensions the VLM decides in the composite backend; the signal "
+        "critic decides the others it assesses.",
+    )
+    max_frames_analysed: int = Field(
+        64, ge=2, le=1024, description="Most frames a backend sees, uniformly sampled."
+    )
+    max_video_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest video, bytes.")
+    max_duration_s: float = Field(120.0, gt=0, description="Longest video, seconds.")
+    max_frames: int = Field(3600, ge=1, description="Most frames a video may hold.")
+    max_side_px: int = Field(4096, ge=16, description="Largest width or height, pixels.")
+    max_prompt_chars: int = Field(4000, ge=1, description="Longest prompt, characters.")
+    max_batch_items: int = Field(64, ge=1, description="Most items in one Score request.")
+    video_root: Path | None = Field(
+        None, description="Directory file:// URIs may read from; unset refuses file:// URIs."
+    )
+    allow_http_uris: bool = Field(False, description="Allow http(s):// video URIs.")
+    reward_good: float = Field(0.9, description="Reward for a 'good' label (paper: 0.9).")
+    reward_normal: float = Field(0.2, description="Reward for a 'normal' label (paper: 0.2).")
+    reward_bad: float = Field(0.05, description="Reward for a 'bad' label (paper: 0.05).")
+
+    @model_validator(mode="after")
+    def _check(self) -> CriticSettings:
+        if not self.reward_good >= self.reward_normal >= self.reward_bad:
+            raise ValueError(
+                "reward_good >= reward_normal >= reward_bad must hold "
+                f"(got {self.reward_good}, {self.reward_normal}, {self.reward_bad})"
+            )
+        if self.max_video_bytes + 1024 * 1024 > self.max_message_bytes:
+            raise ValueError(
+                "max_message_bytes must exceed max_video_bytes by at least 1 MiB so a "
+                "video that fits the limit also fits one gRPC message"
+            )
+        if self.backend in ("vlm", "composite", "onnx", "triton"):
+            if self.model is None:
+                raise ValueError(
+                    f"the {self.backend} backend needs a model: set --model / LIFT_CRITIC_MODEL "
+                    "to a local checkpoint directory (`lift debug tiny-model critic DIR` writes a "
+                    "tiny one)"
+                )
+            if not (self.model / "config.json").is_file():
+                raise ValueError(
+                    f"model {self.model} is not a transformers checkpoint directory "
+                    "(no config.json there)"
+                )
+            if self.adapter is not None and not (self.adapter / "adapter_config.json").is_file():
+                raise ValueError(
+                    f"adapter {self.adapter} is not a peft adapter directory "
+                    "(no adapter_config.json there)"
+                )
+            if self.templates is not None and not self.templates.is_file():
+                raise ValueError(f"templates file {self.templates} does not exist")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
+        return self
+
+    @property
+    def reward_map(self) -> RewardMap:
+        """The label -> reward map."""
+        return RewardMap(self.reward_good, self.reward_normal, self.reward_bad)
+
+    @property
+    def video_limits(self) -> VideoLimits:
+        """The decoder's limits."""
+        return VideoLimits(
+            max_bytes=self.max_video_bytes,
+            max_duration_s=self.max_duration_s,
+            max_frames=self.max_frames,
+            max_side_px=self.max_side_px,
+        )

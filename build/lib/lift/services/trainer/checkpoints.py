@@ -1,0 +1,184 @@
+"""Atomic training checkpoints: a directory per step, complete or absent.
+
+A checkpoint is written into ``.partial-step-N`` (every file fsynced), then
+renamed to ``step-0000000N`` and the parent directory fsynced. A rename is
+atomic on POSIX filesystems, so after ``kill -9`` at any instant the directory
+holds only complete checkpoints (plus, perhaps, a partial one that is ignored and
+cleared). Nothing is pickled: tensors are safetensors, the rest JSON.
+
+Files: ``trainable.safetensors`` (the weights that train), ``optimizer.safetensors``
+(its moments), ``rng.safetensors`` (torch's CPU generator state), ``policy.safetensors``
+(the adapter the generator was serving, when one was published) and
+``state.json`` (step, optimizer groups, scheduler, what was published, the
+evaluation before training).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def tensors_to_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    """safetensors bytes of ``tensors``."""
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+
+
+def tensors_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    """The tensors in safetensors ``data``."""
+    from safetensors.torch import load
+
+    return load(data)
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
+    """An optimizer's state as tensors (safetensors) plus its param groups (JSON)."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            tensors[f"{idx}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
+    return tensors, sd["param_groups"]
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: Any
+) -> None:
+    """Inverse of :func:`optimizer_state`."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+_DIR = re.compile(r"step-(\d{8})")
+PARTIAL = ".partial-"
+
+
+@dataclass
+class Checkpoint:
+    """What a run needs to continue exactly where it was."""
+
+    step: int
+    trainable: dict[str, torch.Tensor]
+    optimizer: dict[str, torch.Tensor]
+    rng: torch.Tensor
+    state: dict[str, Any]
+    policy_weights: bytes | None = None
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CheckpointDir:
+    """The checkpoints of one run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, step: int) -> Path:
+        """Where the checkpoint of ``step`` lives once complete."""
+        return self.root / f"step-{step:08d}"
+
+    def steps(self) -> list[int]:
+        """Steps with a complete checkpoint, ascending."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for p in self.root.iterdir():
+            m = _DIR.fullmatch(p.name)
+            if m and (p / "state.json").is_file():
+                found.append(int(m.group(1)))
+        return sorted(found)
+
+    def clear_partial(self) -> None:
+        """Remove what a crash left half-written."""
+        if self.root.is_dir():
+            for p in self.root.iterdir():
+                if p.name.startswith(PARTIAL):
+                    shutil.rmtree(p, ignore_errors=True)
+
+    def save(self, ckpt: Checkpoint) -> Path:
+        """Write ``ckpt`` atomically; returns its directory."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.path(ckpt.step)
+        tmp = self.root / f"{PARTIAL}{final.name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        _fsync_write(tmp / "trainable.safetensors", tensors_to_bytes(ckpt.trainable))
+        _fsync_write(tmp / "optimizer.safetensors", tensors_to_bytes(ckpt.optimizer))
+        _fsync_write(tmp / "rng.safetensors", tensors_to_bytes({"cpu": ckpt.rng}))
+        if ckpt.policy_weights is not None:
+            _fsync_write(tmp / "policy.safetensors", ckpt.policy_weights)
+        state = {**ckpt.state, "step": ckpt.step}
+        _fsync_write(tmp / "state.json", json.dumps(state, indent=1).encode())
+        _fsync_dir(tmp)
+        if final.exists():  # the same step again (a resumed run re-reaching it): replace
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(self.root)
+        return final
+
+    def load(self, step: int) -> Checkpoint:
+        """Read the complete checkpoint of ``step``."""
+        d = self.path(step)
+        state = json.loads((d / "state.json").read_text())
+        policy = d / "policy.safetensors"
+        return Checkpoint(
+            step=int(state["step"]),
+            trainable=tensors_from_bytes((d / "trainable.safetensors").read_bytes()),
+            optimizer=tensors_from_bytes((d / "optimizer.safetensors").read_bytes()),
+            rng=tensors_from_bytes((d / "rng.safetensors").read_bytes())["cpu"],
+            state=state,
+            policy_weights=policy.read_bytes() if policy.is_file() else None,
+        )
+
+    def latest(self) -> Checkpoint | None:
+        """The newest complete checkpoint, or None."""
+        steps = self.steps()
+        return self.load(steps[-1]) if steps else None
+
+
+def write_adapter(directory: Path, weights: bytes, config_json: str | None) -> None:
+    """Write a peft adapter directory atomically (replacing an older one)."""
+    from lift.generation import CONFIG_FILE, WEIGHTS_FILE
+
+    tmp = directory.with_name(PARTIAL + directory.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _fsync_write(tmp / WEIGHTS_FILE, weights)
+    if config_json is not None:
+        _fsync_write(tmp / CONFIG_FILE, config_json.encode())
+    _fsync_dir(tmp)
+    old = directory.with_name(".old-" + directory.name)
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(directory, old)
+    os.rename(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(directory.parent)

@@ -1,0 +1,535 @@
+"""One alignment run, start to finish: sample, score, weight, step, publish, checkpoint.
+
+:class:`AlignmentLoop` is a library class (a config plus callables for its
+dependencies), run by the trainer service's run manager, by ``lift align`` in
+process, or under ``accelerate launch`` on several GPUs. Each step:
+
+1. choose prompts and seeds from ``(seed, step)`` alone, so a resumed run draws
+   exactly what the uninterrupted run drew;
+2. online: ``Generate`` each (prompt, seed) with the adapter version the generator
+   serves for this run, and ``Score`` the videos; offline: take scored clips from
+   the dataset;
+3. encode clips (and the step's real clips) with the trainer's VAE, compute the
+   per-example diffusion loss, combine it by the strategy, and take an optimizer
+   step;
+4. log reward per dimension and the guard signals, watch for reward hacking;
+5. every ``publish_every`` steps publish the adapter (a new version label), every
+   ``checkpoint_every`` steps write an atomic checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from lift.critique import Critique, RewardMap
+from lift.errors import Cancelled, InvalidInput, LiftError
+from lift.generation import AdapterFiles, GenerationRequest
+from lift.services.trainer import losses, metrics
+from lift.services.trainer.checkpoints import (
+    Checkpoint,
+    CheckpointDir,
+    load_optimizer_state,
+    optimizer_state,
+    write_adapter,
+)
+from lift.services.trainer.config import RunConfig
+from lift.services.trainer.data import (
+    Clip,
+    Shape,
+    decode_all,
+    load_offline_clips,
+    load_prompts,
+    load_real_clips,
+    to_shape,
+)
+from lift.services.trainer.evaluation import EvalResult, compare, reward_of
+from lift.services.trainer.guards import HackingWatch
+from lift.services.trainer.policy import Policy
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, int, str, dict[str, Any]], None]
+"""emit(kind, step, message, data): events for watchers and the run's history."""
+
+
+class RunFailed(LiftError):
+    """The run cannot go on; the message is its reason."""
+
+
+class Dependencies(Protocol):
+    """The generator and the critic as an online run uses them (see remote.Services)."""
+
+    def generator_info(self) -> dict[str, Any]: ...
+    def generate(self, request: GenerationRequest) -> bytes: ...
+    def publish(self, version: str, files: AdapterFiles) -> None: ...
+    def score(self, items: list[tuple[bytes, str]]) -> list[Critique]: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Batch:
+    clips: list[Clip]
+    rewards: list[float] = field(default_factory=list)
+    per_dim: list[dict[str, float]] = field(default_factory=list)
+    all_good: list[bool] = field(default_factory=list)
+    dynamic: list[float] = field(default_factory=list)
+
+
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across processes and Python versions)."""
+    h = hashlib.sha256(",".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+class AlignmentLoop:
+    """Runs one alignment run; see the module docstring."""
+
+    def __init__(
+        self,
+        run_id: str,
+        config: RunConfig,
+        workdir: Path,
+        model_dir: Path,
+        deps: Dependencies | None,
+        emit: Emit,
+        stop: threading.Event,
+        history: Callable[[int], list[dict[str, Any]]] | None = None,
+        resumes: int = 0,
+    ) -> None:
+        self.run_id = run_id
+        self.config = config
+        self.workdir = workdir
+        self.model_dir = model_dir
+        self.deps = deps
+        self.emit = emit
+        self.stop = stop
+        self.history = history or (lambda step: [])
+        self.resumes = resumes
+        self.reward_map = RewardMap(**config.reward_map.model_dump())
+        self.checkpoints = CheckpointDir(workdir / "checkpoints")
+        self.watch = HackingWatch(config.guards)
+        self.current_version = "base"
+        self.policy_weights: bytes | None = None
+        self.published_step = 0
+        self._labels = 0
+        self.eval_before: EvalResult | None = None
+        self._real_cache: dict[int, torch.Tensor] = {}
+
+    # ---- set-up -------------------------------------------------------------------
+
+    def _accelerator(self) -> Any:
+        from accelerate import Accelerator
+
+        device = self.config.device
+        cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+        return Accelerator(cpu=cpu, mixed_precision=self.config.mixed_precision)
+
+    def _shape(self) -> Shape | None:
+        s = self.config.sampling
+        if s.num_frames and s.height and s.width:
+            return Shape(s.num_frames, s.height, s.width)
+        if self.deps is None:
+            return None
+        defaults = self.deps.generator_info().get("defaults", {})
+        return Shape(
+            int(s.num_frames or defaults.get("num_frames", 49)),
+            int(s.height or defaults.get("height", 480)),
+            int(s.width or defaults.get("width", 720)),
+        )
+
+    def _setup(self) -> None:
+        cfg = self.config
+        self.acc = self._accelerator()
+        self.emit("log", 0, f"loading the trainer's model from {self.model_dir}", {})
+        began = time.perf_counter()
+        self.policy = Policy(
+            self.model_dir, cfg.lora, str(self.acc.device), seed=_mix(cfg.seed, 3) % 2**31
+        )
+        metrics.MODEL_LOAD_SECONDS.set(time.perf_counter() - began)
+        self.prompts = load_prompts(cfg)
+        self.shape = self._shape()
+        self.offline: list[Clip] = []
+        if cfg.mode == "offline":
+            assert cfg.offline_data is not None
+            self.offline = load_offline_clips(
+                cfg.offline_data.path, self.shape, cfg.reward_map.model_dump()
+            )
+            first = self.offline[0].frames.shape
+            self.shape = Shape(first[0], first[1], first[2])
+        assert self.shape is not None
+        self.real: list[Clip] = []
+        if cfg.real_data is not None and cfg.real_data.weight > 0:
+            self.real = load_real_clips(cfg.real_data.path, self.shape)
+        params = list(self.policy.trainable().values())
+        if not params:
+            raise InvalidInput("lora: nothing to train (no trainable parameter)")
+        o = cfg.optimizer
+        optimizer = torch.optim.AdamW(
+            params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps
+        )
+        warm = max(1, o.warmup_steps)  # 0 and 1 both mean: full rate from the first step
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / warm))
+        self.policy.denoiser, self.optimizer, self.scheduler = self.acc.prepare(
+            self.policy.denoiser, optimizer, scheduler
+        )
+        self.params = params
+
+    # ---- sampling -------------------------------------------------------------------
+
+    def _rng(self, step: int) -> np.random.Generator:
+        return np.random.default_rng(_mix(self.config.seed, step))
+
+    def _online_batch(self, step: int) -> _Batch:
+        assert self.deps is not None and self.shape is not None
+        cfg = self.config
+        rng = self._rng(step)
+        prompts = [self.prompts[i] for i in rng.integers(0, len(self.prompts), cfg.batch_size)]
+        items = [
+            (p, int(rng.integers(0, 2**63))) for p in prompts for _ in range(cfg.videos_per_prompt)
+        ]
+        # Each process of a multi-GPU run samples its share; gradients are averaged.
+        mine = items[self.acc.process_index :: self.acc.num_processes] or items[:1]
+        videos = [self._generate(self._request(p, seed, self.current_version)) for p, seed in mine]
+        critiques = self.deps.score([(v, p) for v, (p, _) in zip(videos, mine, strict=True)])
+        batch = _Batch(
+            [
+                Clip(to_shape(decode_all(v, "generated video"), self.shape), p)
+                for v, (p, _) in zip(videos, mine, strict=True)
+            ]
+        )
+        for c in critiques:
+            self._add_score(batch, c)
+        return batch
+
+    def _request(self, prompt: str, seed: int, version: str) -> GenerationRequest:
+        """A generation at the training shape with the config's sampling settings."""
+        assert self.shape is not None
+        s = self.config.sampling
+        return GenerationRequest(
+            prompt=prompt,
+            seed=seed,
+            num_frames=self.shape.frames,
+            height=self.shape.height,
+            width=self.shape.width,
+            num_inference_steps=s.num_inference_steps,
+            guidance_scale=s.guidance_scale,
+            fps=s.fps,
+            adapter_version=version,
+        )
+
+    def _generate(self, req: GenerationRequest) -> bytes:
+        assert self.deps is not None
+        try:
+            return self.deps.generate(req)
+        except LiftError as exc:
+            if "NOT_FOUND" in exc.message and self.policy_weights is not None:
+                # The generator restarted or evicted our version: publish it again.
+                self._publish_policy(self.policy_weights)
+                return self.deps.generate(replace(req, adapter_version=self.current_version))
+            raise
+
+    def _add_score(self, batch: _Batch, c: Critique) -> None:
+        reward, per_dim, all_good = reward_of(c, self.reward_map)
+        batch.rewards.append(reward)
+        batch.per_dim.append(per_dim)
+        batch.all_good.append(all_good)
+        if c.dynamic_degree is not None:
+            batch.dynamic.append(c.dynamic_degree)
+
+    def _offline_batch(self, step: int) -> _Batch:
+        rng = self._rng(step)
+        n = self.config.per_step_videos
+        picked = [self.offline[i] for i in rng.integers(0, len(self.offline), n)]
+        picked = picked[self.acc.process_index :: self.acc.num_processes] or picked[:1]
+        return _Batch(
+            picked,
+            rewards=[c.reward or 0.0 for c in picked],
+            per_dim=[{} for _ in picked],
+            all_good=[bool(c.all_good) for c in picked],
+        )
+
+    def _real_batch(self, step: int, n_gen: int) -> list[Clip]:
+        if not self.real:
+            return []
+        assert self.config.real_data is not None  # real clips are loaded from it
+        n = max(1, round(n_gen * self.config.real_data.ratio))
+        rng = np.random.default_rng(_mix(self.config.seed, step, 1))
+        return [self.real[i] for i in rng.integers(0, len(self.real), n)]
+
+    # ---- one step -------------------------------------------------------------------
+
+    def _real_latents(self, clips: list[Clip]) -> torch.Tensor:
+        """Latents of real clips, encoded once (the VAE is frozen and encodes deterministically)."""
+        missing = [c for c in clips if id(c) not in self._real_cache]
+        if missing:
+            for c, z in zip(
+                missing, self.policy.encode(np.stack([c.frames for c in missing])), strict=True
+            ):
+                self._real_cache[id(c)] = z
+        return torch.stack([self._real_cache[id(c)] for c in clips])
+
+    def _train_step(self, step: int, batch: _Batch, real: list[Clip]) -> dict[str, Any]:
+        cfg = self.config
+        clips = batch.clips + real
+        latents = self.policy.encode(np.stack([c.frames for c in batch.clips]))
+        if real:
+            latents = torch.cat([latents, self._real_latents(real)])
+        embeds = self.policy.embed([c.caption for c in clips])
+        gen = torch.Generator().manual_seed(_mix(cfg.seed, step, 2))
+        self.policy.denoiser.train()
+        with self.acc.autocast():
+            per_example = self.policy.losses(latents, embeds, gen)
+        n = len(batch.clips)
+        gen_l, real_l = per_example[:n], per_example[n:]
+        weight = cfg.real_data.weight if cfg.real_data else 0.0
+        if cfg.strategy == "reward_weighted":
+            rewards = torch.tensor(batch.rewards, dtype=torch.float32, device=gen_l.device)
+            loss = losses.reward_weighted(gen_l, rewards, real_l, weight)
+        else:
+            keep = torch.tensor(batch.all_good, dtype=torch.bool, device=gen_l.device)
+            loss = losses.rejection_sampling(gen_l, keep, real_l, weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.acc.backward(loss)
+        grad_norm = self.acc.clip_grad_norm_(self.params, cfg.optimizer.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.policy.denoiser.eval()
+        dims = sorted({k for d in batch.per_dim for k in d})
+        return {
+            "loss": float(loss.detach()),
+            "gen_loss": float(gen_l.detach().mean()),
+            "real_loss": float(real_l.detach().mean()) if real_l.numel() else None,
+            "reward": float(np.mean(batch.rewards)),
+            "reward_by_dimension": {
+                d: float(np.mean([p[d] for p in batch.per_dim if d in p])) for d in dims
+            },
+            "dynamic_degree": float(np.mean(batch.dynamic)) if batch.dynamic else None,
+            "kept": float(np.mean(batch.all_good)) if batch.all_good else None,
+            "grad_norm": float(grad_norm),
+            "lr": float(self.scheduler.get_last_lr()[0]),
+            "clips": n,
+            "real_clips": len(real),
+        }
+
+    # ---- publishing, checkpoints, evaluation ----------------------------------------
+
+    def _unwrapped(self) -> torch.nn.Module:
+        module: torch.nn.Module = self.acc.unwrap_model(self.policy.denoiser)
+        return module
+
+    def _publish_policy(self, weights: bytes) -> None:
+        """Install ``weights`` on the generator under a label it has never seen.
+
+        Labels are never reused by the generator, so a run that resumed (or that
+        re-installs a version the generator lost) adds ``-r<resumes>.<n>``.
+        """
+        assert self.deps is not None
+        self._labels += 1
+        version = f"{self.run_id}-s{self.published_step}"
+        if self.resumes or self._labels > 1:
+            version += f"-r{self.resumes}.{self._labels}"
+        self.deps.publish(version, AdapterFiles(weights, self.policy.adapter_config()))
+        self.current_version = version
+        metrics.PUBLISHED.inc()
+        self.emit(
+            "publish",
+            self.published_step,
+            f"published adapter version {version}",
+            {"version": version},
+        )
+
+    def _publish(self, step: int) -> None:
+        files = self.policy.adapter_files(self._unwrapped())
+        self.policy_weights = files.weights
+        self.published_step = step
+        self._labels = 0
+        if self.deps is not None and self.acc.is_main_process:
+            self._publish_policy(files.weights)
+
+    def _checkpoint(self, step: int) -> None:
+        if not self.acc.is_main_process:
+            return
+        opt_tensors, groups = optimizer_state(self.optimizer)
+        state = {
+            "optimizer_groups": groups,
+            "scheduler": self.scheduler.state_dict(),
+            "current_version": self.current_version,
+            "published_step": self.published_step,
+            "eval_before": self.eval_before.to_json() if self.eval_before else None,
+        }
+        path = self.checkpoints.save(
+            Checkpoint(
+                step,
+                self.policy.trainable_state(),
+                opt_tensors,
+                torch.get_rng_state(),
+                state,
+                self.policy_weights,
+            )
+        )
+        metrics.LAST_CHECKPOINT.set(time.time())
+        metrics.CHECKPOINT_CLOCK.start()
+        self.emit("checkpoint", step, f"checkpoint written: {path.name}", {"path": str(path)})
+
+    def _resume(self) -> int:
+        self.checkpoints.clear_partial()
+        ckpt = self.checkpoints.latest()
+        if ckpt is None:
+            return 0
+        self.policy.load_trainable_state(ckpt.trainable)
+        load_optimizer_state(self.optimizer, ckpt.optimizer, ckpt.state["optimizer_groups"])
+        self.scheduler.load_state_dict(ckpt.state["scheduler"])
+        torch.set_rng_state(ckpt.rng)
+        self.published_step = int(ckpt.state.get("published_step", 0))
+        self.policy_weights = ckpt.policy_weights
+        if ckpt.state.get("eval_before"):
+            self.eval_before = EvalResult.from_json(ckpt.state["eval_before"])
+        for m in self.history(ckpt.step):  # the watch sees the steps it saw before the crash
+            self.watch.observe(m["step"], m["reward"], _guards(m))
+        if self.policy_weights is not None and self.deps is not None and self.acc.is_main_process:
+            self._publish_policy(self.policy_weights)
+        self.emit(
+            "resumed",
+            ckpt.step,
+            f"resumed from the checkpoint of step {ckpt.step}",
+            {"step": ckpt.step},
+        )
+        return ckpt.step
+
+    def _real_eval_loss(self) -> float | None:
+        if not self.real:
+            return None
+        gen = torch.Generator().manual_seed(_mix(self.config.seed, 4))
+        with torch.no_grad():
+            latents = self._real_latents(self.real[:8])
+            embeds = self.policy.embed([c.caption for c in self.real[:8]])
+            return float(self.policy.losses(latents, embeds, gen).mean())
+
+    def _evaluate(self, version: str, step: int, label: str) -> EvalResult | None:
+        ev = self.config.eval
+        if not ev.prompts or self.deps is None or not self.acc.is_main_process:
+            return None
+        videos = []
+        items = [(p, seed) for p in ev.prompts for seed in ev.seeds]
+        for i, (prompt, seed) in enumerate(items):
+            self._check_stop()
+            videos.append(self._generate(self._request(prompt, seed, version)))
+            self.emit(
+                "eval_progress",
+                step,
+                f"{label}: {i + 1}/{len(items)}",
+                {"done": i + 1, "total": len(items), "phase": label},
+            )
+        critiques = self.deps.score([(v, p) for v, (p, _) in zip(videos, items, strict=True)])
+        batch = _Batch([])
+        for c in critiques:
+            self._add_score(batch, c)
+        result = EvalResult(
+            version,
+            batch.rewards,
+            float(np.mean(batch.dynamic)) if batch.dynamic else None,
+            self._real_eval_loss(),
+        )
+        self.emit(
+            "eval",
+            step,
+            f"held-out reward {label}: {result.mean:.4f} ± {result.ci95:.4f} "
+            f"({len(items)} videos, version {version})",
+            {"phase": label, **result.to_json()},
+        )
+        return result
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Cancelled("the run was cancelled")
+
+    # ---- the run --------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``config.steps``; returns the run's result (also in the last event)."""
+        try:
+            return self._run()
+        finally:
+            metrics.CHECKPOINT_CLOCK.stop()
+
+    def _run(self) -> dict[str, Any]:
+        cfg = self.config
+        self._setup()
+        start = self._resume()
+        metrics.CHECKPOINT_CLOCK.start()
+        if start == 0 and cfg.eval.prompts:
+            self.eval_before = self._evaluate("base", 0, "before")
+        for step in range(start + 1, cfg.steps + 1):
+            self._check_stop()
+            began = time.perf_counter()
+            batch = self._online_batch(step) if cfg.mode == "online" else self._offline_batch(step)
+            real = self._real_batch(step, len(batch.clips))
+            m = self._train_step(step, batch, real)
+            elapsed = time.perf_counter() - began
+            m["seconds"] = elapsed
+            m["samples_per_second"] = (m["clips"] + m["real_clips"]) / max(elapsed, 1e-9)
+            if not math.isfinite(m["loss"]):
+                raise RunFailed(f"the loss became {m['loss']} at step {step}: lower optimizer.lr")
+            self._observe(step, m)
+            if cfg.publish_every and step % cfg.publish_every == 0 and not cfg.lora.full_finetune:
+                self._publish(step)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                self._checkpoint(step)
+        return self._finish()
+
+    def _observe(self, step: int, m: dict[str, Any]) -> None:
+        metrics.STEP.set(step)
+        metrics.LOSS.set(m["loss"])
+        metrics.STEP_SECONDS.observe(m["seconds"])
+        metrics.SAMPLES_PER_SECOND.set(m["samples_per_second"])
+        metrics.REWARD.labels("mean").set(m["reward"])
+        for d, v in m["reward_by_dimension"].items():
+            metrics.REWARD.labels(d).set(v)
+        for g, v in _guards(m).items():
+            if v is not None:
+                metrics.GUARD.labels(g).set(v)
+        self.emit(
+            "step",
+            step,
+            f"step {step}/{self.config.steps}: reward {m['reward']:.4f}, loss {m['loss']:.4f}",
+            m,
+        )
+        for w in self.watch.observe(step, m["reward"], _guards(m)):
+            metrics.HACKING_WARNINGS.labels(w.guard).inc()
+            self.emit("warning", step, w.message(), {"guard": w.guard, "worsening": w.worsening})
+            if self.config.guards.stop_on_warning:
+                raise RunFailed(w.message() + " (guards.stop_on_warning is set)")
+
+    def _finish(self) -> dict[str, Any]:
+        cfg = self.config
+        result: dict[str, Any] = {"steps": cfg.steps}
+        if not cfg.lora.full_finetune and self.acc.is_main_process:
+            files = self.policy.adapter_files(self._unwrapped())
+            out = self.workdir / "adapter"
+            write_adapter(out, files.weights, files.config_json)
+            result["adapter_dir"] = str(out)
+            if self.deps is not None and self.published_step != cfg.steps:
+                self._publish(cfg.steps)
+            result["adapter_version"] = self.current_version
+        after = (
+            self._evaluate(self.current_version, cfg.steps, "after") if self.eval_before else None
+        )
+        if self.eval_before is not None and after is not None:
+            result.update(compare(self.eval_before, after))
+        result["warnings"] = sorted(self.watch.firing)
+        return result
+
+
+def _guards(m: dict[str, Any]) -> dict[str, float | None]:
+    return {"dynamic_degree": m.get("dynamic_degree"), "real_loss": m.get("real_loss")}

@@ -1,0 +1,334 @@
+"""The trainer's engine: accepts runs, trains them on worker threads, survives restarts.
+
+Every state change and event is committed to SQLite before anyone is told, so
+what a watcher saw is what a restarted trainer finds. On start-up, runs that were
+running when the process died are resumed from their last checkpoint, and queued
+runs are queued again, in the order they were submitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from lift import __version__
+from lift.errors import Cancelled, Conflict, InvalidInput, LiftError, NotFound, NotReady, Overloaded
+from lift.runs import Event, RunState, is_final_event
+from lift.services.trainer import metrics
+from lift.services.trainer.config import RunConfig, parse_run_config
+from lift.services.trainer.loop import AlignmentLoop, Dependencies
+from lift.services.trainer.remote import Services
+from lift.services.trainer.settings import TrainerSettings
+from lift.services.trainer.store import RunRecord, Store
+
+log = logging.getLogger(__name__)
+
+FOLLOW_POLL_S = 0.2
+DepsFactory = Callable[[RunConfig, threading.Event], Dependencies | None]
+
+
+def default_deps(config: RunConfig, stop: threading.Event) -> Dependencies | None:
+    """gRPC clients for the run's generator and critic (None when it needs neither)."""
+    needs = config.mode == "online" or bool(config.eval.prompts)
+    if not needs or config.generator is None or config.critic is None:
+        return None
+    return Services(config.generator, config.critic, stop)
+
+
+def new_run_id() -> str:
+    """A sortable, unique id that is also a valid adapter version label prefix."""
+    return time.strftime("run-%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
+
+
+class RunManager:
+    """Runs, their lifecycle and their events; thread-safe."""
+
+    def __init__(self, settings: TrainerSettings, deps_factory: DepsFactory = default_deps) -> None:
+        self.settings = settings
+        self.deps_factory = deps_factory
+        self.store: Store | None = None
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._stops: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self.ready = False
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Open the database, requeue unfinished runs, start the workers."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.settings.data_dir / "trainer.sqlite")
+        unfinished = [
+            r
+            for r in reversed(self.store.runs(limit=1_000_000))
+            if r.state in (RunState.RUNNING, RunState.QUEUED)
+        ]
+        for run in unfinished:
+            if run.state == RunState.RUNNING:
+                self.store.update(run.id, state=RunState.QUEUED, resumes=run.resumes + 1)
+                self._emit(
+                    run.id,
+                    "state",
+                    run.step,
+                    "the trainer restarted; the run will resume from its last checkpoint",
+                    {"state": "queued"},
+                )
+            self._stops[run.id] = threading.Event()
+            self._queue.put(run.id)
+        for i in range(self.settings.concurrent_runs):
+            t = threading.Thread(target=self._worker, name=f"trainer-run-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._refresh_gauges()
+        self.ready = True
+        if unfinished:
+            log.info("requeued %d unfinished run(s)", len(unfinished))
+
+    def close(self) -> None:
+        """Stop taking runs; running ones stop at their next step and stay resumable."""
+        self.ready = False
+        for stop in list(self._stops.values()):
+            stop.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout=30)
+        if self.store is not None:
+            self.store.close()
+
+    def _db(self) -> Store:
+        if self.store is None or not self.ready:
+            raise NotReady("the trainer is starting; retry shortly")
+        return self.store
+
+    # ---- the API --------------------------------------------------------------------
+
+    def start_run(self, source: str | bytes | dict[str, Any]) -> RunRecord:
+        """Validate a config and queue a run."""
+        store = self._db()
+        if isinstance(source, str | bytes) and len(source) > self.settings.max_config_bytes:
+            raise InvalidInput(
+                f"the run config is {len(source)} bytes; the limit is "
+                f"{self.settings.max_config_bytes}"
+            )
+        config = parse_run_config(source)
+        _preflight(config)
+        if self._queue.qsize() >= self.settings.max_queued_runs:
+            raise Overloaded(
+                f"{self._queue.qsize()} runs are waiting already; retry when one has started"
+            )
+        run_id = new_run_id()
+        run = store.create_run(run_id, config.name, config.to_json(), config.steps)
+        self._stops[run_id] = threading.Event()
+        self._emit(run_id, "state", 0, "queued", {"state": "queued"})
+        self._queue.put(run_id)
+        self._refresh_gauges()
+        return run
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """A run by id (NotFound otherwise)."""
+        run = self._db().get(run_id)
+        if run is None:
+            raise NotFound(f"no run has the id {run_id!r}")
+        return run
+
+    def list_runs(self, state: str = "", limit: int = 100) -> list[RunRecord]:
+        """Runs, newest first, optionally of one state."""
+        if not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be between 1 and 1000; got {limit}")
+        try:
+            wanted = RunState(state) if state else None
+        except ValueError:
+            names = ", ".join(s.value for s in RunState)
+            raise InvalidInput(f"state must be one of {names}; got {state!r}") from None
+        return self._db().runs(wanted, limit)
+
+    def cancel_run(self, run_id: str) -> RunRecord:
+        """Cancel a queued or running run (a running one stops at its next step)."""
+        run = self.get_run(run_id)
+        if run.state.final:
+            raise Conflict(f"run {run_id} already {run.state.value}; only unfinished runs cancel")
+        with self._lock:
+            self._stops.setdefault(run_id, threading.Event()).set()
+            run = self.get_run(run_id)
+            if run.state == RunState.QUEUED:
+                self._finish(run_id, RunState.CANCELLED, "cancelled before it started", run.step)
+        self._emit(run_id, "log", run.step, "cancel requested", {})
+        return self.get_run(run_id)
+
+    def events(self, run_id: str, after_seq: int = 0) -> list[Event]:
+        """Events of a run after ``after_seq``."""
+        self.get_run(run_id)
+        return self._db().events(run_id, after_seq)
+
+    def wait_events(self, run_id: str, after_seq: int, timeout_s: float) -> list[Event]:
+        """Events after ``after_seq``, waiting up to ``timeout_s`` for the first one."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            events = self.events(run_id, after_seq)
+            left = deadline - time.monotonic()
+            if events or left <= 0:
+                return events
+            with self._changed:
+                self._changed.wait(min(left, 1.0))
+
+    async def follow(self, run_id: str, after_seq: int = 0) -> AsyncIterator[Event]:
+        """A run's events after ``after_seq``, live, ending after its final state event."""
+        self.get_run(run_id)
+        seq = after_seq
+        while True:
+            events = self.events(run_id, seq)  # an indexed read: cheap enough for the loop
+            for e in events:
+                seq = e.seq
+                yield e
+                if is_final_event(e):
+                    return
+            if not events:
+                if self.get_run(run_id).state.final and not self.events(run_id, seq):
+                    return
+                await asyncio.sleep(FOLLOW_POLL_S)
+
+    def info(self) -> dict[str, Any]:
+        """GET /v1/info."""
+        counts = self._db().count_by_state()
+        return {
+            "service": "trainer",
+            "suite_version": __version__,
+            "data_dir": str(self.settings.data_dir),
+            "concurrent_runs": self.settings.concurrent_runs,
+            "runs": {s.value: n for s, n in counts.items()},
+            "strategies": ["reward_weighted", "rejection_sampling"],
+        }
+
+    # ---- internals ------------------------------------------------------------------
+
+    def _emit(self, run_id: str, kind: str, step: int, message: str, data: dict[str, Any]) -> None:
+        assert self.store is not None
+        self.store.add_event(run_id, kind, step, message, data)
+        if kind in ("state", "warning", "checkpoint", "publish", "eval", "resumed"):
+            log.info("%s [%s] %s", run_id, kind, message)
+        with self._changed:
+            self._changed.notify_all()
+
+    def _finish(self, run_id: str, state: RunState, reason: str, step: int) -> None:
+        assert self.store is not None
+        self.store.update(run_id, state=state, reason=reason, finished=time.time())
+        self._emit(
+            run_id,
+            "state",
+            step,
+            f"{state.value}" + (f": {reason}" if reason else ""),
+            {"state": state.value, "reason": reason},
+        )
+        metrics.RUNS_FINISHED.labels(state.value).inc()
+        self._refresh_gauges()
+
+    def _refresh_gauges(self) -> None:
+        if self.store is None:
+            return
+        for state, n in self.store.count_by_state().items():
+            metrics.RUNS.labels(state.value).set(n)
+
+    def _worker(self) -> None:
+        while True:
+            run_id = self._queue.get()
+            if run_id is None:
+                return
+            try:
+                self._execute(run_id)
+            except Exception:  # never let one run kill the worker
+                log.exception("run %s crashed the worker", run_id)
+
+    def _execute(self, run_id: str) -> None:
+        assert self.store is not None
+        with self._lock:
+            run = self.store.get(run_id)
+            if run is None or run.state != RunState.QUEUED:
+                return
+            self.store.update(run_id, state=RunState.RUNNING, started=run.started or time.time())
+        stop = self._stops.setdefault(run_id, threading.Event())
+        self._emit(run_id, "state", run.step, "running", {"state": "running"})
+        self._refresh_gauges()
+        config = RunConfig.model_validate(run.config)
+        workdir = self.settings.data_dir / "runs" / run_id
+        deps: Dependencies | None = None
+        step = run.step
+
+        def emit(kind: str, s: int, message: str, data: dict[str, Any]) -> None:
+            nonlocal step
+            if kind == "step":
+                step = s
+                assert self.store is not None
+                self.store.put_metrics(run_id, s, data)
+                self.store.update(run_id, step=s)
+            if kind == "publish":
+                assert self.store is not None
+                self.store.update(run_id, adapter_version=data["version"])
+            self._emit(run_id, kind, s, message, data)
+
+        try:
+            deps = self.deps_factory(config, stop)
+            loop = AlignmentLoop(
+                run_id,
+                config,
+                workdir,
+                self._model_dir(config),
+                deps,
+                emit,
+                stop,
+                history=lambda upto: self.store.metrics(run_id, upto) if self.store else [],
+                resumes=run.resumes,
+            )
+            result = loop.run()
+        except Cancelled:
+            if self.ready:  # a cancel; at shutdown the run stays resumable
+                self._finish(run_id, RunState.CANCELLED, "cancelled", step)
+            else:
+                self.store.update(run_id, state=RunState.QUEUED, resumes=run.resumes + 1)
+        except LiftError as exc:
+            self._finish(run_id, RunState.FAILED, exc.message, step)
+        except Exception as exc:
+            log.exception("run %s failed", run_id)
+            self._finish(
+                run_id, RunState.FAILED, f"internal error: {type(exc).__name__}: {exc}", step
+            )
+        else:
+            self.store.update(run_id, result=result)
+            self._finish(run_id, RunState.SUCCEEDED, "", config.steps)
+        finally:
+            if deps is not None:
+                deps.close()
+
+    def _model_dir(self, config: RunConfig) -> Path:
+        if config.model is not None:
+            return config.model
+        from lift.services.generator.pipelines.tiny import ensure_tiny_generator
+
+        return ensure_tiny_generator(self.settings.cache_dir)
+
+
+def _preflight(config: RunConfig) -> None:
+    """Refuse configs whose local paths do not exist, naming the field."""
+    checks: list[tuple[str, Path | None]] = [
+        ("model", config.model),
+        ("prompts_file", config.prompts_file),
+        ("real_data.path", config.real_data.path if config.real_data else None),
+        ("offline_data.path", config.offline_data.path if config.offline_data else None),
+    ]
+    for field, path in checks:
+        if path is not None and not path.exists():
+            raise InvalidInput(f"invalid run config: {field}: {path} does not exist on the trainer")
+    if config.model is not None and not (config.model / "model_index.json").is_file():
+        raise InvalidInput(
+            f"invalid run config: model: {config.model} is not a diffusers pipeline directory "
+            "(no model_index.json)"
+        )

@@ -1,0 +1,60 @@
+"""The PNG plot of a run: reward and guard signals over steps (matplotlib, no display)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _smooth(values: Sequence[float], k: int) -> list[float]:
+    out, acc = [], 0.0
+    window: list[float] = []
+    for v in values:
+        window.append(v)
+        acc += v
+        if len(window) > k:
+            acc -= window.pop(0)
+        out.append(acc / len(window))
+    return out
+
+
+def plot_run(steps: Sequence[dict[str, Any]], result: dict[str, Any] | None, path: Path) -> Path:
+    """Write reward (raw and smoothed), dynamic degree and real-clip loss per step to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [m["step"] for m in steps]
+    k = max(1, len(xs) // 20)
+    fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
+    series = [
+        ("reward", "critic reward (train clips)", axes[0]),
+        ("dynamic_degree", "guard: dynamic degree", axes[1]),
+        ("real_loss", "guard: loss on real clips", axes[2]),
+    ]
+    for key, title, ax in series:
+        pts = [(x, m[key]) for x, m in zip(xs, steps, strict=True) if m.get(key) is not None]
+        if pts:
+            px, py = zip(*pts, strict=True)
+            ax.plot(px, py, color="0.75", linewidth=0.8, label="per step")
+            ax.plot(px, _smooth(py, k), linewidth=1.8, label=f"mean of {k}")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    if result and result.get("reward_before") is not None:
+        ax = axes[0]
+        for name, style in (("reward_before", "--"), ("reward_after", "-")):
+            ax.axhline(result[name], linestyle=style, color="tab:red", linewidth=1)
+        ax.set_title(
+            f"critic reward — held-out {result['reward_before']:.3f} → "
+            f"{result['reward_after']:.3f} (gain {result['gain']:+.3f} ± {result['ci95']:.3f})",
+            fontsize=10,
+        )
+    axes[0].legend(fontsize=8, loc="lower right")
+    axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,119 @@
+"""The trainer's calls to the generator and the critic: deadlines, retries, outage limits.
+
+Every call has a deadline (``timeout_s``). A transient failure (unreachable,
+overloaded, deadline passed) is retried with exponential backoff; a dependency
+that keeps failing for ``down_after_s`` (or past ``retries``) fails the run with
+a reason that names it. A refusal (bad argument) is not retried: retrying cannot
+fix it. Cancelling the run interrupts the backoff waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from lift.client import CriticClient, CriticError
+from lift.critique import Critique
+from lift.errors import Cancelled, LiftError
+from lift.generation import AdapterFiles, GenerationRequest
+from lift.generator_client import GeneratorClient, GeneratorError
+from lift.services.trainer import metrics
+from lift.services.trainer.config import EndpointConfig
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TRANSIENT = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "UNKNOWN"}
+
+
+class DependencyFailed(LiftError):
+    """A dependency failed in a way that ends the run; the message is the run's reason."""
+
+
+class Retrying:
+    """Runs calls to one dependency with its deadline, retry and outage policy."""
+
+    def __init__(self, name: str, endpoint: EndpointConfig, stop: threading.Event) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.stop = stop
+        self._failing_since: float | None = None
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn()`` with retries; raises DependencyFailed or Cancelled."""
+        delay = self.endpoint.backoff_s
+        attempt = 0
+        while True:
+            if self.stop.is_set():
+                raise Cancelled("the run was cancelled")
+            started = time.monotonic()
+            try:
+                result = fn()
+            except (GeneratorError, CriticError) as exc:
+                code, message = exc.code, exc.message
+            else:
+                self._failing_since = None
+                metrics.DEPENDENCY_SECONDS.labels(self.name).observe(time.monotonic() - started)
+                return result
+            metrics.DEPENDENCY_ERRORS.labels(self.name, code).inc()
+            where = f"{self.name} ({self.endpoint.address}) {what}"
+            if code not in TRANSIENT:
+                raise DependencyFailed(f"{where} refused: {code}: {message}")
+            now = time.monotonic()
+            self._failing_since = self._failing_since or started
+            down_for = now - self._failing_since
+            if attempt >= self.endpoint.retries or down_for + delay > self.endpoint.down_after_s:
+                raise DependencyFailed(
+                    f"{where} failed {attempt + 1} times over {down_for:.1f} s "
+                    f"(last: {code}: {message or 'no details'}); is it running?"
+                )
+            log.warning("%s failed (%s); retry %d in %.1f s", where, code, attempt + 1, delay)
+            if self.stop.wait(delay):
+                raise Cancelled("the run was cancelled")
+            attempt += 1
+            delay *= 2
+
+
+class Services:
+    """The generator and critic of an online run, behind retries."""
+
+    def __init__(
+        self, generator: EndpointConfig, critic: EndpointConfig, stop: threading.Event
+    ) -> None:
+        self._gen = GeneratorClient(generator.address, timeout_s=generator.timeout_s)
+        self._critic = CriticClient(critic.address, timeout_s=critic.timeout_s)
+        self.generator = Retrying("generator", generator, stop)
+        self.critic = Retrying("critic", critic, stop)
+
+    def close(self) -> None:
+        """Close both connections."""
+        self._gen.close()
+        self._critic.close()
+
+    def generator_info(self) -> dict[str, object]:
+        """The generator's GetInfo as a dict."""
+        return self.generator.call("GetInfo", self._gen.info)
+
+    def generate(self, request: GenerationRequest) -> bytes:
+        """One video's bytes."""
+        return self.generator.call("Generate", lambda: self._gen.generate(request).data)
+
+    def publish(self, version: str, files: AdapterFiles) -> None:
+        """Install an adapter version on the generator."""
+        self.generator.call(
+            "LoadAdapter",
+            lambda: self._gen.load_adapter(version, files.weights, files.config_json),
+        )
+
+    def score(self, items: list[tuple[bytes, str]]) -> list[Critique]:
+        """Critiques (no reasons) of a batch; an item the critic refuses fails the run."""
+        results = self.critic.call("Score", lambda: self._critic.score(items))
+        out = []
+        for i, r in enumerate(results):
+            if isinstance(r, CriticError):
+                raise DependencyFailed(f"critic refused generated video {i}: {r.code}: {r.message}")
+            out.append(r)
+        return out
