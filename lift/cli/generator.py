@@ -1,12 +1,13 @@
-"""`lift generator serve|load-adapter`, `lift generate`, `lift debug tiny-model generator`."""
+"""`lift generator serve|load-adapter` and `lift generate`."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from lift.cli.common import fail, needs_extra, run_service, settings_or_exit
 
 generator_app = typer.Typer(help="The generator service.", no_args_is_help=True)
 
@@ -16,20 +17,15 @@ ModelOpt = Annotated[
 ]
 
 
-def _settings(overrides: dict[str, Any]) -> Any:
-    from pydantic import ValidationError
-
+def generator_settings(overrides: dict[str, Any]) -> Any:
+    """GeneratorSettings from the given flags (exit 2 on invalid values)."""
     from lift.services.generator.settings import GeneratorSettings
 
-    try:
-        return GeneratorSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        typer.secho(f"invalid generator settings: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    return settings_or_exit("generator", GeneratorSettings, overrides)
 
 
 @generator_app.command("serve")
-def serve(
+def generator_serve(
     model: ModelOpt = None,
     grpc_port: Annotated[int | None, typer.Option(help="gRPC port [default 50052]")] = None,
     http_port: Annotated[int | None, typer.Option(help="HTTP port [default 8081]")] = None,
@@ -47,11 +43,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the generator: gRPC and HTTP in one process (settings also from LIFT_GENERATOR_*)."""
-    import asyncio
-
-    from lift.services.generator.server import build_generator
-
-    settings = _settings(
+    settings = generator_settings(
         {
             "model": model,
             "grpc_port": grpc_port,
@@ -64,18 +56,10 @@ def serve(
             "cache_dir": cache_dir,
         }
     )
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    with needs_extra("generator", "lift generator serve"):
+        from lift.services.generator.server import build_generator
 
-    async def main() -> None:
-        await build_generator(settings).run_forever()
-
-    try:
-        asyncio.run(main())
-    except (OSError, ValueError) as exc:
-        typer.secho(f"generator could not start: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        run_service("generator", settings, build_generator)
 
 
 @generator_app.command("load-adapter")
@@ -174,33 +158,17 @@ def _generate_remote(server: str, req: Any, show: Any) -> Any:
 
 def _generate_local(model: Path | None, req: Any, show: Any) -> Any:
     from lift.errors import LiftError
-    from lift.services.generator.engine import GeneratorEngine
-    from lift.serving import Deadline
 
-    engine = GeneratorEngine(_settings({"model": model}))
-    try:
-        engine.load()
-        return engine.generate(engine.resolve(req), Deadline(), show)
-    except LiftError as exc:
-        typer.secho(f"{exc.code_name}: {exc.message}", fg="red", err=True)
-        raise typer.Exit(1) from None
-    except (OSError, ValueError) as exc:
-        typer.secho(f"could not load the generator: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    settings = generator_settings({"model": model})
+    with needs_extra("generator", "lift generate without --server"):
+        from lift.services.generator.engine import GeneratorEngine
+        from lift.serving import Deadline
 
-
-def tiny_generator(
-    directory: Annotated[Path, typer.Argument(help="Where to write the pipeline")],
-    adapter: Annotated[
-        Path | None, typer.Option(help="Also write a random LoRA adapter for it here")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Weight seed")] = 0,
-) -> None:
-    """Write the tiny random CogVideoX pipeline (the generator's demo model)."""
-    from lift.services.generator.pipelines.tiny import write_tiny_generator, write_tiny_lora
-
-    write_tiny_generator(directory, seed=seed)
-    typer.echo(f"tiny generator pipeline: {directory}")
-    if adapter is not None:
-        write_tiny_lora(directory, adapter)
-        typer.echo(f"tiny LoRA adapter: {adapter}")
+        engine = GeneratorEngine(settings)
+        try:
+            engine.load()
+            return engine.generate(engine.resolve(req), Deadline(), show)
+        except LiftError as exc:
+            fail(f"{exc.code_name}: {exc.message}")
+        except (OSError, ValueError) as exc:
+            fail(f"could not load the generator: {exc}")

@@ -1,4 +1,4 @@
-"""`lift trainer serve`, `lift align` and `lift up`."""
+"""`lift trainer serve` and `lift align`."""
 
 from __future__ import annotations
 
@@ -12,19 +12,16 @@ from typing import Annotated, Any
 
 import typer
 
+from lift.cli.common import needs_extra, run_service, settings_or_exit
+
 trainer_app = typer.Typer(help="The trainer service.", no_args_is_help=True)
 
 
-def _settings(overrides: dict[str, Any]) -> Any:
-    from pydantic import ValidationError
-
+def trainer_settings(overrides: dict[str, Any]) -> Any:
+    """TrainerSettings from the given flags (exit 2 on invalid values)."""
     from lift.services.trainer.settings import TrainerSettings
 
-    try:
-        return TrainerSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        typer.secho(f"invalid trainer settings: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    return settings_or_exit("trainer", TrainerSettings, overrides)
 
 
 DataDirOpt = Annotated[
@@ -34,7 +31,7 @@ DataDirOpt = Annotated[
 
 
 @trainer_app.command("serve")
-def serve(
+def trainer_serve(
     grpc_port: Annotated[int | None, typer.Option(help="gRPC port [default 50053]")] = None,
     http_port: Annotated[int | None, typer.Option(help="HTTP port [default 8082]")] = None,
     host: Annotated[str | None, typer.Option(help="Bind address [default 127.0.0.1]")] = None,
@@ -44,11 +41,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the trainer: gRPC and HTTP in one process (settings also from LIFT_TRAINER_*)."""
-    import asyncio
-
-    from lift.services.trainer.server import build_trainer
-
-    settings = _settings(
+    settings = trainer_settings(
         {
             "grpc_port": grpc_port,
             "http_port": http_port,
@@ -57,18 +50,10 @@ def serve(
             "concurrent_runs": concurrent_runs,
         }
     )
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    with needs_extra("trainer", "lift trainer serve"):
+        from lift.services.trainer.server import build_trainer
 
-    async def main() -> None:
-        await build_trainer(settings).run_forever()
-
-    try:
-        asyncio.run(main())
-    except (OSError, ValueError) as exc:
-        typer.secho(f"trainer could not start: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        run_service("trainer", settings, build_trainer)
 
 
 @contextlib.contextmanager
@@ -101,7 +86,7 @@ class _LocalTrainer:
     def __init__(self, data_dir: Path | None) -> None:
         from lift.services.trainer.manager import RunManager
 
-        self.manager = RunManager(_settings({"data_dir": data_dir}))
+        self.manager = RunManager(trainer_settings({"data_dir": data_dir}))
         self.manager.load()
 
     def start_run(self, config: str) -> dict[str, Any]:
@@ -292,105 +277,3 @@ def _print_summary(out: Any, s: dict[str, Any]) -> None:
     out.print(f"adapter: {s['adapter_dir']} (generator version {s['adapter_version']})")
     if s["plot"]:
         out.print(f"plot: {s['plot']}")
-
-
-_UP = (  # service, serve command, HTTP port (defaults of each service)
-    ("critic", ["critic", "serve"], 8080),
-    ("generator", ["generator", "serve"], 8081),
-    ("trainer", ["trainer", "serve"], 8082),
-)
-
-
-def up(
-    timeout_s: Annotated[float, typer.Option(help="Wait this long for readiness")] = 300.0,
-    with_prometheus: Annotated[
-        bool,
-        typer.Option(
-            "--with-prometheus",
-            help="Also run Prometheus on deploy/prometheus/prometheus.yml (rules and alerts)",
-        ),
-    ] = False,
-    prometheus_port: Annotated[int, typer.Option(help="Prometheus web port")] = 9090,
-    prometheus_data: Annotated[
-        Path | None, typer.Option(help="Prometheus TSDB directory (default: a temp dir)")
-    ] = None,
-) -> None:
-    """Start critic, generator and trainer (embedded defaults); stop all on Ctrl-C."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-    from rich.console import Console
-
-    console = Console()
-
-    procs: list[tuple[str, subprocess.Popen[bytes], int]] = []
-
-    def stop_all() -> None:
-        for _, p, _ in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for name, p, _ in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                console.print(f"[yellow]{name} did not stop in 30 s; killed[/]")
-
-    try:
-        for name, args, port in _UP:
-            cmd = [sys.executable, "-m", "lift.cli.main", *args]
-            procs.append((name, subprocess.Popen(cmd), port))
-        if with_prometheus:
-            from lift import prometheus
-
-            if prometheus_data is None:
-                prometheus_data = Path(tempfile.mkdtemp(prefix="lift-prometheus-"))
-            try:
-                prom = prometheus.start(prometheus.CONFIG, prometheus_port, prometheus_data)
-                procs.append(("prometheus", prom, 0))
-                prometheus.wait_ready(prom, prometheus_port)
-            except prometheus.PrometheusError as exc:
-                console.print(f"[red]{exc}[/]")
-                raise typer.Exit(1) from None
-            console.print(
-                f"[green]prometheus ready[/] (http://127.0.0.1:{prometheus_port}, "
-                f"rules and alerts from {prometheus.PROMETHEUS_DIR}, data in {prometheus_data})"
-            )
-        deadline = time.monotonic() + timeout_s
-        waiting = {name for name, _, port in procs if port}
-        while waiting:
-            for name, p, port in procs:
-                if p.poll() is not None:
-                    console.print(f"[red]{name} exited with code {p.returncode}[/]")
-                    raise typer.Exit(1)
-                if name in waiting and port:
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (
-                            httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code
-                            == 200
-                        ):
-                            waiting.discard(name)
-                            console.print(f"[green]{name} ready[/] (HTTP :{port})")
-            if time.monotonic() > deadline:
-                console.print(
-                    f"[red]not ready after {timeout_s:.0f} s: {', '.join(sorted(waiting))}[/]"
-                )
-                raise typer.Exit(1)
-            time.sleep(0.5)
-        console.print(
-            "all services ready: critic :50051, generator :50052, trainer :50053 "
-            "(gRPC); Ctrl-C stops them"
-        )
-        while all(p.poll() is None for _, p, _ in procs):
-            time.sleep(0.5)
-        for name, p, _ in procs:
-            if p.poll() is not None:
-                console.print(f"[red]{name} exited with code {p.returncode}; stopping the rest[/]")
-        raise typer.Exit(1)
-    except KeyboardInterrupt:
-        console.print("stopping…")
-    finally:
-        stop_all()

@@ -1,0 +1,99 @@
+"""Helpers the service modules of the CLI share: settings from flags, serving, missing extras.
+
+Everything heavy is imported inside the functions so that importing the CLI (and `lift --help`)
+stays instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NoReturn, TypeVar
+
+import typer
+
+S = TypeVar("S")
+
+# Top-level modules that only an extra installs (the base install has none of them).
+OPTIONAL_MODULES = frozenset(
+    {
+        "accelerate",
+        "av",
+        "cv2",
+        "diffusers",
+        "fastapi",
+        "matplotlib",
+        "onnx",
+        "onnxruntime",
+        "peft",
+        "safetensors",
+        "scipy",
+        "torch",
+        "torchvision",
+        "transformers",
+        "tritonclient",
+        "uvicorn",
+        "yaml",
+    }
+)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a red message on stderr and exit with ``code``."""
+    typer.secho(message, fg="red", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def needs_extra(extra: str, what: str) -> Iterator[None]:
+    """Turn a missing optional dependency into one line naming the extra that installs it.
+
+    ``extra`` is the extra this command belongs to (``critic``, ``generator``, ``trainer``).
+    Any other missing module is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        if top not in OPTIONAL_MODULES:
+            raise
+        fail(
+            f"{what} needs the optional dependency {top!r}, which is not installed; "
+            f"install it with: pip install 'lift-suite[{extra}]'",
+            code=3,
+        )
+
+
+def settings_or_exit(name: str, factory: Callable[..., S], overrides: Mapping[str, Any]) -> S:
+    """Build a service's settings from the flags that were given (unset flags leave env/defaults).
+
+    Invalid values exit with code 2 and pydantic's message instead of a traceback.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return factory(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        fail(f"invalid {name} settings: {exc}", code=2)
+
+
+def run_service(name: str, settings: Any, build: Callable[[Any], Any]) -> None:
+    """Run one service (gRPC + HTTP in this process) until it is stopped.
+
+    ``build(settings)`` returns a :class:`lift.runner.ServiceRunner`; an address in use or a
+    model that does not load ends the command with exit code 1 and one line on stderr.
+    """
+    import asyncio
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def main() -> None:
+        await build(settings).run_forever()
+
+    try:
+        asyncio.run(main())
+    except (OSError, ValueError) as exc:
+        fail(f"{name} could not start: {exc}")

@@ -1,0 +1,176 @@
+"""`lift critic serve|export` and `lift critique`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lift.cli.common import fail, needs_extra, run_service, settings_or_exit
+
+critic_app = typer.Typer(help="The critic service.", no_args_is_help=True)
+
+ModelOpt = Annotated[
+    Path | None, typer.Option(help="Checkpoint directory of the video VLM (vlm, composite)")
+]
+AdapterOpt = Annotated[Path | None, typer.Option(help="peft LoRA adapter directory")]
+TemplatesOpt = Annotated[
+    Path | None, typer.Option(help="Instruction template file (TOML) [default built-in LiFT]")
+]
+
+
+def critic_settings(overrides: dict[str, Any]) -> Any:
+    """CriticSettings from the given flags (exit 2 on invalid values)."""
+    from lift.services.critic.settings import CriticSettings
+
+    return settings_or_exit("critic", CriticSettings, overrides)
+
+
+@critic_app.command("export")
+def critic_export(
+    model: Annotated[Path, typer.Option(help="Critic checkpoint directory (Qwen2-VL family)")],
+    out: Annotated[Path, typer.Option(help="Directory for vision.onnx and vision.json")],
+) -> None:
+    """Export the critic's vision tower + projector to ONNX (dynamic batch) for onnx/triton."""
+    from lift.errors import LiftError
+
+    with needs_extra("critic", "lift critic export"):
+        from lift.services.critic.backends.vlm.vision_graph import export
+
+        try:
+            path = export(model, out)
+        except (LiftError, OSError, ValueError) as exc:
+            fail(f"export failed: {getattr(exc, 'message', exc)}", code=2)
+    typer.echo(f"wrote {path} and {path.with_name('vision.json')}")
+
+
+@critic_app.command("serve")
+def critic_serve(
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port [default 50051]")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port [default 8080]")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address [default 127.0.0.1]")] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Critic backend: signal, vlm, composite, onnx, triton [default signal]"),
+    ] = None,
+    model: ModelOpt = None,
+    vision_graph: Annotated[
+        Path | None, typer.Option(help="onnx/triton: directory `lift critic export` wrote")
+    ] = None,
+    triton_url: Annotated[
+        str | None, typer.Option(help="triton: Triton's gRPC address [default 127.0.0.1:8001]")
+    ] = None,
+    adapter: AdapterOpt = None,
+    templates: TemplatesOpt = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto, float32, bfloat16, float16")] = None,
+    num_frames: Annotated[int | None, typer.Option(help="Frames the VLM sees [default 8]")] = None,
+    batch_max_size: Annotated[
+        int | None, typer.Option(help="Most videos per model call [default 8]")
+    ] = None,
+    batch_max_wait_ms: Annotated[
+        float | None, typer.Option(help="Wait for a batch to fill, ms [default 5]")
+    ] = None,
+    video_root: Annotated[
+        Path | None, typer.Option(help="Directory file:// video URIs may read from")
+    ] = None,
+) -> None:
+    """Run the critic: gRPC and HTTP in one process (settings also from LIFT_CRITIC_* env)."""
+    settings = critic_settings(
+        {
+            "grpc_port": grpc_port,
+            "http_port": http_port,
+            "host": host,
+            "backend": backend,
+            "model": model,
+            "vision_graph": vision_graph,
+            "triton_url": triton_url,
+            "adapter": adapter,
+            "templates": templates,
+            "device": device,
+            "dtype": dtype,
+            "num_frames": num_frames,
+            "batch_max_size": batch_max_size,
+            "batch_max_wait_ms": batch_max_wait_ms,
+            "video_root": video_root,
+        }
+    )
+    with needs_extra("critic", "lift critic serve"):
+        from lift.services.critic.server import build_critic
+
+        run_service("critic", settings, build_critic)
+
+
+def critique(
+    videos: Annotated[list[str], typer.Argument(help="Video files (or URIs the server can read)")],
+    prompt: Annotated[str, typer.Option(help="The text the videos were generated from")],
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Critic to ask: host:port (gRPC) or http://host:port; default in-process"
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines instead of tables")
+    ] = False,
+    backend: Annotated[
+        str, typer.Option(help="In-process backend (without --server): signal, vlm, composite")
+    ] = "signal",
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    templates: TemplatesOpt = None,
+) -> None:
+    """Critique videos against a prompt and print a table (or JSON)."""
+    from rich.console import Console
+
+    from lift.cli.render import print_critique
+    from lift.critique import Critique, to_json
+
+    console = Console()
+    failures = 0
+
+    def show(name: str, c: Critique) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps({"file": name, **to_json(c)}) + "\n")
+        else:
+            print_critique(console, name, c)
+
+    def failed(name: str, message: str) -> None:
+        nonlocal failures
+        failures += 1
+        typer.secho(f"{name}: {message}", fg="red", err=True)
+
+    if server:
+        from lift.client import CriticClient, CriticError
+
+        with CriticClient(server) as client:
+            for v in videos:
+                try:
+                    show(v, client.critique(v, prompt))
+                except (CriticError, OSError) as exc:
+                    failed(v, str(exc))
+    else:
+        from lift.errors import LiftError
+
+        settings = critic_settings(
+            {"backend": backend, "model": model, "adapter": adapter, "templates": templates}
+        )
+        with needs_extra("critic", "lift critique without --server"):
+            from lift.services.critic.engine import CriticEngine, VideoSource
+            from lift.serving import Deadline
+
+            engine = CriticEngine(settings)
+            try:
+                engine.load()
+            except (OSError, ValueError) as exc:
+                fail(f"could not load the critic: {exc}")
+            for v in videos:
+                try:
+                    show(v, engine.critique(VideoSource.from_arg(v), prompt, Deadline()))
+                except (LiftError, OSError) as exc:
+                    failed(v, getattr(exc, "message", str(exc)))
+    if failures:
+        raise typer.Exit(1)

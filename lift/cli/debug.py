@@ -1,0 +1,68 @@
+"""`lift debug samples` and `lift debug tiny-model critic|generator`: developer tools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lift.cli.common import fail, needs_extra
+
+debug_app = typer.Typer(help="Developer tools.", no_args_is_help=True)
+tiny_app = typer.Typer(help="Write tiny random checkpoints (tests, demos).", no_args_is_help=True)
+debug_app.add_typer(tiny_app, name="tiny-model")
+
+
+@debug_app.command("samples")
+def debug_samples(
+    directory: Annotated[Path, typer.Argument(help="Where to write the sample mp4 files")],
+) -> None:
+    """Write the clean sample clip and its defect twins (49 frames, 480x720, 8 fps, H.264)."""
+    with needs_extra("critic", "lift debug samples"):
+        from lift.video.samples import write_samples
+
+        for path in write_samples(directory):
+            typer.echo(str(path))
+
+
+@tiny_app.command("critic")
+def tiny_critic(
+    directory: Annotated[Path, typer.Argument(help="Where to write the checkpoint")],
+    adapter: Annotated[
+        Path | None, typer.Option(help="Also write a random LoRA adapter for it here")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Weight seed")] = 0,
+    family: Annotated[str, typer.Option(help="qwen2_vl or qwen2_5_vl")] = "qwen2_vl",
+) -> None:
+    """Write a tiny random Qwen2-VL critic checkpoint (loads with --backend vlm --model DIR)."""
+    with needs_extra("critic", "lift debug tiny-model critic"):
+        from lift.services.critic.backends.vlm.tiny import write_tiny_critic, write_tiny_lora
+
+        try:
+            write_tiny_critic(directory, seed=seed, family=family)
+        except ValueError as exc:
+            fail(f"--family: {exc}", code=2)
+        typer.echo(f"tiny critic checkpoint: {directory}")
+        if adapter is not None:
+            write_tiny_lora(directory, adapter)
+            typer.echo(f"tiny LoRA adapter: {adapter}")
+
+
+@tiny_app.command("generator")
+def tiny_generator(
+    directory: Annotated[Path, typer.Argument(help="Where to write the pipeline")],
+    adapter: Annotated[
+        Path | None, typer.Option(help="Also write a random LoRA adapter for it here")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Weight seed")] = 0,
+) -> None:
+    """Write the tiny random CogVideoX pipeline (the generator's demo model)."""
+    with needs_extra("generator", "lift debug tiny-model generator"):
+        from lift.services.generator.pipelines.tiny import write_tiny_generator, write_tiny_lora
+
+        write_tiny_generator(directory, seed=seed)
+        typer.echo(f"tiny generator pipeline: {directory}")
+        if adapter is not None:
+            write_tiny_lora(directory, adapter)
+            typer.echo(f"tiny LoRA adapter: {adapter}")
