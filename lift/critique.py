@@ -38,19 +38,6 @@ ASSESSED_LABELS: tuple[Label, ...] = (Label.GOOD, Label.NORMAL, Label.BAD)
 
 
 @dataclass(frozen=True)
-class RewardMap:
-    """Reward per label (paper Eq. 2 defaults: 0.9 / 0.2 / 0.05)."""
-
-    good: float = 0.9
-    normal: float = 0.2
-    bad: float = 0.05
-
-    def expected(self, probs: LabelProbabilities) -> float:
-        """Expected reward under ``probs``."""
-        return probs.good * self.good + probs.normal * self.normal + probs.bad * self.bad
-
-
-@dataclass(frozen=True)
 class LabelProbabilities:
     """Probabilities of good / normal / bad; they sum to 1."""
 
@@ -147,7 +134,11 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Critique:
-    """A full critique of one video."""
+    """A full critique of one video.
+
+    ``reward`` is the video's Eq. 2 reward under the critic's reward map
+    (:func:`lift.reward.video_reward`); None when no dimension was judged.
+    """
 
     dimensions: tuple[DimensionVerdict, ...]
     reward: float | None
@@ -166,14 +157,6 @@ class Critique:
     def issues(self) -> list[Issue]:
         """Every issue over all dimensions."""
         return [i for d in self.dimensions for i in d.issues]
-
-
-def expected_reward(
-    dimensions: tuple[DimensionVerdict, ...], reward_map: RewardMap
-) -> float | None:
-    """Mean expected reward over the assessed dimensions; None when none is assessed."""
-    values = [reward_map.expected(d.probabilities) for d in dimensions if d.probabilities]
-    return sum(values) / len(values) if values else None
 
 
 # ---------------------------------------------------------------- JSON (HTTP)

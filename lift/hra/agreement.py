@@ -5,7 +5,9 @@ scores a remote critic (gRPC/HTTP client), an in-process backend, or a fake
 in tests. Each distinct (video, prompt) is judged once and compared on every
 dimension humans rated it on. Dimensions the critic does not assess are
 reported as such and left out of its average (the paper's Table-2 "avg" is the
-mean of the per-dimension accuracies).
+mean of the per-dimension accuracies). Beside the labels, the report compares
+the rewards (Eq. 2, :mod:`lift.reward`) of the human labels and of the critic's
+verdicts on the dimensions humans rated.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 from lift.critique import ASSESSED_LABELS, DIMENSIONS, Critique, Dimension, Label
 from lift.hra.records import HraRecord
+from lift.reward import DEFAULT_REWARD_MAP, RewardMap, mean_reward, rewards_by_dimension
 
 JudgeFn = Callable[[Sequence[tuple[str, str]]], Sequence[Critique | str]]
 """(video, prompt) pairs -> a critique or an error message per pair."""
@@ -60,6 +63,20 @@ class AgreementReport:
     critic: str
     dimensions: dict[Dimension, DimensionAgreement]
     errors: list[tuple[HraRecord, str]]
+    rewards: list[tuple[float, float]] = field(default_factory=list)
+    """(human reward, critic reward) per judged video, over the dimensions humans rated."""
+
+    def reward_summary(self) -> dict[str, float | int | None]:
+        """Mean human and critic reward and their mean absolute difference."""
+        n = len(self.rewards)
+        if n == 0:
+            return {"videos": 0, "human_mean": None, "critic_mean": None, "mean_abs_diff": None}
+        return {
+            "videos": n,
+            "human_mean": sum(h for h, _ in self.rewards) / n,
+            "critic_mean": sum(c for _, c in self.rewards) / n,
+            "mean_abs_diff": sum(abs(h - c) for h, c in self.rewards) / n,
+        }
 
     @property
     def average(self) -> float | None:
@@ -85,11 +102,37 @@ class AgreementReport:
                 for d, a in self.dimensions.items()
             },
             "errors": [{"line": r.line, "video": r.video, "error": e} for r, e in self.errors],
+            "reward": self.reward_summary(),
         }
 
 
-def agreement(critic: str, records: Sequence[HraRecord], judge: JudgeFn) -> AgreementReport:
-    """Judge every distinct (video, prompt) once and compare with the human labels."""
+def _reward_pair(
+    ratings: Sequence[HraRecord], critique: Critique, reward_map: RewardMap
+) -> tuple[float, float] | None:
+    """Human and critic reward of one video over the dimensions humans rated (None if unjudged).
+
+    Several ratings of one dimension are averaged first, so each rated dimension
+    weighs the same, as in Eq. 2.
+    """
+    by_dim: dict[str, list[float]] = {}
+    for r in ratings:
+        by_dim.setdefault(r.dimension.value, []).append(reward_map.of(r.label))
+    rated = {d: sum(v) / len(v) for d, v in by_dim.items()}
+    critic_dims = rewards_by_dimension(
+        (d for d in critique.dimensions if d.name.value in rated), reward_map
+    )
+    human = mean_reward({d: v for d, v in rated.items() if d in critic_dims})
+    machine = mean_reward(critic_dims)
+    return None if human is None or machine is None else (human, machine)
+
+
+def agreement(
+    critic: str,
+    records: Sequence[HraRecord],
+    judge: JudgeFn,
+    reward_map: RewardMap = DEFAULT_REWARD_MAP,
+) -> AgreementReport:
+    """Judge every distinct (video, prompt) once and compare with the human labels and rewards."""
     pairs: dict[tuple[str, str], list[HraRecord]] = {}
     for r in records:
         pairs.setdefault((r.video, r.prompt), []).append(r)
@@ -103,4 +146,8 @@ def agreement(critic: str, records: Sequence[HraRecord], judge: JudgeFn) -> Agre
                 continue
             given = result.dimension(r.dimension).label
             report.dimensions[r.dimension].confusion[r.label][given] += 1
+        if not isinstance(result, str):
+            pair = _reward_pair(pairs[key], result, reward_map)
+            if pair is not None:
+                report.rewards.append(pair)
     return report

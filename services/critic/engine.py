@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from lift import __version__
-from lift.critique import Critique, Dimension, ModelInfo, RewardMap, VideoInfo, expected_reward
+from lift.critique import Critique, Dimension, ModelInfo, VideoInfo
 from lift.errors import Cancelled, DeadlineExceeded, InvalidInput, LiftError, NotReady
+from lift.reward import RewardMap, video_reward
 from lift.services.critic import metrics
 from lift.services.critic.backends import CriticBackend, create_backend
 from lift.services.critic.batching import MicroBatcher
@@ -176,7 +177,7 @@ class CriticEngine:
         for p, j in zip(prepared, judgements, strict=True):
             c = Critique(
                 dimensions=j.dimensions,
-                reward=expected_reward(j.dimensions, self.settings.reward_map),
+                reward=video_reward(j.dimensions, self.settings.reward_map),
                 model=backend.model,
                 video=p.video,
                 prompt=p.prompt,

@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from lift.critique import Dimension, RewardMap
+from lift.critique import Dimension
+from lift.reward import DEFAULT_BAD, DEFAULT_GOOD, DEFAULT_NORMAL, RewardMap, check_reward_map
 from lift.settings import ServiceSettings
 from lift.video import VideoLimits
 
@@ -86,17 +87,18 @@ class CriticSettings(ServiceSettings):
         None, description="Directory file:// URIs may read from; unset refuses file:// URIs."
     )
     allow_http_uris: bool = Field(False, description="Allow http(s):// video URIs.")
-    reward_good: float = Field(0.9, description="Reward for a 'good' label (paper: 0.9).")
-    reward_normal: float = Field(0.2, description="Reward for a 'normal' label (paper: 0.2).")
-    reward_bad: float = Field(0.05, description="Reward for a 'bad' label (paper: 0.05).")
+    reward_good: float = Field(DEFAULT_GOOD, description="Reward for a 'good' label (paper: 0.9).")
+    reward_normal: float = Field(
+        DEFAULT_NORMAL, description="Reward for a 'normal' label (paper: 0.2)."
+    )
+    reward_bad: float = Field(DEFAULT_BAD, description="Reward for a 'bad' label (paper: 0.05).")
 
     @model_validator(mode="after")
     def _check(self) -> CriticSettings:
-        if not self.reward_good >= self.reward_normal >= self.reward_bad:
-            raise ValueError(
-                "reward_good >= reward_normal >= reward_bad must hold "
-                f"(got {self.reward_good}, {self.reward_normal}, {self.reward_bad})"
-            )
+        try:
+            check_reward_map(self.reward_good, self.reward_normal, self.reward_bad)
+        except ValueError as exc:
+            raise ValueError(f"reward_good, reward_normal, reward_bad: {exc}") from None
         if self.max_video_bytes + 1024 * 1024 > self.max_message_bytes:
             raise ValueError(
                 "max_message_bytes must exceed max_video_bytes by at least 1 MiB so a "

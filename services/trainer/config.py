@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lift.errors import InvalidInput
+from lift.reward import DEFAULT_BAD, DEFAULT_GOOD, DEFAULT_NORMAL, RewardMap, check_reward_map
 
 MAX_PROMPT_CHARS = 2000
 
@@ -27,15 +28,18 @@ class _Strict(BaseModel):
 class RewardMapConfig(_Strict):
     """Reward per label (paper Eq. 2); a video's reward is the mean over judged dimensions."""
 
-    good: float = Field(0.9, ge=0, le=1)
-    normal: float = Field(0.2, ge=0, le=1)
-    bad: float = Field(0.05, ge=0, le=1)
+    good: float = Field(DEFAULT_GOOD, ge=0, le=1)
+    normal: float = Field(DEFAULT_NORMAL, ge=0, le=1)
+    bad: float = Field(DEFAULT_BAD, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> RewardMapConfig:
-        if not self.good >= self.normal >= self.bad:
-            raise ValueError("rewards must be ordered good >= normal >= bad")
+        check_reward_map(self.good, self.normal, self.bad)
         return self
+
+    def reward_map(self) -> RewardMap:
+        """The validated map as the reward functions take it."""
+        return RewardMap(self.good, self.normal, self.bad)
 
 
 class RealDataConfig(_Strict):

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from lift.errors import InvalidInput, LiftError
+from lift.reward import RewardMap, labels_reward
 from lift.services.trainer.config import RunConfig
 from lift.video.decode import VideoLimits, decode_video
 
@@ -172,8 +173,12 @@ def load_real_clips(path: Path, shape: Shape) -> list[Clip]:
 _LABELS = ("good", "normal", "bad")
 
 
-def load_offline_clips(path: Path, shape: Shape | None, reward_map: dict[str, float]) -> list[Clip]:
-    """Pre-scored clips; ``shape`` None takes the first video's own shape."""
+def load_offline_clips(path: Path, shape: Shape | None, reward_map: RewardMap) -> list[Clip]:
+    """Pre-scored clips; ``shape`` None takes the first video's own shape.
+
+    A record gives its ``reward`` (or ``score``) in [0, 1], or ``labels`` per
+    dimension whose Eq. 2 reward under ``reward_map`` is used (labels count as certain).
+    """
     field = "offline_data.path"
     rows = _records(path, field)
     clips: list[Clip] = []
@@ -194,7 +199,7 @@ def load_offline_clips(path: Path, shape: Shape | None, reward_map: dict[str, fl
                 )
             all_good = all(v == "good" for v in labels.values())
             if reward is None:
-                reward = sum(reward_map[v] for v in labels.values()) / len(labels)
+                reward = labels_reward(labels, reward_map)
         if isinstance(reward, bool) or not isinstance(reward, int | float) or not 0 <= reward <= 1:
             raise InvalidInput(f"{field}: record {i} needs 'reward' in [0, 1] (or 'labels')")
         frames = decode_all(_read(video, field), f"{field} record {i}")

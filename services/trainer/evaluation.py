@@ -6,33 +6,23 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from lift.critique import Critique, Label, LabelProbabilities, RewardMap
+from lift.critique import Critique, Label
+from lift.reward import RewardMap, mean_reward, rewards_by_dimension
 from lift.services.trainer.stats import mean_ci95
 
 
 def reward_of(c: Critique, reward_map: RewardMap) -> tuple[float, dict[str, float], bool]:
     """(reward, reward per judged dimension, good on every judged dimension) of a critique.
 
-    The reward is the expectation of ``reward_map`` under each dimension's label
-    probabilities (continuous), averaged over the dimensions the critic judged.
+    The reward is Eq. 2 (:mod:`lift.reward`) under the run's ``reward_map``;
+    ValueError when the critic judged no dimension (a training step needs a number).
     """
-    per_dim: dict[str, float] = {}
-    all_good = True
-    for d in c.dimensions:
-        if d.label == Label.UNASSESSED:
-            continue
-        probs = d.probabilities or _one_hot(d.label)
-        per_dim[d.name.value] = reward_map.expected(probs)
-        all_good = all_good and d.label == Label.GOOD
-    if not per_dim:
+    per_dim = rewards_by_dimension(c.dimensions, reward_map)
+    reward = mean_reward(per_dim)
+    if reward is None:
         raise ValueError("the critic judged no dimension of this video")
-    return sum(per_dim.values()) / len(per_dim), per_dim, all_good
-
-
-def _one_hot(label: Label) -> LabelProbabilities:
-    return LabelProbabilities(
-        float(label == Label.GOOD), float(label == Label.NORMAL), float(label == Label.BAD)
-    )
+    all_good = all(d.label == Label.GOOD for d in c.dimensions if d.label != Label.UNASSESSED)
+    return reward, per_dim, all_good
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from lift.critique import Critique, RewardMap
+from lift.critique import Critique
 from lift.errors import Cancelled, InvalidInput, LiftError
 from lift.generation import AdapterFiles, GenerationRequest
+from lift.reward import RewardMap
 from lift.services.trainer import losses, metrics
 from lift.services.trainer.checkpoints import (
     Checkpoint,
@@ -116,7 +117,7 @@ class AlignmentLoop:
         self.stop = stop
         self.history = history or (lambda step: [])
         self.resumes = resumes
-        self.reward_map = RewardMap(**config.reward_map.model_dump())
+        self.reward_map: RewardMap = config.reward_map.reward_map()
         self.checkpoints = CheckpointDir(workdir / "checkpoints")
         self.watch = HackingWatch(config.guards)
         self.current_version = "base"
@@ -162,9 +163,7 @@ class AlignmentLoop:
         self.offline: list[Clip] = []
         if cfg.mode == "offline":
             assert cfg.offline_data is not None
-            self.offline = load_offline_clips(
-                cfg.offline_data.path, self.shape, cfg.reward_map.model_dump()
-            )
+            self.offline = load_offline_clips(cfg.offline_data.path, self.shape, self.reward_map)
             first = self.offline[0].frames.shape
             self.shape = Shape(first[0], first[1], first[2])
         assert self.shape is not None

@@ -176,6 +176,14 @@ def test_agreement_confusion_and_accuracy_with_a_known_critic(hra_dir: Path) -> 
     assert report.dimensions[MS].confusion[Label.BAD][Label.GOOD] == 1
     assert report.dimensions[VF].confusion[Label.NORMAL][Label.GOOD] == 1
     assert report.average == pytest.approx((1.0 + 0.75 + 0.5) / 3)
+    # Eq. 2 on the rated dimensions. Human: clean 0.9, frozen (0.05 + 0.9) / 2,
+    # flicker (0.9 + 0.2) / 2, cut (0.05 + 0.9) / 2; critic: 0.9, 0.05, 0.9, 0.9.
+    summary = report.reward_summary()
+    assert summary["videos"] == 4
+    assert summary["human_mean"] == pytest.approx((0.9 + 0.475 + 0.55 + 0.475) / 4)
+    assert summary["critic_mean"] == pytest.approx((0.9 + 0.05 + 0.9 + 0.9) / 4)
+    assert summary["mean_abs_diff"] == pytest.approx((0 + 0.425 + 0.35 + 0.425) / 4)
+    assert report.as_dict()["reward"] == summary
 
 
 def test_eval_cli_on_the_signal_backend(hra_dir: Path) -> None:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from lift.critique import Dimension, Label, RewardMap, expected_reward
+from lift.critique import Dimension, Label
+from lift.reward import RewardMap, video_reward
 from lift.services.critic.backends.signal import SignalBackend
 from lift.services.critic.backends.signal.backend import probabilities
 from lift.serving import Deadline
@@ -90,7 +91,7 @@ def test_probabilities_are_ordinal_and_reward_follows_the_map() -> None:
         DimensionVerdict.assessed(Dimension.VIDEO_FIDELITY, bad),
         DimensionVerdict.unassessed(Dimension.SEMANTIC_CONSISTENCY, "n/a"),
     )
-    paper = expected_reward(dims, RewardMap())
+    paper = video_reward(dims, RewardMap())
     assert paper == pytest.approx((RewardMap().expected(clean) + RewardMap().expected(bad)) / 2)
-    flat = expected_reward(dims, RewardMap(1.0, 1.0, 1.0))
+    flat = video_reward(dims, RewardMap(1.0, 1.0, 1.0))
     assert flat == pytest.approx(1.0)
