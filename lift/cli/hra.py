@@ -21,7 +21,7 @@ _CHUNK = 8  # items per Score call
 
 def _read(file: Path, templates: Path | None, check_videos: bool = True):  # type: ignore[no-untyped-def]
     from lift.hra.records import read_hra
-    from lift.services.critic.backends.vlm.templates import TemplateError, load_templates
+    from lift.templates import TemplateError, load_templates
 
     try:
         tpl = load_templates(templates)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lift.critique import Dimension, Label
-from lift.services.critic.backends.vlm.templates import VIDEO_MARKER, Templates
+from lift.templates import VIDEO_MARKER, Templates
 from lift.uris import is_uri
 
 _KEYWORDS = {

@@ -20,7 +20,7 @@ from lift.critique import (
 )
 from lift.hra.agreement import agreement
 from lift.hra.records import read_hra
-from lift.services.critic.backends.vlm.templates import load_templates
+from lift.templates import load_templates
 
 SC, MS, VF = Dimension.SEMANTIC_CONSISTENCY, Dimension.MOTION_SMOOTHNESS, Dimension.VIDEO_FIDELITY
 CAPTION = "colourful shapes glide across a textured wall"

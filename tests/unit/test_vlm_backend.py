@@ -134,7 +134,7 @@ def test_unsupported_model_type_names_the_supported_ones(tmp_path: Path) -> None
 
 
 def test_label_words_must_start_with_distinct_tokens(tiny_critic_dir, tmp_path) -> None:
-    from lift.services.critic.backends.vlm.templates import DEFAULT_TEMPLATES
+    from lift.templates import DEFAULT_TEMPLATES
 
     t = tmp_path / "t.toml"
     t.write_text(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lift.critique import Dimension, Label
-from lift.services.critic.backends.vlm.templates import (
+from lift.templates import (
     DEFAULT_TEMPLATES,
     TemplateError,
     load_templates,

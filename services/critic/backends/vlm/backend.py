@@ -17,7 +17,7 @@ from lift.errors import InvalidInput
 from lift.services.critic.backends.base import Judgement
 from lift.services.critic.backends.vlm.families import family_for
 from lift.services.critic.backends.vlm.scoring import PreparedItem, VlmScorer
-from lift.services.critic.backends.vlm.templates import load_templates
+from lift.templates import load_templates
 from lift.video import DecodedVideo
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import torch
 
 from lift.critique import ASSESSED_LABELS, Dimension, Label, LabelProbabilities
 from lift.services.critic.backends.vlm.families import Family, VisionInput
-from lift.services.critic.backends.vlm.templates import Templates
+from lift.templates import Templates
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from lift.checkpoints import quiet_hf
-from lift.services.critic.backends.vlm.templates import load_templates
+from lift.templates import load_templates
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",

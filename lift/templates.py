@@ -1,7 +1,7 @@
 """The LiFT instruction templates: what the critic asks the model, and how answers read.
 
-The templates live in a TOML file (default: ``lift_templates.toml`` beside this
-module) so that a user can match the wording a checkpoint was trained with
+The templates live in a TOML file (default: ``templates.toml`` beside this
+module, shipped as package data) so that a user can match the wording a checkpoint was trained with
 without touching code. The same file is used in reverse by the HRA tools: a
 LiFT-HRA human turn ``"<video>\\n<caption> <question>"`` is split back into the
 dimension and the caption.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lift.critique import ASSESSED_LABELS, Dimension, Label
 
-DEFAULT_TEMPLATES = Path(__file__).with_name("lift_templates.toml")
+DEFAULT_TEMPLATES = Path(__file__).with_name("templates.toml")
 VIDEO_MARKER = "<video>"
 
 
