@@ -26,10 +26,10 @@ import torch
 from lift.generation import GenerationRequest
 from lift.generator_client import GeneratorClient
 from lift.runner import start_in_thread
-from lift.services.generator.pipelines.tiny import write_tiny_generator
 from lift.services.generator.server import build_generator
 from lift.services.generator.settings import GeneratorSettings
 from lift.serving import Deadline
+from lift.t2v.tiny import write_tiny_generator
 
 
 def main() -> None:

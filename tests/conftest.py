@@ -78,7 +78,7 @@ def tiny_lora_dir(tiny_critic_dir, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory):
     """The tiny random CogVideoX pipeline (same builder as `lift debug tiny-model generator`)."""
-    from lift.services.generator.pipelines.tiny import write_tiny_generator
+    from lift.t2v.tiny import write_tiny_generator
 
     return write_tiny_generator(tmp_path_factory.mktemp("tiny-generator"))
 
@@ -86,7 +86,7 @@ def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def generator_loras(tiny_generator_dir, tmp_path_factory: pytest.TempPathFactory):
     """Two different random peft LoRA adapters for the tiny generator."""
-    from lift.services.generator.pipelines.tiny import write_tiny_lora
+    from lift.t2v.tiny import write_tiny_lora
 
     return [
         write_tiny_lora(tiny_generator_dir, tmp_path_factory.mktemp(f"gen-lora-{seed}"), seed=seed)

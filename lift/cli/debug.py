@@ -59,7 +59,7 @@ def tiny_generator(
 ) -> None:
     """Write the tiny random CogVideoX pipeline (the generator's demo model)."""
     with needs_extra("generator", "lift debug tiny-model generator"):
-        from lift.services.generator.pipelines.tiny import write_tiny_generator, write_tiny_lora
+        from lift.t2v.tiny import write_tiny_generator, write_tiny_lora
 
         write_tiny_generator(directory, seed=seed)
         typer.echo(f"tiny generator pipeline: {directory}")

@@ -40,10 +40,10 @@ from lift.services.generator.adapters import (
     parse_adapter,
     read_adapter_uri,
 )
-from lift.services.generator.pipelines import PipelineSpec, family_for
-from lift.services.generator.pipelines.tiny import TINY_NAME, ensure_tiny_generator, is_tiny
 from lift.services.generator.settings import GeneratorSettings
 from lift.serving import Deadline
+from lift.t2v import PipelineSpec, family_for, load_pipeline
+from lift.t2v.tiny import TINY_NAME, ensure_tiny_generator, is_tiny
 from lift.uris import UriPolicy
 from lift.video.encode import encode_video
 
@@ -143,8 +143,6 @@ class GeneratorEngine:
 
     def load(self) -> None:
         """Load the pipeline (the embedded demo model when no model is set)."""
-        from diffusers import DiffusionPipeline
-
         start = time.perf_counter()
         quiet_hf()
         s = self.settings
@@ -152,7 +150,7 @@ class GeneratorEngine:
         self.demo = is_tiny(model_dir)
         device = resolve_device(s.device)
         dtype = resolve_dtype(s.dtype, device)
-        pipe = DiffusionPipeline.from_pretrained(model_dir, dtype=dtype)
+        pipe = load_pipeline(model_dir, dtype)
         family = family_for(pipe)
         self.spec = family.spec(pipe)
         if s.offload == "model":

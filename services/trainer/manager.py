@@ -311,7 +311,7 @@ class RunManager:
     def _model_dir(self, config: RunConfig) -> Path:
         if config.model is not None:
             return config.model
-        from lift.services.generator.pipelines.tiny import ensure_tiny_generator
+        from lift.t2v.tiny import ensure_tiny_generator
 
         return ensure_tiny_generator(self.settings.cache_dir)
 

@@ -1,6 +1,8 @@
 """The trainer's own copy of the T2V model: what it trains and how the loss is computed.
 
-The denoiser trains (a peft LoRA on it by default); the text encoder and VAE
+The model's family (:mod:`lift.t2v`, shared with the generator) says how text
+and video become the denoiser's inputs and how the denoiser is called; the
+loss around them is here. The denoiser trains (a peft LoRA on it by default); the text encoder and VAE
 are frozen. One training example is a video at the training shape and its
 caption: the VAE encodes the video to its posterior *mean* (deterministic, so a
 resumed run sees the same latents; on real CogVideoX VAEs the posterior spread is
@@ -19,35 +21,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lift.checkpoints import quiet_hf
 from lift.errors import InvalidInput
 from lift.generation import AdapterFiles
 from lift.services.trainer.config import LoraConfigModel
+from lift.t2v import load_pipeline, trainable_family_for, trainable_pipelines
 
 log = logging.getLogger(__name__)
 
 
 class Policy:
-    """A CogVideoX-family pipeline split into frozen encoders and a trainable denoiser."""
+    """A pipeline of a trainable family split into frozen encoders and a trainable denoiser."""
 
     def __init__(
         self, model_dir: Path, lora: LoraConfigModel, device: str = "cpu", seed: int = 0
     ) -> None:
-        from diffusers import DiffusionPipeline
-
-        quiet_hf()
         if not (model_dir / "model_index.json").is_file():
             raise InvalidInput(f"model: {model_dir} is not a diffusers pipeline directory")
-        pipe = DiffusionPipeline.from_pretrained(str(model_dir), dtype=torch.float32)
-        if not type(pipe).__name__.startswith("CogVideoX"):
+        pipe = load_pipeline(model_dir, torch.float32)
+        family = trainable_family_for(pipe)
+        if family is None:
             raise InvalidInput(
-                f"model: the trainer trains CogVideoX-family pipelines; {model_dir} holds a "
-                f"{type(pipe).__name__}"
+                f"model: the trainer trains {', '.join(trainable_pipelines())} pipelines; "
+                f"{model_dir} holds a {type(pipe).__name__}"
             )
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
+        self.family = family
         self.device = torch.device(device)
-        self.denoiser: torch.nn.Module = pipe.transformer
+        self.denoiser: torch.nn.Module = family.denoiser(pipe)
         self.vae = pipe.vae
         self.scheduler = pipe.scheduler
         self.lora = lora
@@ -104,13 +105,7 @@ class Policy:
         """Text embeddings [B, L, D] (cached per prompt: the encoder is frozen)."""
         for p in prompts:
             if p not in self._embeds:
-                emb, _ = self.pipe.encode_prompt(
-                    p,
-                    do_classifier_free_guidance=False,
-                    max_sequence_length=self.denoiser.config.max_text_seq_length,  # type: ignore[union-attr]
-                    device=self.device,
-                )
-                self._embeds[p] = emb[0].float()
+                self._embeds[p] = self.family.text_embeddings(self.pipe, p, self.device)
                 if len(self._embeds) > 4096:  # bound memory on huge prompt sets
                     self._embeds.pop(next(iter(self._embeds)))
         return torch.stack([self._embeds[p] for p in prompts])
@@ -120,11 +115,8 @@ class Policy:
         """Latents [B, F', C, h, w] of uint8 videos [B, F, H, W, 3]."""
         x = torch.from_numpy(np.ascontiguousarray(videos)).to(self.device).float() / 127.5 - 1.0
         x = x.permute(0, 4, 1, 2, 3)  # B C F H W
-        latents = []
-        for one in x.split(1):  # one video at a time bounds the VAE's activation memory
-            dist = self.vae.encode(one).latent_dist
-            latents.append(dist.mean * self.vae.config.scaling_factor)
-        return torch.cat(latents).permute(0, 2, 1, 3, 4)
+        # One video at a time bounds the VAE's activation memory.
+        return torch.cat([self.family.video_latents(self.pipe, one) for one in x.split(1)])
 
     def losses(
         self, latents: torch.Tensor, embeds: torch.Tensor, generator: torch.Generator
@@ -137,22 +129,7 @@ class Policy:
         noisy = self.scheduler.add_noise(latents, noise, t)
         kind = self.scheduler.config.prediction_type
         target = self.scheduler.get_velocity(latents, noise, t) if kind == "v_prediction" else noise
-        rotary = None
-        if getattr(self.denoiser.config, "use_rotary_positional_embeddings", False):
-            vae_scale = self.pipe.vae_scale_factor_spatial
-            rotary = self.pipe._prepare_rotary_positional_embeddings(
-                latents.shape[3] * vae_scale,
-                latents.shape[4] * vae_scale,
-                latents.shape[1],
-                self.device,
-            )
-        pred = self.denoiser(
-            hidden_states=noisy,
-            encoder_hidden_states=embeds,
-            timestep=t,
-            image_rotary_emb=rotary,
-            return_dict=False,
-        )[0]
+        pred = self.family.predict(self.pipe, self.denoiser, noisy, embeds, t)
         return (pred.float() - target.float()).pow(2).flatten(1).mean(1)
 
     def adapter_files(self, denoiser: torch.nn.Module | None = None) -> AdapterFiles:

@@ -13,10 +13,10 @@ import pytest
 from lift.errors import Cancelled, DeadlineExceeded, InvalidInput, NotFound
 from lift.generation import GenerationRequest, Progress, Stage
 from lift.services.generator.engine import GeneratorEngine
-from lift.services.generator.pipelines import PipelineSpec
-from lift.services.generator.pipelines.base import Defaults
 from lift.services.generator.settings import GeneratorSettings
 from lift.serving import Deadline
+from lift.t2v import PipelineSpec
+from lift.t2v.base import Defaults
 
 SMALL = {"num_frames": 9, "height": 32, "width": 48, "num_inference_steps": 3}
 
@@ -41,7 +41,7 @@ def gen(engine: GeneratorEngine, events: list[Progress] | None = None, **fields)
 
 
 def test_tiny_model_is_written_byte_identically(tiny_generator_dir, tmp_path) -> None:
-    from lift.services.generator.pipelines.tiny import write_tiny_generator
+    from lift.t2v.tiny import write_tiny_generator
 
     again = write_tiny_generator(tmp_path / "again")
     files = sorted(

@@ -1,18 +1,25 @@
-"""What the engine needs to know about a diffusers pipeline class, behind one interface.
+"""What the generator and the trainer need to know about a diffusers pipeline class.
 
 A family maps a loaded pipeline onto a :class:`PipelineSpec` (defaults and the
-shapes it can generate) and names its denoiser (the module LoRA adapters
-attach to). The engine calls every text-to-video pipeline the same way, with
-diffusers' own argument names.
+shapes it can generate, which follow from its VAE's compression and the
+denoiser's patch size) and names its denoiser (the module LoRA adapters attach
+to). The generator calls every text-to-video pipeline the same way, with
+diffusers' own argument names. A family the trainer can train also says how
+text and video become the denoiser's inputs and how the denoiser is called
+(:class:`TrainableFamily`); the diffusion loss around them is the trainer's.
+
+torch is imported only where a tensor is made, so importing this package
+costs nothing until a model is loaded.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 # Arguments of __call__ the engine passes; a pipeline lacking one cannot be driven.
 CALL_ARGUMENTS = (
@@ -70,9 +77,11 @@ class PipelineSpec:
 
 
 class PipelineFamily(Protocol):
-    """Adapter between the engine and one kind of diffusers pipeline."""
+    """Adapter between the suite and one kind of diffusers pipeline."""
 
     name: str
+    trainable: bool
+    """Whether the family is a :class:`TrainableFamily` (the trainer can train it)."""
 
     def spec(self, pipe: Any) -> PipelineSpec:
         """Defaults and native shapes of a loaded pipeline."""
@@ -80,6 +89,37 @@ class PipelineFamily(Protocol):
 
     def denoiser(self, pipe: Any) -> torch.nn.Module:
         """The module LoRA adapters attach to (transformer or UNet)."""
+        ...
+
+
+class TrainableFamily(PipelineFamily, Protocol):
+    """A family whose denoiser the trainer can train with the diffusion loss."""
+
+    def text_embeddings(self, pipe: Any, prompt: str, device: torch.device) -> torch.Tensor:
+        """The denoiser's text conditioning for one prompt, [L, D] (no guidance copy)."""
+        ...
+
+    def video_latents(self, pipe: Any, video: torch.Tensor) -> torch.Tensor:
+        """Latents [B, F', C, h, w] of videos [B, C, F, H, W] in [-1, 1] (the posterior mean).
+
+        The mean, not a sample: encoding is deterministic, so a resumed run sees
+        the same latents.
+        """
+        ...
+
+    def predict(
+        self,
+        pipe: Any,
+        denoiser: torch.nn.Module,
+        noisy: torch.Tensor,
+        embeds: torch.Tensor,
+        timesteps: torch.Tensor,
+    ) -> torch.Tensor:
+        """The denoiser's prediction for noisy latents [B, F', C, h, w] at ``timesteps``.
+
+        ``denoiser`` is passed in because the trainer may have wrapped
+        ``pipe``'s own (distributed training, mixed precision).
+        """
         ...
 
 

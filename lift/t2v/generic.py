@@ -7,16 +7,12 @@ from the attributes those pipelines set, with conservative fallbacks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from lift.t2v.base import Defaults, PipelineSpec, call_defaults, check_callable
 
-from lift.services.generator.pipelines.base import (
-    Defaults,
-    PipelineSpec,
-    call_defaults,
-    check_callable,
-)
+if TYPE_CHECKING:
+    import torch
 
 
 def _patch(denoiser: torch.nn.Module) -> int:
@@ -29,11 +25,13 @@ def _patch(denoiser: torch.nn.Module) -> int:
 
 
 class GenericFamily:
-    """A text-to-video pipeline without a dedicated family."""
+    """A text-to-video pipeline without a dedicated family (the generator drives it; no training)."""
 
     name = "generic"
+    trainable = False
 
     def spec(self, pipe: Any) -> PipelineSpec:
+        """Defaults from the pipeline's __call__ signature, native shapes from its attributes."""
         check_callable(pipe)
         declared = call_defaults(pipe)
         spatial = int(
@@ -61,6 +59,9 @@ class GenericFamily:
         )
 
     def denoiser(self, pipe: Any) -> torch.nn.Module:
+        """The pipeline's transformer, else its UNet."""
+        import torch
+
         for name in ("transformer", "unet"):
             module = getattr(pipe, name, None)
             if isinstance(module, torch.nn.Module):

@@ -1,5 +1,7 @@
 """The embedded demo model: a tiny random CogVideoX pipeline, built in code.
 
+The generator serves it and the trainer trains it when no model is configured.
+
 Every component is real (T5 encoder, CogVideoX transformer and VAE, DDIM
 scheduler with v-prediction, a Unigram tokenizer trained with ``tokenizers``);
 only the sizes are tiny and the weights random, so its videos are coloured
