@@ -33,13 +33,13 @@ import cv2
 import httpx
 import numpy as np
 
-from lift import triton
 from lift.client import AsyncCriticClient, CriticError
-from lift.processes import StartError, free_port, wait_ready
 from lift.services.critic.backends.vlm import vision_graph
 from lift.services.critic.backends.vlm.tiny import write_tiny_critic
 from lift.video.encode import encode_video
 from lift.video.samples import make_sample
+from tools import triton
+from tools.processes import StartError, free_port, wait_ready
 
 PROMPT = "colourful shapes glide across a textured wall"
 LEVELS = (1, 16, 64)

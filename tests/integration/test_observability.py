@@ -25,9 +25,9 @@ import httpx
 import pytest
 import yaml
 
-from lift import prometheus
 from lift.client import CriticClient
-from lift.processes import free_port, wait_ready
+from tools import prometheus
+from tools.processes import free_port, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

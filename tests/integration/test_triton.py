@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lift import triton
 from lift.client import CriticClient
 from lift.runner import start_in_thread
 from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
@@ -22,6 +21,7 @@ from lift.services.critic.backends.vlm import vision_graph as vg
 from lift.services.critic.server import build_critic
 from lift.services.critic.settings import CriticSettings
 from lift.serving import Deadline
+from tools import triton
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 NEVER = Deadline().check

@@ -17,13 +17,13 @@ import httpx
 import pytest
 from safetensors.torch import load_file
 
-from lift.processes import StartError, free_port, wait_ready
 from lift.runner import start_in_thread
 from lift.services.trainer.manager import RunManager
 from lift.services.trainer.server import build_trainer
 from lift.services.trainer.settings import TrainerSettings
 from lift.services.trainer.store import RunRecord
 from lift.trainer_client import TrainerClient, TrainerError
+from tools.processes import StartError, free_port, wait_ready
 
 pytestmark = pytest.mark.timeout(600)
 

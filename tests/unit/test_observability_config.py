@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lift import prometheus
+from tools import prometheus
 
 GRAFANA = prometheus.DEPLOY_DIR / "grafana"
 

@@ -24,7 +24,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lift.processes import StartError, free_port, wait_ready
+from tools.processes import StartError, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".triton"
