@@ -13,7 +13,7 @@ from lift.cli.critic import critic_app, critique
 from lift.cli.debug import debug_app
 from lift.cli.generator import generate, generator_app
 from lift.cli.hra import hra_app
-from lift.cli.trainer import align, trainer_app
+from lift.cli.trainer import align, runs_app, trainer_app
 from lift.cli.up import up
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(generator_app, name="generator")
 app.command("generate")(generate)
 app.add_typer(trainer_app, name="trainer")
 app.command("align")(align)
+app.add_typer(runs_app, name="runs")
 app.command("up")(up)
 app.add_typer(hra_app, name="hra")
 app.add_typer(debug_app, name="debug")

@@ -1,16 +1,20 @@
-"""Readable terminal output of critiques and agreement reports (rich)."""
+"""Readable terminal output of critiques, agreement reports and alignment runs (rich)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from lift.critique import ASSESSED_LABELS, DIMENSIONS, Critique, Label
-from lift.hra.agreement import PAPER_TABLE2, AgreementReport
+
+if TYPE_CHECKING:  # the HRA tools pull in video decoding; remote critiques must not pay for it
+    from lift.hra.agreement import AgreementReport
 
 _STYLE = {Label.GOOD: "green", Label.NORMAL: "yellow", Label.BAD: "red", Label.UNASSESSED: "dim"}
+_RUN_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
 
 
 def critique_table(name: str, c: Critique) -> Table:
@@ -52,6 +56,8 @@ def _pct(x: float | None) -> str:
 
 def print_agreement(console: Console, reports: Sequence[AgreementReport]) -> None:
     """The paper's Table-2 layout (accuracy % per dimension and average), then confusions."""
+    from lift.hra.agreement import PAPER_TABLE2
+
     table = Table(title="Agreement with human labels (accuracy %)", title_justify="left")
     table.add_column("critic")
     for d in DIMENSIONS:
@@ -82,3 +88,71 @@ def print_agreement(console: Console, reports: Sequence[AgreementReport]) -> Non
             console.print(conf)
         for rec, err in r.errors:
             console.print(f"[red]{r.critic}: line {rec.line} ({rec.video}): {err}[/red]")
+
+
+def _num(x: float | None, fmt: str = ".4f") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def print_align_summary(console: Console, s: Mapping[str, Any]) -> None:
+    """`lift align`'s report: held-out reward before/after with its CI, guards, adapter, plot.
+
+    Any number may be missing (a run with one eval video has no confidence interval, a run
+    without eval prompts has no rewards), so each prints as ``n/a`` rather than failing.
+    """
+    if s["state"] != "succeeded":
+        console.print(f"[red]run {s['run_id']} {s['state']}[/]: {s['reason']}")
+        return
+    if s["reward_before"] is not None:
+        if s["significant"] is None:
+            verdict = "[dim]significance unknown[/]"
+        else:
+            verdict = "[green]significant[/]" if s["significant"] else "[yellow]not significant[/]"
+        gain = _num(s["gain"], "+.4f")
+        ci = "" if s["ci95"] is None else f" ± {s['ci95']:.4f} (95 % CI)"
+        n = s["n"]
+        over = "1 paired video (no interval from one video)" if n == 1 else f"{n} paired videos"
+        console.print(
+            f"held-out reward: before {_num(s['reward_before'])}, after "
+            f"{_num(s['reward_after'])}; gain {gain}{ci} over {over} {verdict}"
+        )
+        g = s["guards"]
+        for name in ("dynamic_degree", "real_loss"):
+            v = g.get(name) or {}
+            if v.get("before") is not None:
+                console.print(f"guard {name}: {_num(v['before'])} → {_num(v.get('after'))}")
+        console.print(f"reward-hacking warnings: {', '.join(g.get('warnings') or []) or 'none'}")
+    if s.get("adapter_dir"):
+        console.print(f"adapter: {s['adapter_dir']} (generator version {s['adapter_version']})")
+    if s.get("plot"):
+        console.print(f"plot: {s['plot']}")
+
+
+def print_runs(console: Console, runs: Sequence[Mapping[str, Any]]) -> None:
+    """`lift runs list`: one row per run."""
+    table = Table(title=f"{len(runs)} runs", title_justify="left")
+    for col in ("id", "name", "state", "step", "adapter", "reason"):
+        table.add_column(col, justify="right" if col == "step" else "left")
+    for r in runs:
+        table.add_row(
+            str(r["id"]),
+            str(r.get("name") or ""),
+            f"[{_RUN_STYLE.get(str(r['state']), '')}]{r['state']}[/]",
+            f"{r.get('step', 0)}/{r.get('total_steps', '?')}",
+            str(r.get("adapter_version") or "—"),
+            str(r.get("reason") or ""),
+        )
+    console.print(table)
+
+
+def print_run(console: Console, run: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
+    """`lift runs show`: the run's state and progress, then its result when it has one."""
+    console.print(
+        f"run [bold]{run['id']}[/] {run.get('name') or ''}: "
+        f"[{_RUN_STYLE.get(str(run['state']), '')}]{run['state']}[/], step "
+        f"{run.get('step', 0)}/{run.get('total_steps', '?')}, resumes {run.get('resumes', 0)}"
+    )
+    if run.get("reason"):
+        console.print(f"reason: {run['reason']}")
+    if run.get("result") is not None:
+        print_align_summary(console, summary)

@@ -1,20 +1,32 @@
-"""`lift trainer serve` and `lift align`."""
+"""`lift trainer serve|schema`, `lift align` and `lift runs list|show|watch|cancel`.
+
+Talking to a trainer server (`--server`) imports no torch: only the client, the run
+records and, for the plot, matplotlib (the `trainer` extra).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from lift.cli.common import needs_extra, run_service, settings_or_exit
+from lift.cli.common import fail, needs_extra, run_service, settings_or_exit
 
 trainer_app = typer.Typer(help="The trainer service.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Alignment runs on a trainer server: list, show, watch, cancel.", no_args_is_help=True
+)
+
+DEFAULT_TRAINER = "localhost:50053"
+"""The trainer's gRPC address when nothing else is given (its default port)."""
+EXAMPLE_CONFIG = "examples/run-config.yaml"
 
 
 def trainer_settings(overrides: dict[str, Any]) -> Any:
@@ -54,6 +66,14 @@ def trainer_serve(
         from lift.services.trainer.server import build_trainer
 
         run_service("trainer", settings, build_trainer)
+
+
+@trainer_app.command("schema")
+def trainer_schema() -> None:
+    """Print the JSON schema of a run config (what `lift align --config` and POST /v1/runs take)."""
+    from lift.services.trainer.config import RunConfig
+
+    sys.stdout.write(json.dumps(RunConfig.model_json_schema(), indent=2) + "\n")
 
 
 @contextlib.contextmanager
@@ -113,9 +133,21 @@ class _LocalTrainer:
         self.manager.close()
 
 
+def run_json(run: Any) -> dict[str, Any]:
+    """A run as its JSON form (the HTTP API's keys), whatever the client returned."""
+    if isinstance(run, Mapping):
+        return dict(run)
+    data: dict[str, Any] = run.to_json()
+    return data
+
+
 def align(
     config: Annotated[
-        Path | None, typer.Option(help="Run config (YAML or JSON); see docs/trainer.md")
+        Path | None,
+        typer.Option(
+            help=f"Run config (YAML or JSON), e.g. {EXAMPLE_CONFIG}; "
+            "`lift trainer schema` prints every field"
+        ),
     ] = None,
     demo: Annotated[
         bool,
@@ -130,31 +162,40 @@ def align(
     ),
     data_dir: DataDirOpt = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="End with one JSON line: rewards, ci95, guards")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object on stdout (rewards, ci95, guards); progress "
+            "and messages go to stderr",
+        ),
     ] = False,
 ) -> None:
-    """Run an alignment run, show its progress, and report the held-out reward before/after."""
+    """Run an alignment run, show its progress, and report the held-out reward before/after.
+
+    Progress bars and messages go to stderr; stdout carries the summary (or, with --json,
+    only the JSON object).
+    """
     import yaml
-    from rich.console import Console
 
     if (config is None) == (not demo):
-        typer.secho("give exactly one of --config FILE or --demo", fg="red", err=True)
-        raise typer.Exit(2)
+        fail("give exactly one of --config FILE or --demo", code=2)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    out = Console(stderr=as_json)
+    err = _stderr_console()
     with contextlib.ExitStack() as stack:
+        if as_json:  # anything a library prints must not end up inside the JSON
+            stack.enter_context(contextlib.redirect_stdout(sys.stderr))
         if demo:
-            from lift.services.trainer.demo import demo_config, write_real_clips
+            with needs_extra("trainer", "lift align --demo"):
+                from lift.services.trainer.demo import demo_config, write_real_clips
 
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lift-align-")))
             if server is None:
-                out.print("[dim]starting the demo critic and generator in this process…[/]")
-                gen_addr, critic_addr = stack.enter_context(_demo_services())
+                err.print("[dim]starting the demo critic and generator in this process…[/]")
+                with needs_extra("all", "lift align --demo without --server"):
+                    gen_addr, critic_addr = stack.enter_context(_demo_services())
             else:  # a trainer started by `lift up` reaches the services on their default ports
                 gen_addr, critic_addr = "127.0.0.1:50052", "127.0.0.1:50051"
-            cfg: dict[str, Any] = demo_config(
-                gen_addr, critic_addr, write_real_clips(work / "real")
-            )
+            cfg: Any = demo_config(gen_addr, critic_addr, write_real_clips(work / "real"))
             if data_dir is None and server is None:
                 data_dir = work / "trainer"
         else:
@@ -162,50 +203,77 @@ def align(
             try:
                 cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
             except (OSError, yaml.YAMLError) as exc:
-                typer.secho(f"cannot read the run config {config}: {exc}", fg="red", err=True)
-                raise typer.Exit(2) from None
+                fail(f"cannot read the run config {config}: {exc}", code=2)
         if steps is not None and isinstance(cfg, dict):
             cfg["steps"] = steps
         if server is not None:
-            from lift.trainer_client import TrainerClient
+            from lift.client import TrainerClient
 
             client: Any = stack.enter_context(TrainerClient(server))
         else:
-            client = _LocalTrainer(data_dir)
+            with needs_extra("trainer", "lift align without --server"):
+                client = _LocalTrainer(data_dir)
             stack.callback(client.close)
-        _run_and_report(client, json.dumps(cfg), plot, as_json, out)
+        summary = _run_and_report(client, json.dumps(cfg), plot, err)
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        from rich.console import Console
+
+        from lift.cli.render import print_align_summary
+
+        print_align_summary(Console(), summary)
+    if summary["state"] != "succeeded":
+        raise typer.Exit(1)
 
 
-def _run_and_report(client: Any, config_text: str, plot: Path, as_json: bool, out: Any) -> None:
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _run_and_report(client: Any, config_text: str, plot: Path, err: Any) -> dict[str, Any]:
+    """Start a run, follow it to its end on stderr, plot it; its summary."""
+    try:
+        run = run_json(client.start_run(config_text))
+    except Exception as exc:  # InvalidInput in process, TrainerError over gRPC
+        fail(f"the run was refused: {getattr(exc, 'message', exc)}", code=2)
+    err.print(f"run [bold]{run['id']}[/]: {run['total_steps']} steps")
+    steps = follow(client, run["id"], run["total_steps"], err, cancel_on_interrupt=True)
+    final = run_json(client.get_run(run["id"]))
+    result = final.get("result") or {}
+    return align_summary(final, result, _plot(steps, result, plot, err))
+
+
+def follow(client: Any, run_id: str, total: int, err: Any, cancel_on_interrupt: bool) -> list[Any]:
+    """Show a run's events as progress bars on stderr until it ends; its step metrics.
+
+    Ctrl-C cancels the run when ``cancel_on_interrupt`` (the run belongs to this command),
+    otherwise it only stops watching.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lift.services.trainer.plot import plot_run
-    from lift.trainer_client import TrainerError
+    from lift.client import TrainerError
+    from lift.runs import StepMetrics
 
-    try:
-        run = client.start_run(config_text)
-    except Exception as exc:  # InvalidInput in process, TrainerError over gRPC
-        typer.secho(f"the run was refused: {getattr(exc, 'message', exc)}", fg="red", err=True)
-        raise typer.Exit(2) from None
-    run_id, total = run["id"], run["total_steps"]
-    out.print(f"run [bold]{run_id}[/]: {total} steps")
-    steps: list[dict[str, Any]] = []
-    final_state = "unknown"
+    steps: list[StepMetrics] = []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
-        console=out,
+        console=err,
     ) as bar:
         task = bar.add_task("train", total=total, info="")
         evals = bar.add_task("eval", total=1, info="", visible=False)
         try:
             for e in client.watch(run_id):
                 if e.kind == "step":
-                    steps.append({"step": e.step, **e.data})
-                    info = f"reward {e.data['reward']:.3f} loss {e.data['loss']:.3f}"
+                    m = StepMetrics.from_json(e.data, e.step)
+                    steps.append(m)
+                    info = f"reward {m.reward:.3f} loss {m.loss:.3f}"
                     bar.update(task, completed=e.step, info=info)
                 elif e.kind == "eval_progress":
                     bar.update(
@@ -217,27 +285,33 @@ def _run_and_report(client: Any, config_text: str, plot: Path, as_json: bool, ou
                     )
                 elif e.kind in ("warning", "eval", "resumed"):
                     bar.console.print(("[yellow]" if e.kind == "warning" else "") + e.message)
-                elif e.kind == "state":
-                    final_state = e.data.get("state", final_state)
         except KeyboardInterrupt:
-            client.cancel_run(run_id)
-            out.print(f"[yellow]cancelled run {run_id}[/]")
+            if cancel_on_interrupt:
+                client.cancel_run(run_id)
+                err.print(f"[yellow]cancelled run {run_id}[/]")
             raise typer.Exit(130) from None
         except TrainerError as exc:
-            typer.secho(f"lost the trainer: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
-    final = client.get_run(run_id)
-    result = final.get("result") or {}
-    png = plot_run(steps, result, plot) if steps else None
-    summary = _summary(final, result, png)
-    _print_summary(out, summary)
-    if as_json:
-        print(json.dumps(summary))
-    if final["state"] != "succeeded":
-        raise typer.Exit(1)
+            fail(f"lost the trainer: {exc}")
+    return steps
 
 
-def _summary(run: dict[str, Any], result: dict[str, Any], png: Path | None) -> dict[str, Any]:
+def _plot(steps: list[Any], result: dict[str, Any], path: Path, err: Any) -> Path | None:
+    """The run's PNG plot, or None without steps or without matplotlib (the trainer extra)."""
+    if not steps:
+        return None
+    try:
+        from lift.services.trainer.plot import plot_run
+
+        return plot_run(steps, result, path)
+    except ModuleNotFoundError as exc:
+        err.print(
+            f"[yellow]no plot: {exc.name} is not installed (pip install 'lift-suite[trainer]')[/]"
+        )
+        return None
+
+
+def align_summary(run: dict[str, Any], result: dict[str, Any], png: Path | None) -> dict[str, Any]:
+    """What `lift align` reports: the run's end state, held-out rewards, guards, adapter."""
     guards = dict(result.get("guards") or {})
     guards["warnings"] = result.get("warnings", [])
     return {
@@ -258,22 +332,103 @@ def _summary(run: dict[str, Any], result: dict[str, Any], png: Path | None) -> d
     }
 
 
-def _print_summary(out: Any, s: dict[str, Any]) -> None:
-    if s["state"] != "succeeded":
-        out.print(f"[red]run {s['run_id']} {s['state']}[/]: {s['reason']}")
+ServerOpt = Annotated[str, typer.Option(help="Trainer gRPC address (host:port)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of text")]
+
+
+@contextlib.contextmanager
+def _trainer(server: str) -> Iterator[Any]:
+    """A connected TrainerClient; a refused call ends the command with its message."""
+    from lift.client import TrainerClient, TrainerError
+
+    try:
+        with TrainerClient(server) as client:
+            yield client
+    except TrainerError as exc:
+        fail(f"trainer {server}: {exc}")
+
+
+@runs_app.command("list")
+def runs_list(
+    server: ServerOpt = DEFAULT_TRAINER,
+    limit: Annotated[int, typer.Option(min=1, help="Most runs to list, newest first")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the trainer's runs, newest first."""
+    with _trainer(server) as client:
+        runs = [run_json(r) for r in client.list_runs(limit=limit)]
+    if as_json:
+        sys.stdout.write(json.dumps(runs) + "\n")
         return
-    if s["reward_before"] is not None:
-        verdict = "[green]significant[/]" if s["significant"] else "[yellow]not significant[/]"
-        out.print(
-            f"held-out reward: before {s['reward_before']:.4f}, after {s['reward_after']:.4f}; "
-            f"gain {s['gain']:+.4f} ± {s['ci95']:.4f} (95 % CI, {s['n']} paired videos) {verdict}"
-        )
-        g = s["guards"]
-        for name in ("dynamic_degree", "real_loss"):
-            v = g.get(name) or {}
-            if v.get("before") is not None:
-                out.print(f"guard {name}: {v['before']:.4f} → {v['after']:.4f}")
-        out.print(f"reward-hacking warnings: {', '.join(g['warnings']) or 'none'}")
-    out.print(f"adapter: {s['adapter_dir']} (generator version {s['adapter_version']})")
-    if s["plot"]:
-        out.print(f"plot: {s['plot']}")
+    from rich.console import Console
+
+    from lift.cli.render import print_runs
+
+    print_runs(Console(), runs)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id")],
+    server: ServerOpt = DEFAULT_TRAINER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one run: state, progress, config name, and its result when it has one."""
+    with _trainer(server) as client:
+        run = run_json(client.get_run(run_id))
+    if as_json:
+        sys.stdout.write(json.dumps(run) + "\n")
+        return
+    from rich.console import Console
+
+    from lift.cli.render import print_run
+
+    print_run(Console(), run, align_summary(run, run.get("result") or {}, None))
+
+
+@runs_app.command("watch")
+def runs_watch(
+    run_id: Annotated[str, typer.Argument(help="Run id")],
+    server: ServerOpt = DEFAULT_TRAINER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Follow a run until it ends (Ctrl-C stops watching, not the run); exit 1 unless it succeeds.
+
+    With --json, every event is one JSON line on stdout.
+    """
+    err = _stderr_console()
+    with _trainer(server) as client:
+        if as_json:
+            try:
+                for e in client.watch(run_id):
+                    sys.stdout.write(json.dumps(e.to_json()) + "\n")
+                    sys.stdout.flush()
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
+        else:
+            run = run_json(client.get_run(run_id))
+            follow(client, run_id, run["total_steps"], err, cancel_on_interrupt=False)
+        run = run_json(client.get_run(run_id))
+    if not as_json:
+        from rich.console import Console
+
+        from lift.cli.render import print_align_summary
+
+        print_align_summary(Console(), align_summary(run, run.get("result") or {}, None))
+    if run["state"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    run_id: Annotated[str, typer.Argument(help="Run id")],
+    server: ServerOpt = DEFAULT_TRAINER,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a queued or running run (a finished run stays as it is)."""
+    with _trainer(server) as client:
+        run = run_json(client.cancel_run(run_id))
+    if as_json:
+        sys.stdout.write(json.dumps(run) + "\n")
+    else:
+        typer.echo(f"run {run['id']}: {run['state']}")
