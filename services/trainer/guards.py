@@ -15,10 +15,13 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from lift.runs import StepMetrics
 from lift.services.trainer.config import GuardConfig
 
 GUARDS: dict[str, int] = {"dynamic_degree": +1, "real_loss": -1}
-"""Guard name -> direction (+1: higher is healthier, -1: lower is healthier)."""
+"""Guard name -> direction (+1: higher is healthier, -1: lower is healthier).
+
+The names are the keys of :meth:`lift.runs.StepMetrics.guards`."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,10 @@ class HackingWatch:
         if last is None or len(first) < self.config.window or len(last) < self.config.window:
             return None
         return sum(first) / len(first), sum(last) / len(last)
+
+    def observe_metrics(self, m: StepMetrics) -> list[GuardWarning]:
+        """Record one step from its metrics; warnings that start firing at this step."""
+        return self.observe(m.step, m.reward, m.guards())
 
     def observe(
         self, step: int, reward: float, guards: dict[str, float | None]

@@ -12,9 +12,15 @@ process, or under ``accelerate launch`` on several GPUs. Each step:
 3. encode clips (and the step's real clips) with the trainer's VAE, compute the
    per-example diffusion loss, combine it by the strategy, and take an optimizer
    step;
-4. log reward per dimension and the guard signals, watch for reward hacking;
+4. record the step (reward per dimension, the guard signals: a
+   :class:`~lift.runs.StepMetrics`), watch for reward hacking;
 5. every ``publish_every`` steps publish the adapter (a new version label), every
    ``checkpoint_every`` steps write an atomic checkpoint.
+
+The loop reports only through its event stream (``emit``): the trainer service
+stores the events and turns them into Prometheus metrics
+(:class:`lift.services.trainer.metrics.RunMetrics`), so the loop runs the same
+under the service, in process and under ``accelerate launch``.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from lift.critique import Critique
 from lift.errors import Cancelled, InvalidInput, LiftError
 from lift.generation import AdapterFiles, GenerationRequest
 from lift.reward import RewardMap
-from lift.services.trainer import losses, metrics
+from lift.runs import StepMetrics
+from lift.services.trainer import losses
 from lift.services.trainer.checkpoints import (
     Checkpoint,
     CheckpointDir,
@@ -157,7 +164,13 @@ class AlignmentLoop:
         self.policy = Policy(
             self.model_dir, cfg.lora, str(self.acc.device), seed=_mix(cfg.seed, 3) % 2**31
         )
-        metrics.MODEL_LOAD_SECONDS.set(time.perf_counter() - began)
+        loaded = time.perf_counter() - began
+        self.emit(
+            "log",
+            0,
+            f"loaded the trainer's model in {loaded:.1f} s",
+            {"model_load_seconds": loaded},
+        )
         self.prompts = load_prompts(cfg)
         self.shape = self._shape()
         self.offline: list[Clip] = []
@@ -278,7 +291,8 @@ class AlignmentLoop:
                 self._real_cache[id(c)] = z
         return torch.stack([self._real_cache[id(c)] for c in clips])
 
-    def _train_step(self, step: int, batch: _Batch, real: list[Clip]) -> dict[str, Any]:
+    def _train_step(self, step: int, batch: _Batch, real: list[Clip], began: float) -> StepMetrics:
+        """One optimizer step; ``began`` is when the step started sampling (its wall time)."""
         cfg = self.config
         clips = batch.clips + real
         latents = self.policy.encode(np.stack([c.frames for c in batch.clips]))
@@ -305,21 +319,25 @@ class AlignmentLoop:
         self.scheduler.step()
         self.policy.denoiser.eval()
         dims = sorted({k for d in batch.per_dim for k in d})
-        return {
-            "loss": float(loss.detach()),
-            "gen_loss": float(gen_l.detach().mean()),
-            "real_loss": float(real_l.detach().mean()) if real_l.numel() else None,
-            "reward": float(np.mean(batch.rewards)),
-            "reward_by_dimension": {
+        elapsed = time.perf_counter() - began
+        return StepMetrics(
+            step=step,
+            loss=float(loss.detach()),
+            gen_loss=float(gen_l.detach().mean()),
+            real_loss=float(real_l.detach().mean()) if real_l.numel() else None,
+            reward=float(np.mean(batch.rewards)),
+            reward_by_dimension={
                 d: float(np.mean([p[d] for p in batch.per_dim if d in p])) for d in dims
             },
-            "dynamic_degree": float(np.mean(batch.dynamic)) if batch.dynamic else None,
-            "kept": float(np.mean(batch.all_good)) if batch.all_good else None,
-            "grad_norm": float(grad_norm),
-            "lr": float(self.scheduler.get_last_lr()[0]),
-            "clips": n,
-            "real_clips": len(real),
-        }
+            dynamic_degree=float(np.mean(batch.dynamic)) if batch.dynamic else None,
+            kept=float(np.mean(batch.all_good)) if batch.all_good else None,
+            grad_norm=float(grad_norm),
+            lr=float(self.scheduler.get_last_lr()[0]),
+            clips=n,
+            real_clips=len(real),
+            seconds=elapsed,
+            samples_per_second=(n + len(real)) / max(elapsed, 1e-9),
+        )
 
     # ---- publishing, checkpoints, evaluation ----------------------------------------
 
@@ -340,7 +358,6 @@ class AlignmentLoop:
             version += f"-r{self.resumes}.{self._labels}"
         self.deps.publish(version, AdapterFiles(weights, self.policy.adapter_config()))
         self.current_version = version
-        metrics.PUBLISHED.inc()
         self.emit(
             "publish",
             self.published_step,
@@ -377,8 +394,6 @@ class AlignmentLoop:
                 self.policy_weights,
             )
         )
-        metrics.LAST_CHECKPOINT.set(time.time())
-        metrics.CHECKPOINT_CLOCK.start()
         self.emit("checkpoint", step, f"checkpoint written: {path.name}", {"path": str(path)})
 
     def _resume(self) -> int:
@@ -394,8 +409,8 @@ class AlignmentLoop:
         self.policy_weights = ckpt.policy_weights
         if ckpt.state.get("eval_before"):
             self.eval_before = EvalResult.from_json(ckpt.state["eval_before"])
-        for m in self.history(ckpt.step):  # the watch sees the steps it saw before the crash
-            self.watch.observe(m["step"], m["reward"], _guards(m))
+        for row in self.history(ckpt.step):  # the watch sees the steps it saw before the crash
+            self.watch.observe_metrics(StepMetrics.from_json(row))
         if self.policy_weights is not None and self.deps is not None and self.acc.is_main_process:
             self._publish_policy(self.policy_weights)
         self.emit(
@@ -457,16 +472,9 @@ class AlignmentLoop:
 
     def run(self) -> dict[str, Any]:
         """Train to ``config.steps``; returns the run's result (also in the last event)."""
-        try:
-            return self._run()
-        finally:
-            metrics.CHECKPOINT_CLOCK.stop()
-
-    def _run(self) -> dict[str, Any]:
         cfg = self.config
         self._setup()
         start = self._resume()
-        metrics.CHECKPOINT_CLOCK.start()
         if start == 0 and cfg.eval.prompts:
             self.eval_before = self._evaluate("base", 0, "before")
         for step in range(start + 1, cfg.steps + 1):
@@ -474,39 +482,25 @@ class AlignmentLoop:
             began = time.perf_counter()
             batch = self._online_batch(step) if cfg.mode == "online" else self._offline_batch(step)
             real = self._real_batch(step, len(batch.clips))
-            m = self._train_step(step, batch, real)
-            elapsed = time.perf_counter() - began
-            m["seconds"] = elapsed
-            m["samples_per_second"] = (m["clips"] + m["real_clips"]) / max(elapsed, 1e-9)
-            if not math.isfinite(m["loss"]):
-                raise RunFailed(f"the loss became {m['loss']} at step {step}: lower optimizer.lr")
-            self._observe(step, m)
+            m = self._train_step(step, batch, real, began)
+            if not math.isfinite(m.loss):
+                raise RunFailed(f"the loss became {m.loss} at step {step}: lower optimizer.lr")
+            self._observe(m)
             if cfg.publish_every and step % cfg.publish_every == 0 and not cfg.lora.full_finetune:
                 self._publish(step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 self._checkpoint(step)
         return self._finish()
 
-    def _observe(self, step: int, m: dict[str, Any]) -> None:
-        metrics.STEP.set(step)
-        metrics.LOSS.set(m["loss"])
-        metrics.STEP_SECONDS.observe(m["seconds"])
-        metrics.SAMPLES_PER_SECOND.set(m["samples_per_second"])
-        metrics.REWARD.labels("mean").set(m["reward"])
-        for d, v in m["reward_by_dimension"].items():
-            metrics.REWARD.labels(d).set(v)
-        for g, v in _guards(m).items():
-            if v is not None:
-                metrics.GUARD.labels(g).set(v)
+    def _observe(self, m: StepMetrics) -> None:
         self.emit(
             "step",
-            step,
-            f"step {step}/{self.config.steps}: reward {m['reward']:.4f}, loss {m['loss']:.4f}",
-            m,
+            m.step,
+            f"step {m.step}/{self.config.steps}: reward {m.reward:.4f}, loss {m.loss:.4f}",
+            m.to_json(),
         )
-        for w in self.watch.observe(step, m["reward"], _guards(m)):
-            metrics.HACKING_WARNINGS.labels(w.guard).inc()
-            self.emit("warning", step, w.message(), {"guard": w.guard, "worsening": w.worsening})
+        for w in self.watch.observe_metrics(m):
+            self.emit("warning", m.step, w.message(), {"guard": w.guard, "worsening": w.worsening})
             if self.config.guards.stop_on_warning:
                 raise RunFailed(w.message() + " (guards.stop_on_warning is set)")
 
@@ -528,7 +522,3 @@ class AlignmentLoop:
             result.update(compare(self.eval_before, after))
         result["warnings"] = sorted(self.watch.firing)
         return result
-
-
-def _guards(m: dict[str, Any]) -> dict[str, float | None]:
-    return {"dynamic_degree": m.get("dynamic_degree"), "real_loss": m.get("real_loss")}

@@ -60,6 +60,11 @@ class RunManager:
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
         self.ready = False
+        self.run_metrics = metrics.RunMetrics(
+            lambda: self.store.count_by_state() if self.store else {}
+        )
+        self._subscribers: list[Callable[[Event], None]] = [self.run_metrics.observe]
+        """Called with every event once it is stored (the Prometheus metrics, first)."""
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -88,7 +93,7 @@ class RunManager:
             t = threading.Thread(target=self._worker, name=f"trainer-run-{i}", daemon=True)
             t.start()
             self._threads.append(t)
-        self._refresh_gauges()
+        self.run_metrics.refresh_runs()
         self.ready = True
         if unfinished:
             log.info("requeued %d unfinished run(s)", len(unfinished))
@@ -131,7 +136,6 @@ class RunManager:
         self._stops[run_id] = threading.Event()
         self._emit(run_id, "state", 0, "queued", {"state": "queued"})
         self._queue.put(run_id)
-        self._refresh_gauges()
         return run
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -213,7 +217,9 @@ class RunManager:
 
     def _emit(self, run_id: str, kind: str, step: int, message: str, data: dict[str, Any]) -> None:
         assert self.store is not None
-        self.store.add_event(run_id, kind, step, message, data)
+        event = self.store.add_event(run_id, kind, step, message, data)
+        for subscriber in self._subscribers:
+            subscriber(event)
         if kind in ("state", "warning", "checkpoint", "publish", "eval", "resumed"):
             log.info("%s [%s] %s", run_id, kind, message)
         with self._changed:
@@ -229,14 +235,6 @@ class RunManager:
             f"{state.value}" + (f": {reason}" if reason else ""),
             {"state": state.value, "reason": reason},
         )
-        metrics.RUNS_FINISHED.labels(state.value).inc()
-        self._refresh_gauges()
-
-    def _refresh_gauges(self) -> None:
-        if self.store is None:
-            return
-        for state, n in self.store.count_by_state().items():
-            metrics.RUNS.labels(state.value).set(n)
 
     def _worker(self) -> None:
         while True:
@@ -257,7 +255,6 @@ class RunManager:
             self.store.update(run_id, state=RunState.RUNNING, started=run.started or time.time())
         stop = self._stops.setdefault(run_id, threading.Event())
         self._emit(run_id, "state", run.step, "running", {"state": "running"})
-        self._refresh_gauges()
         config = RunConfig.model_validate(run.config)
         workdir = self.settings.data_dir / "runs" / run_id
         deps: Dependencies | None = None
@@ -305,6 +302,7 @@ class RunManager:
             self.store.update(run_id, result=result)
             self._finish(run_id, RunState.SUCCEEDED, "", config.steps)
         finally:
+            self.run_metrics.run_ended()
             if deps is not None:
                 deps.close()
 

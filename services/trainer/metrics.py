@@ -2,15 +2,20 @@
 
 Labels are bounded: run ids are not labels (they grow without end); the gauges
 describe the run in progress, and finished runs are counted by final state.
+
+Run metrics come from one place: :class:`RunMetrics` subscribes to the runs'
+events (the run manager hands it every event it stores) and sets the gauges and
+counters from them; the training loop itself touches no metric.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from lift.runs import RunState
+from lift.runs import Event, RunState, StepMetrics
 from lift.services.trainer.guards import GUARDS
 
 RUNS = Gauge("lift_trainer_runs", "Runs known to the trainer by state.", ["state"])
@@ -97,3 +102,58 @@ for _state in RunState:
         RUNS_FINISHED.labels(_state.value)
 for _guard in GUARDS:
     HACKING_WARNINGS.labels(_guard)
+
+
+class RunMetrics:
+    """Turns run events into the metrics above: the trainer's one event -> metric mapping.
+
+    ``counts`` gives the number of runs in each state (the store's view); the
+    ``lift_trainer_runs`` gauge is refreshed from it on every state change.
+    """
+
+    def __init__(self, counts: Callable[[], Mapping[RunState, int]]) -> None:
+        self.counts = counts
+
+    def refresh_runs(self) -> None:
+        """Set ``lift_trainer_runs`` from the store (also at start-up, before any event)."""
+        for state, n in self.counts().items():
+            RUNS.labels(state.value).set(n)
+
+    def observe(self, event: Event) -> None:
+        """Account for one stored event."""
+        data = event.data
+        if event.kind == "state":
+            self.refresh_runs()
+            state = RunState(data["state"])
+            if state.final:
+                RUNS_FINISHED.labels(state.value).inc()
+        elif event.kind == "log" and "model_load_seconds" in data:
+            # The model is loaded: training (and the wait for its first checkpoint) begins.
+            MODEL_LOAD_SECONDS.set(data["model_load_seconds"])
+            CHECKPOINT_CLOCK.start()
+        elif event.kind == "step":
+            self._step(StepMetrics.from_json(data, event.step))
+        elif event.kind == "warning":
+            HACKING_WARNINGS.labels(data["guard"]).inc()
+        elif event.kind == "publish":
+            PUBLISHED.inc()
+        elif event.kind == "checkpoint":
+            LAST_CHECKPOINT.set(event.time)
+            CHECKPOINT_CLOCK.start()
+
+    def run_ended(self) -> None:
+        """A run's worker let go of it (finished, or left resumable at shutdown)."""
+        CHECKPOINT_CLOCK.stop()
+
+    @staticmethod
+    def _step(m: StepMetrics) -> None:
+        STEP.set(m.step)
+        LOSS.set(m.loss)
+        STEP_SECONDS.observe(m.seconds)
+        SAMPLES_PER_SECOND.set(m.samples_per_second)
+        REWARD.labels("mean").set(m.reward)
+        for dimension, value in m.reward_by_dimension.items():
+            REWARD.labels(dimension).set(value)
+        for guard, signal in m.guards().items():
+            if signal is not None:
+                GUARD.labels(guard).set(signal)

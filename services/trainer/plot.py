@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lift.runs import StepMetrics
+
 
 def _smooth(values: Sequence[float], k: int) -> list[float]:
     out, acc = [], 0.0
@@ -19,14 +21,14 @@ def _smooth(values: Sequence[float], k: int) -> list[float]:
     return out
 
 
-def plot_run(steps: Sequence[dict[str, Any]], result: dict[str, Any] | None, path: Path) -> Path:
+def plot_run(steps: Sequence[StepMetrics], result: dict[str, Any] | None, path: Path) -> Path:
     """Write reward (raw and smoothed), dynamic degree and real-clip loss per step to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs = [m["step"] for m in steps]
+    xs = [m.step for m in steps]
     k = max(1, len(xs) // 20)
     fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
     series = [
@@ -35,7 +37,8 @@ def plot_run(steps: Sequence[dict[str, Any]], result: dict[str, Any] | None, pat
         ("real_loss", "guard: loss on real clips", axes[2]),
     ]
     for key, title, ax in series:
-        pts = [(x, m[key]) for x, m in zip(xs, steps, strict=True) if m.get(key) is not None]
+        values = [getattr(m, key) for m in steps]
+        pts = [(x, v) for x, v in zip(xs, values, strict=True) if v is not None]
         if pts:
             px, py = zip(*pts, strict=True)
             ax.plot(px, py, color="0.75", linewidth=0.8, label="per step")
@@ -46,9 +49,12 @@ def plot_run(steps: Sequence[dict[str, Any]], result: dict[str, Any] | None, pat
         ax = axes[0]
         for name, style in (("reward_before", "--"), ("reward_after", "-")):
             ax.axhline(result[name], linestyle=style, color="tab:red", linewidth=1)
+        ci = result.get("ci95")  # None with one paired eval video: no interval to show
         ax.set_title(
             f"critic reward — held-out {result['reward_before']:.3f} → "
-            f"{result['reward_after']:.3f} (gain {result['gain']:+.3f} ± {result['ci95']:.3f})",
+            f"{result['reward_after']:.3f} (gain {result['gain']:+.3f}"
+            + ("" if ci is None else f" ± {ci:.3f}")
+            + ")",
             fontsize=10,
         )
     axes[0].legend(fontsize=8, loc="lower right")
