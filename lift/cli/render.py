@@ -130,9 +130,10 @@ def print_align_summary(console: Console, s: Mapping[str, Any]) -> None:
 
 def print_runs(console: Console, runs: Sequence[Mapping[str, Any]]) -> None:
     """`lift runs list`: one row per run."""
-    table = Table(title=f"{len(runs)} runs", title_justify="left")
+    table = Table(title=f"runs ({len(runs)}, newest first)", title_justify="left")
     for col in ("id", "name", "state", "step", "adapter", "reason"):
-        table.add_column(col, justify="right" if col == "step" else "left")
+        # ids stay whole (people copy them into `lift runs show`); reasons wrap
+        table.add_column(col, justify="right" if col == "step" else "left", no_wrap=col != "reason")
     for r in runs:
         table.add_row(
             str(r["id"]),
