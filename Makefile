@@ -41,9 +41,9 @@ $(PROMETHEUS):
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
 
-# Regenerate the Python stubs in lift/v1 from protos/ (committed; a test checks drift).
+# Regenerate the Python stubs (lift/*/v1) from protos/ (committed; a test checks drift).
 proto: setup
-	$(PY) -m lift.protogen
+	$(PY) -m tools.protogen
 
 demo: setup
 	bash scripts/demo.sh

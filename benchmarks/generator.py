@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
+from lift.client import GeneratorClient
 from lift.generation import GenerationRequest
-from lift.generator_client import GeneratorClient
 from lift.runner import start_in_thread
 from lift.services.generator.server import build_generator
 from lift.services.generator.settings import GeneratorSettings

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from lift.v1 import common_pb2, critic_pb2
+from lift.common.v1 import common_pb2
+from lift.critic.v1 import critic_pb2
+from lift.wire import duration, seconds
 
 
 class Dimension(StrEnum):
@@ -255,17 +257,17 @@ _LABEL_FROM_PB = {v: k for k, v in _LABEL_TO_PB.items()}
 
 
 def dimension_to_proto(d: Dimension) -> int:
-    """The lift.v1.Dimension enum value of ``d``."""
+    """The lift.common.v1.Dimension enum value of ``d``."""
     return _DIM_TO_PB[d]
 
 
 def dimension_from_proto(value: int) -> Dimension:
-    """The :class:`Dimension` of a lift.v1.Dimension enum value."""
+    """The :class:`Dimension` of a lift.common.v1.Dimension enum value."""
     return _DIM_FROM_PB[value]  # type: ignore[index]
 
 
 def to_proto(c: Critique) -> critic_pb2.Critique:
-    """The critique as a lift.v1.Critique message."""
+    """The critique as a lift.critic.v1.Critique message."""
     msg = critic_pb2.Critique(
         model=common_pb2.ModelInfo(
             backend=c.model.backend, name=c.model.name, version=c.model.version
@@ -273,7 +275,7 @@ def to_proto(c: Critique) -> critic_pb2.Critique:
         video=common_pb2.VideoInfo(
             frames=c.video.frames,
             fps=c.video.fps,
-            duration_s=c.video.duration_s,
+            duration=duration(c.video.duration_s),
             width=c.video.width,
             height=c.video.height,
             frames_analysed=c.video.frames_analysed,
@@ -294,12 +296,17 @@ def to_proto(c: Critique) -> critic_pb2.Critique:
             pd.probabilities.CopyFrom(common_pb2.LabelProbabilities(**d.probabilities.as_dict()))
         pd.reasons.extend(d.reasons)
         for i in d.issues:
-            pd.issues.add(tag=i.tag, start_s=i.start_s, end_s=i.end_s, severity=i.severity)
+            pd.issues.add(
+                tag=i.tag,
+                start=duration(i.start_s),
+                end=duration(i.end_s),
+                severity=i.severity,
+            )
     return msg
 
 
 def from_proto(msg: critic_pb2.Critique) -> Critique:
-    """Parse a lift.v1.Critique message."""
+    """Parse a lift.critic.v1.Critique message."""
     dims = []
     for pd in msg.dimensions:
         probs = None
@@ -313,7 +320,9 @@ def from_proto(msg: critic_pb2.Critique) -> Critique:
                 pd.score if pd.HasField("score") else None,
                 probs,
                 tuple(pd.reasons),
-                tuple(Issue(i.tag, i.start_s, i.end_s, i.severity) for i in pd.issues),
+                tuple(
+                    Issue(i.tag, seconds(i.start), seconds(i.end), i.severity) for i in pd.issues
+                ),
             )
         )
     v = msg.video
@@ -324,7 +333,7 @@ def from_proto(msg: critic_pb2.Critique) -> Critique:
         video=VideoInfo(
             v.frames,
             v.fps,
-            v.duration_s,
+            seconds(v.duration),
             v.width,
             v.height,
             v.frames_analysed,

@@ -12,7 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from lift.v1 import generator_pb2
+from lift.generator.v1 import generator_pb2
+from lift.wire import duration, seconds
 
 BASE_VERSION = "base"
 """Adapter version of the model without any adapter."""
@@ -122,6 +123,8 @@ _STAGE_TO_PROTO = {
     Stage.ENCODING: generator_pb2.GENERATE_STAGE_ENCODING,
 }
 _STAGE_FROM_PROTO = {v: k for k, v in _STAGE_TO_PROTO.items()}
+# GenerationTimings' Durations; the dataclass (and the HTTP JSON) keep "<stage>_ms" floats.
+_STAGES = ("queue", "denoise", "decode", "encode", "total")
 _OPTIONAL = (
     "seed",
     "num_frames",
@@ -162,7 +165,7 @@ def progress_to_proto(p: Progress) -> generator_pb2.GenerateProgress:
         stage=_STAGE_TO_PROTO[p.stage],
         step=p.step,
         total_steps=p.total_steps,
-        elapsed_s=p.elapsed_s,
+        elapsed=duration(p.elapsed_s),
         adapter_version=p.adapter_version,
     )
 
@@ -173,7 +176,7 @@ def progress_from_proto(msg: generator_pb2.GenerateProgress) -> Progress:
         stage=_STAGE_FROM_PROTO[msg.stage],
         step=msg.step,
         total_steps=msg.total_steps,
-        elapsed_s=msg.elapsed_s,
+        elapsed_s=seconds(msg.elapsed),
         adapter_version=msg.adapter_version,
     )
 
@@ -181,7 +184,10 @@ def progress_from_proto(msg: generator_pb2.GenerateProgress) -> Progress:
 def metadata_to_proto(m: GenerationMetadata) -> generator_pb2.GenerationMetadata:
     """Metadata as a message."""
     fields = metadata_to_json(m)
-    timings = generator_pb2.GenerationTimings(**fields.pop("timings"))
+    t = fields.pop("timings")
+    timings = generator_pb2.GenerationTimings(
+        **{stage: duration(t[f"{stage}_ms"] / 1000) for stage in _STAGES}
+    )
     return generator_pb2.GenerationMetadata(timings=timings, **fields)
 
 
@@ -200,7 +206,7 @@ def metadata_from_proto(msg: generator_pb2.GenerationMetadata) -> GenerationMeta
         fps=msg.fps,
         adapter_version=msg.adapter_version,
         model_version=msg.model_version,
-        timings=Timings(t.queue_ms, t.denoise_ms, t.decode_ms, t.encode_ms, t.total_ms),
+        timings=Timings(**{f"{s}_ms": seconds(getattr(t, s)) * 1000 for s in _STAGES}),
     )
 
 

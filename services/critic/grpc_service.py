@@ -1,4 +1,4 @@
-"""gRPC front of the critic: translate lift.v1 messages, delegate to the engine."""
+"""gRPC front of the critic: translate lift.critic.v1 messages, delegate to the engine."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from lift.common.v1 import common_pb2
+from lift.critic.v1 import critic_pb2, critic_pb2_grpc
 from lift.critique import dimension_to_proto, to_proto
 from lift.errors import InvalidInput, PayloadTooLarge
 from lift.services.critic.engine import CriticEngine, VideoSource
 from lift.serving import Deadline, WorkLimiter
-from lift.v1 import common_pb2, critic_pb2, critic_pb2_grpc
+from lift.wire import duration
 
 SERVICE_NAME = critic_pb2.DESCRIPTOR.services_by_name["CriticService"].full_name
 
@@ -29,7 +31,7 @@ def _deadline(context: grpc.aio.ServicerContext) -> Deadline:
 
 
 class CriticServicer(critic_pb2_grpc.CriticServiceServicer):
-    """lift.v1.CriticService on top of a :class:`CriticEngine`."""
+    """lift.critic.v1.CriticService on top of a :class:`CriticEngine`."""
 
     def __init__(self, engine: CriticEngine, limiter: WorkLimiter) -> None:
         self.engine = engine
@@ -110,7 +112,7 @@ class CriticServicer(critic_pb2_grpc.CriticServiceServicer):
                 good=info.reward_map.good, normal=info.reward_map.normal, bad=info.reward_map.bad
             ),
             max_video_bytes=s.max_video_bytes,
-            max_duration_s=s.max_duration_s,
+            max_duration=duration(s.max_duration_s),
             max_frames=s.max_frames,
             max_side_px=s.max_side_px,
             max_prompt_chars=s.max_prompt_chars,

@@ -1,11 +1,10 @@
-"""gRPC front of the generator: translate lift.v1 messages, delegate to the engine."""
+"""gRPC front of the generator: translate lift.generator.v1 messages, delegate to the engine."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 
 import grpc
 from google.protobuf import json_format
@@ -18,15 +17,16 @@ from lift.generation import (
     request_from_proto,
     video_to_proto,
 )
+from lift.generator.v1 import generator_pb2, generator_pb2_grpc
 from lift.services.generator.engine import GeneratorEngine
 from lift.serving import Deadline, WorkLimiter
-from lift.v1 import generator_pb2, generator_pb2_grpc
+from lift.wire import duration, timestamp
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
-    """lift.v1.GeneratorService on top of a :class:`GeneratorEngine`."""
+    """lift.generator.v1.GeneratorService on top of a :class:`GeneratorEngine`."""
 
     def __init__(self, engine: GeneratorEngine, limiter: WorkLimiter) -> None:
         self.engine = engine
@@ -83,13 +83,27 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             raise InvalidInput("set the adapter's source: uri or files")
         deadline = Deadline(context.time_remaining())
         r = await asyncio.to_thread(self.engine.load_adapter, request.version, source, deadline)
-        return json_format.ParseDict(asdict(r), generator_pb2.LoadAdapterResponse())
+        return generator_pb2.LoadAdapterResponse(
+            version=r.version,
+            previous_version=r.previous_version,
+            modules=r.modules,
+            rank=r.rank,
+            load_duration=duration(r.load_ms / 1000),
+            loaded_versions=r.loaded_versions,
+        )
 
     async def GetInfo(
         self,
-        request: generator_pb2.GeneratorServiceGetInfoRequest,
+        request: generator_pb2.GetInfoRequest,
         context: grpc.aio.ServicerContext,
-    ) -> generator_pb2.GeneratorServiceGetInfoResponse:
-        return json_format.ParseDict(
-            self.engine.info().to_json(), generator_pb2.GeneratorServiceGetInfoResponse()
-        )
+    ) -> generator_pb2.GetInfoResponse:
+        info = self.engine.info()
+        data = info.to_json()
+        # The JSON keeps loaded_at (unix seconds); the message has a Timestamp.
+        del data["adapters"]
+        response = json_format.ParseDict(data, generator_pb2.GetInfoResponse())
+        for a in info.adapters:
+            response.adapters.add(
+                version=a.version, modules=a.modules, rank=a.rank, load_time=timestamp(a.loaded_at)
+            )
+        return response

@@ -7,7 +7,7 @@ from lift.services.generator.engine import GeneratorEngine
 from lift.services.generator.grpc_service import SERVICE_NAME, GeneratorServicer
 from lift.services.generator.http_app import create_app
 from lift.services.generator.settings import GeneratorSettings
-from lift.v1 import generator_pb2_grpc
+from lift.generator.v1 import generator_pb2_grpc
 
 
 def build_generator(settings: GeneratorSettings) -> ServiceRunner:

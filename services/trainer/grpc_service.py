@@ -1,4 +1,4 @@
-"""gRPC front of the trainer: translate lift.v1 messages, delegate to the run manager."""
+"""gRPC front of the trainer: translate lift.trainer.v1 messages, delegate to the run manager."""
 
 from __future__ import annotations
 
@@ -7,17 +7,24 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from lift.runs import event_to_proto
+from lift.errors import InvalidInput
+from lift.runs import config_from_proto, event_to_proto
 from lift.services.trainer.manager import RunManager
-from lift.services.trainer.protocol import run_to_proto, state_from_proto
+from lift.services.trainer.protocol import (
+    page_token,
+    parse_page_token,
+    record_to_proto,
+    state_name,
+)
 from lift.serving import WorkLimiter
-from lift.v1 import trainer_pb2, trainer_pb2_grpc
+from lift.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
 SERVICE_NAME = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"].full_name
+DEFAULT_PAGE_SIZE = 100
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
-    """lift.v1.TrainerService on top of a :class:`RunManager`."""
+    """lift.trainer.v1.TrainerService on top of a :class:`RunManager`."""
 
     def __init__(self, manager: RunManager, limiter: WorkLimiter) -> None:
         self.manager = manager
@@ -26,28 +33,43 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     async def StartRun(
         self, request: trainer_pb2.StartRunRequest, context: grpc.aio.ServicerContext
     ) -> trainer_pb2.StartRunResponse:
-        run = await asyncio.to_thread(self.manager.start_run, request.config)
-        return trainer_pb2.StartRunResponse(run=run_to_proto(run))
+        # Only the fields the caller set: the run-config schema fills in the defaults
+        # and names any bad field, as it does for the YAML of POST /v1/runs.
+        config = config_from_proto(request.config, set_only=True)
+        run = await asyncio.to_thread(self.manager.start_run, config)
+        return trainer_pb2.StartRunResponse(run=record_to_proto(run))
 
     async def GetRun(
         self, request: trainer_pb2.GetRunRequest, context: grpc.aio.ServicerContext
     ) -> trainer_pb2.GetRunResponse:
         run = await asyncio.to_thread(self.manager.get_run, request.id)
-        return trainer_pb2.GetRunResponse(run=run_to_proto(run))
+        return trainer_pb2.GetRunResponse(run=record_to_proto(run))
 
     async def ListRuns(
         self, request: trainer_pb2.ListRunsRequest, context: grpc.aio.ServicerContext
     ) -> trainer_pb2.ListRunsResponse:
-        runs = await asyncio.to_thread(
-            self.manager.list_runs, state_from_proto(request.state), request.limit or 100
+        state = state_name(request.state)
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        if not 1 <= size <= 1000:
+            raise InvalidInput(f"page_size must be between 1 and 1000; got {size}")
+        before = parse_page_token(request.page_token, state)
+        page = await asyncio.to_thread(self.manager.list_runs, state, size, before)
+        token = ""
+        if len(page) == size:  # a full page: is there a run after it?
+            last = page[-1]
+            more = await asyncio.to_thread(
+                self.manager.list_runs, state, 1, (last.created, last.id)
+            )
+            token = page_token(last, state) if more else ""
+        return trainer_pb2.ListRunsResponse(
+            runs=[record_to_proto(r) for r in page], next_page_token=token
         )
-        return trainer_pb2.ListRunsResponse(runs=[run_to_proto(r) for r in runs])
 
     async def CancelRun(
         self, request: trainer_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
     ) -> trainer_pb2.CancelRunResponse:
         run = await asyncio.to_thread(self.manager.cancel_run, request.id)
-        return trainer_pb2.CancelRunResponse(run=run_to_proto(run))
+        return trainer_pb2.CancelRunResponse(run=record_to_proto(run))
 
     async def WatchRun(
         self, request: trainer_pb2.WatchRunRequest, context: grpc.aio.ServicerContext

@@ -64,6 +64,7 @@ from lift.services.trainer.data import (
 from lift.services.trainer.evaluation import EvalResult, compare, reward_of
 from lift.services.trainer.guards import HackingWatch
 from lift.services.trainer.policy import Policy
+from lift.services.trainer.remote import AdapterMissing
 
 log = logging.getLogger(__name__)
 
@@ -244,12 +245,12 @@ class AlignmentLoop:
         assert self.deps is not None
         try:
             return self.deps.generate(req)
-        except LiftError as exc:
-            if "NOT_FOUND" in exc.message and self.policy_weights is not None:
-                # The generator restarted or evicted our version: publish it again.
-                self._publish_policy(self.policy_weights)
-                return self.deps.generate(replace(req, adapter_version=self.current_version))
-            raise
+        except AdapterMissing:
+            if self.policy_weights is None:
+                raise
+            # The generator restarted or evicted our version: publish it again.
+            self._publish_policy(self.policy_weights)
+            return self.deps.generate(replace(req, adapter_version=self.current_version))
 
     def _add_score(self, batch: _Batch, c: Critique) -> None:
         reward, per_dim, all_good = reward_of(c, self.reward_map)

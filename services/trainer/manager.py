@@ -145,8 +145,10 @@ class RunManager:
             raise NotFound(f"no run has the id {run_id!r}")
         return run
 
-    def list_runs(self, state: str = "", limit: int = 100) -> list[RunRecord]:
-        """Runs, newest first, optionally of one state."""
+    def list_runs(
+        self, state: str = "", limit: int = 100, before: tuple[float, str] | None = None
+    ) -> list[RunRecord]:
+        """Runs, newest first, optionally of one state; ``before`` pages (see Store.runs)."""
         if not 1 <= limit <= 1000:
             raise InvalidInput(f"limit must be between 1 and 1000; got {limit}")
         try:
@@ -154,7 +156,7 @@ class RunManager:
         except ValueError:
             names = ", ".join(s.value for s in RunState)
             raise InvalidInput(f"state must be one of {names}; got {state!r}") from None
-        return self._db().runs(wanted, limit)
+        return self._db().runs(wanted, limit, before)
 
     def cancel_run(self, run_id: str) -> RunRecord:
         """Cancel a queued or running run (a running one stops at its next step)."""

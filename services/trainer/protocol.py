@@ -1,40 +1,63 @@
-"""Wire conversions for the trainer: run records and events to protobuf (JSON is their to_json)."""
+"""Wire conversions for the trainer: stored run records to lift.trainer.v1 messages.
+
+A :class:`RunRecord`'s JSON (what HTTP returns) has exactly the fields of
+:class:`lift.runs.Run`, so both fronts go through the same record -> Run step and
+a gRPC client sees the keys an HTTP client sees. Events convert in ``lift.runs``.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from typing import Any
 
-from lift.runs import RunState
+from lift.errors import InvalidInput
+from lift.runs import Run, RunState, run_to_proto, state_from_proto
 from lift.services.trainer.store import RunRecord
-from lift.v1 import trainer_pb2
-
-_STATE_TO_PROTO: dict[RunState, Any] = {
-    s: trainer_pb2.RunState.Value(f"RUN_STATE_{s.name}") for s in RunState
-}
-_STATE_FROM_PROTO = {v: k for k, v in _STATE_TO_PROTO.items()}
+from lift.trainer.v1 import trainer_pb2
 
 
-def state_from_proto(value: int) -> str:
+def record_to_run(run: RunRecord) -> Run:
+    """A stored run as the shared :class:`Run` (the HTTP JSON's fields)."""
+    data = run.to_json()
+    data["state"] = RunState(data["state"])
+    return Run(**data)
+
+
+def record_to_proto(run: RunRecord) -> trainer_pb2.Run:
+    """A stored run as a lift.trainer.v1.Run."""
+    return run_to_proto(record_to_run(run))
+
+
+def state_name(value: int) -> str:
     """A RunState enum value as the store's state name ("" for unspecified)."""
-    state = _STATE_FROM_PROTO.get(value)  # type: ignore[call-overload]
+    state = state_from_proto(value)
     return "" if state is None else state.value
 
 
-def run_to_proto(run: RunRecord) -> trainer_pb2.Run:
-    """A stored run as a lift.v1.Run."""
-    return trainer_pb2.Run(
-        id=run.id,
-        name=run.name,
-        state=_STATE_TO_PROTO[run.state],
-        step=run.step,
-        total_steps=run.total_steps,
-        reason=run.reason,
-        adapter_version=run.adapter_version,
-        created_unix_s=run.created,
-        started_unix_s=run.started or 0.0,
-        finished_unix_s=run.finished or 0.0,
-        resumes=run.resumes,
-        config_json=json.dumps(run.config),
-        result_json=json.dumps(run.result) if run.result is not None else "",
-    )
+# A page token is opaque to callers: base64 of the last run's (created, id) and the
+# state filter it was made for. Paging by key, not offset, keeps pages stable while
+# new runs arrive at the front of the list.
+
+
+def page_token(last: RunRecord, state: str) -> str:
+    """The token for the page after ``last``."""
+    raw = json.dumps([last.created, last.id, state], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def parse_page_token(token: str, state: str) -> tuple[float, str] | None:
+    """The (created, id) a token continues after; None for the first page."""
+    if not token:
+        return None
+    try:
+        created, run_id, token_state = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(run_id, str) or not isinstance(created, int | float):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidInput(
+            "page_token is not a token this trainer issued: pass next_page_token as it came"
+        ) from None
+    if token_state != state:
+        raise InvalidInput("page_token was issued for another state filter: keep the filter")
+    return float(created), run_id

@@ -15,11 +15,16 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from lift.client import CriticClient, CriticError
+from lift.client import (
+    AdapterNotFound,
+    ClientError,
+    CriticClient,
+    CriticError,
+    GeneratorClient,
+)
 from lift.critique import Critique
 from lift.errors import Cancelled, LiftError
 from lift.generation import AdapterFiles, GenerationRequest
-from lift.generator_client import GeneratorClient, GeneratorError
 from lift.services.trainer import metrics
 from lift.services.trainer.config import EndpointConfig
 
@@ -31,6 +36,13 @@ TRANSIENT = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"
 
 class DependencyFailed(LiftError):
     """A dependency failed in a way that ends the run; the message is the run's reason."""
+
+
+class AdapterMissing(DependencyFailed):
+    """The generator does not hold the adapter version a request named (status NOT_FOUND).
+
+    It restarted or evicted the version; the run can publish it again and retry.
+    """
 
 
 class Retrying:
@@ -52,7 +64,11 @@ class Retrying:
             started = time.monotonic()
             try:
                 result = fn()
-            except (GeneratorError, CriticError) as exc:
+            except AdapterNotFound as exc:
+                # Not a failure of the generator: the caller decides (re-publish).
+                where = f"{self.name} ({self.endpoint.address}) {what}"
+                raise AdapterMissing(f"{where}: {exc.message}") from None
+            except ClientError as exc:
                 code, message = exc.code, exc.message
             else:
                 self._failing_since = None

@@ -7,7 +7,7 @@ from lift.services.trainer.grpc_service import SERVICE_NAME, TrainerServicer
 from lift.services.trainer.http_app import create_app
 from lift.services.trainer.manager import RunManager
 from lift.services.trainer.settings import TrainerSettings
-from lift.v1 import trainer_pb2_grpc
+from lift.trainer.v1 import trainer_pb2_grpc
 
 
 def build_trainer(settings: TrainerSettings) -> ServiceRunner:

@@ -140,11 +140,22 @@ class Store:
             row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else _record(row)
 
-    def runs(self, state: RunState | None = None, limit: int = 100) -> list[RunRecord]:
-        """Runs, newest first."""
-        query, args = "SELECT * FROM runs", tuple[str, ...]()
+    def runs(
+        self,
+        state: RunState | None = None,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first; ``before`` = (created, id) starts after that run (keyset paging)."""
+        where: list[str] = []
+        args: list[Any] = []
         if state is not None:
-            query, args = query + " WHERE state = ?", (state.value,)
+            where.append("state = ?")
+            args.append(state.value)
+        if before is not None:
+            where.append("(created < ? OR (created = ? AND id < ?))")
+            args += [before[0], before[0], before[1]]
+        query = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         with self._lock:
             rows = self._db.execute(
                 query + " ORDER BY created DESC, id DESC LIMIT ?", (*args, limit)

@@ -10,10 +10,10 @@ import grpc
 import httpx
 import pytest
 
+from lift.critic.v1 import critic_pb2_grpc
 from lift.runner import ServiceRunner, start_in_thread
 from lift.services.critic.server import build_critic
 from lift.services.critic.settings import CriticSettings
-from lift.v1 import critic_pb2_grpc
 
 
 @dataclass

@@ -14,10 +14,11 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from lift.common.v1 import common_pb2
+from lift.critic.v1 import critic_pb2, critic_pb2_grpc
 from lift.critique import from_json, from_proto
-from lift.protogen import REPO_ROOT
-from lift.v1 import common_pb2, critic_pb2, critic_pb2_grpc
 from tests.service.conftest import RunningCritic, start_critic
+from tools.protogen import REPO_ROOT
 
 PROMPT = "colourful shapes glide across a textured wall"
 
@@ -231,7 +232,7 @@ def test_info_health_readiness_metrics_docs(stub, http, critic: RunningCritic) -
     assert http.get("/v1/info").json()["model"]["backend"] == "signal"
     channel = grpc.insecure_channel(critic.grpc_target)
     health = health_pb2_grpc.HealthStub(channel)
-    for name in ("", "lift.v1.CriticService"):
+    for name in ("", "lift.critic.v1.CriticService"):
         resp = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
         assert resp.status == health_pb2.HealthCheckResponse.SERVING
     channel.close()
@@ -267,7 +268,7 @@ def test_reflection_lets_buf_curl_call_the_service(
                 "grpc",
                 "--http2-prior-knowledge",
                 *data,
-                f"http://{critic.grpc_target}/lift.v1.CriticService/{method}",
+                f"http://{critic.grpc_target}/lift.critic.v1.CriticService/{method}",
             ],
             capture_output=True,
             text=True,

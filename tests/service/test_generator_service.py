@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+from lift.client import AdapterNotFound, GeneratorClient, GeneratorError
 from lift.generation import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -24,11 +25,10 @@ from lift.generation import (
     Stage,
     request_to_proto,
 )
-from lift.generator_client import GeneratorClient, GeneratorError
+from lift.generator.v1 import generator_pb2, generator_pb2_grpc
 from lift.runner import ServiceRunner, start_in_thread
 from lift.services.generator.server import build_generator
 from lift.services.generator.settings import GeneratorSettings
-from lift.v1 import generator_pb2, generator_pb2_grpc
 
 SMALL = {"num_frames": 5, "height": 32, "width": 48, "num_inference_steps": 2}
 
@@ -227,6 +227,9 @@ def test_grpc_bad_requests(gen, fields, code) -> None:
     with GeneratorClient(gen.grpc) as client, pytest.raises(GeneratorError) as err:
         client.generate(GenerationRequest(**{**SMALL, **fields}))
     assert err.value.code == code.name and err.value.message
+    assert err.value.status == code
+    # A lost adapter is told apart by its status code (NOT_FOUND), not by its wording.
+    assert isinstance(err.value, AdapterNotFound) == (code == grpc.StatusCode.NOT_FOUND)
 
 
 def test_grpc_info(gen) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lift.generator_client import GeneratorClient
+from lift.client import GeneratorClient
 from lift.runner import start_in_thread
 from lift.services.critic.server import build_critic
 from lift.services.critic.settings import CriticSettings

@@ -17,12 +17,13 @@ import httpx
 import pytest
 from safetensors.torch import load_file
 
+from lift.client import TrainerClient, TrainerError
 from lift.runner import start_in_thread
+from lift.runs import Run
 from lift.services.trainer.manager import RunManager
 from lift.services.trainer.server import build_trainer
 from lift.services.trainer.settings import TrainerSettings
 from lift.services.trainer.store import RunRecord
-from lift.trainer_client import TrainerClient, TrainerError
 from tools.processes import StartError, free_port, wait_ready
 
 pytestmark = pytest.mark.timeout(600)
@@ -55,11 +56,11 @@ def trainer(tmp_path: Path):
     stop()
 
 
-def _wait_final(client: TrainerClient, run_id: str, timeout_s: float = 300) -> dict[str, Any]:
+def _wait_final(client: TrainerClient, run_id: str, timeout_s: float = 300) -> Run:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         run = client.get_run(run_id)
-        if run["state"] in ("succeeded", "failed", "cancelled"):
+        if run.state.final:
             return run
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} did not finish")
@@ -78,6 +79,18 @@ def _run_to_end(data_dir: Path, config: str) -> RunRecord:
         manager.close()
 
 
+def _assert_same_run(typed: Run, http_json: dict[str, Any]) -> None:
+    """A run from TrainerClient (gRPC) has the keys and values of GET /v1/runs/{id}."""
+    grpc_json = typed.to_json()
+    assert grpc_json.keys() == http_json.keys()
+    for key in ("created_unix_s", "started_unix_s", "finished_unix_s"):  # nanosecond Timestamps
+        assert grpc_json.pop(key) == pytest.approx(http_json.pop(key), abs=1e-6)
+    # The typed result carries every field (unset ones null); HTTP's holds those the run set.
+    result, http_result = grpc_json.pop("result"), http_json.pop("result")
+    assert {k: v for k, v in result.items() if k in http_result} == http_result
+    assert grpc_json == http_json  # the config with every default, nulls included
+
+
 def _adapter(run: dict[str, Any]) -> dict[str, Any]:
     return load_file(str(Path(run["result"]["adapter_dir"]) / "adapter_model.safetensors"))
 
@@ -87,10 +100,10 @@ def test_offline_run_events_in_order_over_grpc_and_sse(
 ) -> None:
     with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
         run = client.start_run(json.dumps(offline_config(tiny_generator_dir, offline_dataset)))
-        assert run["state"] == "queued" and run["total_steps"] == 6
-        events = list(client.watch(run["id"]))
-        final = client.get_run(run["id"])
-    assert final["state"] == "succeeded", final["reason"]
+        assert run.state == "queued" and run.total_steps == 6
+        events = list(client.watch(run.id))
+        final = client.get_run(run.id)
+    assert final.state == "succeeded", final.reason
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     states = [e.data["state"] for e in events if e.kind == "state"]
     assert states == ["queued", "running", "succeeded"]
@@ -98,10 +111,11 @@ def test_offline_run_events_in_order_over_grpc_and_sse(
     assert [e.step for e in events if e.kind == "checkpoint"] == [2, 4, 6]
     step = next(e for e in events if e.kind == "step")
     assert {"loss", "reward", "real_loss", "grad_norm"} <= set(step.data)
-    assert Path(final["result"]["adapter_dir"], "adapter_model.safetensors").is_file()
+    assert final.result is not None
+    assert Path(final.result["adapter_dir"], "adapter_model.safetensors").is_file()
 
     # The same history over HTTP server-sent events, resumable with Last-Event-ID.
-    url = f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run['id']}/events"
+    url = f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run.id}/events"
     with httpx.stream("GET", url, timeout=30) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         ids = [int(line[4:]) for line in r.iter_lines() if line.startswith("id: ")]
@@ -109,10 +123,11 @@ def test_offline_run_events_in_order_over_grpc_and_sse(
     with httpx.stream("GET", url, headers={"Last-Event-ID": "3"}, timeout=30) as r:
         ids = [int(line[4:]) for line in r.iter_lines() if line.startswith("id: ")]
     assert ids == [e.seq for e in events][3:]
-    got = httpx.get(f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run['id']}").json()
+    got = httpx.get(f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run.id}").json()
     assert got["state"] == "succeeded" and got["step"] == 6
+    _assert_same_run(final, got)
     listed = httpx.get(f"http://127.0.0.1:{trainer.http_port}/v1/runs?state=succeeded").json()
-    assert [r["id"] for r in listed["runs"]] == [run["id"]]
+    assert [r["id"] for r in listed["runs"]] == [run.id]
 
 
 def test_rejection_sampling_run(trainer, tiny_generator_dir: Path, offline_dataset: Path) -> None:
@@ -121,7 +136,7 @@ def test_rejection_sampling_run(trainer, tiny_generator_dir: Path, offline_datas
     )
     with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
         run = client.start_run(json.dumps(cfg))
-        events = list(client.watch(run["id"]))
+        events = list(client.watch(run.id))
     assert events[-1].data["state"] == "succeeded"
     kept = [e.data["kept"] for e in events if e.kind == "step"]
     assert all(0 <= k <= 1 for k in kept) and any(k < 1 for k in kept)
@@ -159,16 +174,16 @@ def test_cancel(trainer, tiny_generator_dir: Path, offline_dataset: Path) -> Non
     cfg = offline_config(tiny_generator_dir, offline_dataset, steps=100_000)
     with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
         run = client.start_run(json.dumps(cfg))
-        for e in client.watch(run["id"]):
+        for e in client.watch(run.id):
             if e.kind == "step":
                 break
-        client.cancel_run(run["id"])
-        final = _wait_final(client, run["id"])
-        assert final["state"] == "cancelled" and 1 <= final["step"] < 100_000
+        client.cancel_run(run.id)
+        final = _wait_final(client, run.id)
+        assert final.state == "cancelled" and 1 <= final.step < 100_000
         with pytest.raises(TrainerError) as err:
-            client.cancel_run(run["id"])
+            client.cancel_run(run.id)
         assert err.value.code == "FAILED_PRECONDITION"
-    r = httpx.post(f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run['id']}:cancel")
+    r = httpx.post(f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run.id}:cancel")
     assert r.status_code == 409
 
 
@@ -187,10 +202,10 @@ def test_dependency_outage_fails_the_run_with_a_reason(trainer, tiny_generator_d
     }
     with TrainerClient(f"127.0.0.1:{trainer.grpc_port}") as client:
         run = client.start_run(json.dumps(cfg))
-        final = _wait_final(client, run["id"], timeout_s=60)
-    assert final["state"] == "failed"
-    assert "generator" in final["reason"] and dead in final["reason"]
-    assert "UNAVAILABLE" in final["reason"]
+        final = _wait_final(client, run.id, timeout_s=60)
+    assert final.state == "failed"
+    assert "generator" in final.reason and dead in final.reason
+    assert "UNAVAILABLE" in final.reason
 
 
 def test_interrupted_run_resumes_to_the_same_adapter(
@@ -266,7 +281,7 @@ def test_kill_9_then_restart_resumes_from_the_last_checkpoint(
         with TrainerClient(f"127.0.0.1:{grpc_port}") as client:
             final = _wait_final(client, run_id)
             events = list(client.watch(run_id))
-        assert final["state"] == "succeeded" and final["resumes"] == 1
+        assert final.state == "succeeded" and final.resumes == 1
         resumed = [e for e in events if e.kind == "resumed"]
         assert resumed and resumed[0].step >= 2
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
@@ -279,20 +294,20 @@ def test_kill_9_then_restart_resumes_from_the_last_checkpoint(
 
     # The same run without the crash ends with the same adapter.
     wa = _adapter(_run_to_end(tmp_path / "straight", json.dumps(cfg)).to_json())
-    wb = _adapter(final)
+    wb = _adapter(final.to_json())
     for k in wa:
         assert (wa[k] == wb[k]).all(), k
 
 
 def test_grpc_status_codes(trainer) -> None:
     channel = grpc.insecure_channel(f"127.0.0.1:{trainer.grpc_port}")
-    from lift.v1 import trainer_pb2, trainer_pb2_grpc
+    from lift.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
     stub = trainer_pb2_grpc.TrainerServiceStub(channel)
     with pytest.raises(grpc.RpcError) as err:
         list(stub.WatchRun(trainer_pb2.WatchRunRequest(id="run-nope"), timeout=10))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as err:
-        stub.StartRun(trainer_pb2.StartRunRequest(config=""), timeout=10)
+        stub.StartRun(trainer_pb2.StartRunRequest(), timeout=10)  # online, but no prompts
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     channel.close()

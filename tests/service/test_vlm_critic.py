@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from lift.client import CriticClient
+from lift.common.v1 import common_pb2
+from lift.critic.v1 import critic_pb2, critic_pb2_grpc
 from lift.critique import DIMENSIONS, from_json, from_proto
-from lift.v1 import common_pb2, critic_pb2, critic_pb2_grpc
 from tests.service.conftest import RunningCritic, start_critic
 
 PROMPT = "a red ball rolls across green grass"

@@ -1,0 +1,1 @@
+"""Generated protobuf stubs (tools/protogen.py from protos/); do not edit."""
