@@ -69,7 +69,7 @@ def load_adapter(
     server: Annotated[str, typer.Option(help="Generator gRPC address")] = "127.0.0.1:50052",
 ) -> None:
     """Install a LoRA adapter on a running generator (hot swap, no restart)."""
-    from lift.generator_client import GeneratorClient, GeneratorError
+    from lift.client import GeneratorClient, GeneratorError
 
     try:
         with GeneratorClient(server) as client:
@@ -146,7 +146,7 @@ def generate(
 
 
 def _generate_remote(server: str, req: Any, show: Any) -> Any:
-    from lift.generator_client import GeneratorClient, GeneratorError
+    from lift.client import GeneratorClient, GeneratorError
 
     try:
         with GeneratorClient(server) as client:
