@@ -57,6 +57,8 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	cd protos && ../$(BUF) lint
+	# The contract against its previous commit (see the script for which and why).
+	BUF=$(BUF) bash tools/buf_breaking.sh
 
 format: setup
 	$(VENV)/bin/ruff format .
