@@ -24,7 +24,8 @@ TemplatesOpt = Annotated[
 
 def critic_settings(overrides: dict[str, Any]) -> Any:
     """CriticSettings from the given flags (exit 2 on invalid values)."""
-    from lift.services.critic.settings import CriticSettings
+    with needs_extra("critic", "the critic"):  # its settings already need video decoding
+        from lift.services.critic.settings import CriticSettings
 
     return settings_or_exit("critic", CriticSettings, overrides)
 

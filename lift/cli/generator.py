@@ -19,7 +19,8 @@ ModelOpt = Annotated[
 
 def generator_settings(overrides: dict[str, Any]) -> Any:
     """GeneratorSettings from the given flags (exit 2 on invalid values)."""
-    from lift.services.generator.settings import GeneratorSettings
+    with needs_extra("generator", "the generator"):  # its settings already need video decoding
+        from lift.services.generator.settings import GeneratorSettings
 
     return settings_or_exit("generator", GeneratorSettings, overrides)
 
@@ -102,7 +103,8 @@ def generate(
         str, typer.Option(help='Adapter version ("" current, "base" none)')
     ] = "",
 ) -> None:
-    """Generate a video from a prompt and write it as H.264 mp4, with a progress bar."""
+    """Generate a video from a prompt and write it as H.264 mp4 (progress bar on stderr)."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lift.generation import GeneratedVideo, GenerationRequest
@@ -126,6 +128,7 @@ def generate(
         TextColumn("{task.completed}/{task.total} steps"),
         TimeElapsedColumn(),
         transient=True,
+        console=Console(stderr=True),  # stdout carries only the result line
     ) as bar:
         task = bar.add_task("queued", total=None)
 

@@ -31,7 +31,8 @@ EXAMPLE_CONFIG = "examples/run-config.yaml"
 
 def trainer_settings(overrides: dict[str, Any]) -> Any:
     """TrainerSettings from the given flags (exit 2 on invalid values)."""
-    from lift.services.trainer.settings import TrainerSettings
+    with needs_extra("trainer", "the trainer"):  # its settings already need video decoding
+        from lift.services.trainer.settings import TrainerSettings
 
     return settings_or_exit("trainer", TrainerSettings, overrides)
 

@@ -24,7 +24,7 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from lift.cli.common import settings_or_exit
+from lift.cli.common import needs_extra, settings_or_exit
 
 _TAIL_LINES = 20
 _STOP_GRACE_S = 30.0
@@ -87,9 +87,10 @@ def exit_reason(returncode: int) -> str:
 
 def _services() -> list[_Service]:
     """The three services with the settings they will read (env ``LIFT_<SERVICE>_*``)."""
-    from lift.services.critic.settings import CriticSettings
-    from lift.services.generator.settings import GeneratorSettings
-    from lift.services.trainer.settings import TrainerSettings
+    with needs_extra("all", "lift up"):
+        from lift.services.critic.settings import CriticSettings
+        from lift.services.generator.settings import GeneratorSettings
+        from lift.services.trainer.settings import TrainerSettings
 
     return [
         _Service("critic", settings_or_exit("critic", CriticSettings, {})),

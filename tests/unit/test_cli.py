@@ -153,3 +153,49 @@ def test_align_reports_a_run_with_one_eval_video(
         text = " ".join(r.stdout.split())  # rich wraps long lines
         assert "gain +0.1000 over 1 paired video (no interval from one video)" in text
         assert "guard dynamic_degree: 0.9000 → n/a" in text
+
+
+_WITHOUT_EXTRAS = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class _NotInstalled(MetaPathFinder):
+    # What a base install (no extras) lacks: importing it fails as it would there.
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {"torch", "transformers", "diffusers", "av", "cv2"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NotInstalled())
+from lift.cli.main import app
+app(prog_name="lift")
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "extra"),
+    [
+        (["critic", "serve", "--grpc-port", "0", "--http-port", "0"], "critic"),
+        (["critique", "clip.mp4", "--prompt", "a dog"], "critic"),
+        (["generator", "serve"], "generator"),
+        (["trainer", "serve"], "trainer"),
+        (["debug", "tiny-model", "generator", "out"], "generator"),
+        (["up"], "all"),
+    ],
+)
+def test_a_command_without_its_extra_names_the_extra(
+    args: list[str], extra: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_EXTRAS, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert f"pip install 'lift-suite[{extra}]'" in " ".join(r.stderr.split())
+    assert "Traceback" not in r.stderr
