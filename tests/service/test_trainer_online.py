@@ -83,7 +83,7 @@ def test_lift_align_demo_json(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=500, cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    summary = json.loads(out.stdout)  # stdout is the JSON object alone (progress on stderr)
     for key in ("reward_before", "reward_after", "ci95", "guards"):
         assert key in summary and summary[key] is not None, key
     assert {"dynamic_degree", "real_loss", "warnings"} <= set(summary["guards"])
