@@ -41,6 +41,12 @@ class PayloadTooLarge(InvalidInput):
     http_status = 413
 
 
+class UnsupportedMediaType(InvalidInput):
+    """The body's Content-Type is not one the endpoint reads (HTTP 415, gRPC INVALID_ARGUMENT)."""
+
+    http_status = 415
+
+
 class NotFound(LiftError):
     """A referenced resource (a file URI, a run id) does not exist."""
 

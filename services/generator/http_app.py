@@ -3,57 +3,56 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from starlette.datastructures import UploadFile
 
-from lift import __version__
-from lift.errors import InvalidInput
 from lift.generation import AdapterFiles, metadata_to_json
 from lift.http import (
-    install_common,
+    JSON,
+    MULTIPART,
+    body_kind,
+    error_responses,
     parse_json,
-    read_form,
+    read_form_model,
     read_json_body,
-    read_upload,
+    request_body,
     run_until_disconnect,
+    service_app,
 )
 from lift.services.generator.engine import GeneratorEngine
-from lift.services.generator.protocol import AdapterJSON, GenerationJSON
+from lift.services.generator.http_models import (
+    AdapterForm,
+    AdapterJSON,
+    AdapterLoadJSON,
+    GeneratedVideoJSON,
+    GenerationJSON,
+    GeneratorInfoJSON,
+)
 from lift.serving import WorkLimiter
 
-_GENERATION_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": GenerationJSON.model_json_schema()}},
-    },
-    "responses": {
-        "200": {
-            "description": "The video (video/mp4), or JSON with it in base64 and its metadata "
-            "when the request says Accept: application/json.",
-            "content": {"video/mp4": {}, "application/json": {}},
-        }
-    },
-}
-_ADAPTER_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": AdapterJSON.model_json_schema()},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["version", "weights"],
-                    "properties": {
-                        "version": {"type": "string"},
-                        "weights": {"type": "string", "format": "binary"},
-                        "config": {"type": "string", "format": "binary"},
-                    },
-                }
+# peft's adapter_config.json is small; a form's version label smaller still.
+_MAX_CONFIG_BYTES = 1024 * 1024
+
+_VIDEO_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The video file (the default), or with `Accept: application/json` "
+        "a JSON object carrying it in base64 with its metadata.",
+        "model": GeneratedVideoJSON,
+        "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
+        "headers": {
+            "X-Lift-Seed": {
+                "description": "The noise seed used (video/mp4 replies).",
+                "schema": {"type": "string"},
+            },
+            "X-Lift-Adapter-Version": {
+                "description": 'The adapter version that made the video ("base": none).',
+                "schema": {"type": "string"},
+            },
+            "X-Lift-Metadata": {
+                "description": "The metadata object of the JSON reply, as compact JSON.",
+                "schema": {"type": "string"},
             },
         },
     }
@@ -67,38 +66,32 @@ def _wants_json(request: Request) -> bool:
 
 def create_app(engine: GeneratorEngine, limiter: WorkLimiter) -> FastAPI:
     """The generator's FastAPI app."""
-    app = FastAPI(
+    app = service_app(
+        "generator",
         title="LiFT generator",
-        version=__version__,
         description="Text-to-video generation with a diffusers pipeline; LoRA adapters are "
         "swapped while it serves.",
+        is_ready=lambda: engine.ready,
     )
-    install_common(app, "generator", lambda: engine.ready)
     limit = engine.settings.max_adapter_bytes
 
     @app.post(
         "/v1/generations",
         tags=["generator"],
         summary="Generate one video (video/mp4; JSON with Accept: application/json).",
-        openapi_extra=_GENERATION_BODY,
-        response_model=None,
+        openapi_extra=request_body(app, {JSON: GenerationJSON}),
+        response_class=Response,
+        responses={**_VIDEO_RESPONSE, **error_responses(400, 404, 415, 429, 503, 504)},
     )
     async def generations(request: Request) -> Response:
+        body_kind(request, (JSON,), "send application/json")
         body = parse_json(GenerationJSON, await request.body())
         req = engine.resolve(body.to_request())  # bad input is refused before queueing
         video = await run_until_disconnect(request, limiter, lambda d: engine.generate(req, d))
-        meta = metadata_to_json(video.metadata)
         if _wants_json(request):
-            return Response(
-                json.dumps(
-                    {
-                        "video_b64": base64.b64encode(video.data).decode("ascii"),
-                        "mime_type": video.mime_type,
-                        "metadata": meta,
-                    }
-                ),
-                media_type="application/json",
-            )
+            reply = GeneratedVideoJSON.of(video)
+            return Response(reply.model_dump_json(), media_type="application/json")
+        meta = metadata_to_json(video.metadata)
         return Response(
             video.data,
             media_type=video.mime_type,
@@ -109,45 +102,42 @@ def create_app(engine: GeneratorEngine, limiter: WorkLimiter) -> FastAPI:
             },
         )
 
-    async def _multipart_adapter(request: Request) -> tuple[str, AdapterFiles]:
-        form = await read_form(request, max_files=2, max_part_size=limit + 1)
-        version, weights, config = form.get("version"), form.get("weights"), form.get("config")
-        if not isinstance(version, str):
-            raise InvalidInput("multipart body needs a text field named 'version'")
-        if not isinstance(weights, UploadFile):
-            raise InvalidInput("multipart body needs a file field named 'weights'")
-        data = await read_upload(weights, limit, "adapter")
-        config_json = None
-        if isinstance(config, UploadFile):
-            config_json = (await config.read(1024 * 1024)).decode("utf-8", errors="replace")
-        elif isinstance(config, str):
-            config_json = config
-        return version, AdapterFiles(data, config_json)
-
     @app.post(
         "/v1/adapters",
         tags=["generator"],
         summary="Install a LoRA adapter (peft files) as a new version; in-flight videos finish "
         "on the old one.",
-        openapi_extra=_ADAPTER_BODY,
+        openapi_extra=request_body(app, {JSON: AdapterJSON, MULTIPART: AdapterForm}),
+        responses=error_responses(400, 404, 413, 415, 503, 504),
     )
-    async def adapters(request: Request) -> dict[str, Any]:
-        ctype = request.headers.get("content-type", "")
+    async def adapters(request: Request) -> AdapterLoadJSON:
+        kind = body_kind(
+            request,
+            (JSON, MULTIPART),
+            "send application/json (version and uri, or version, weights_b64 and config) "
+            "or multipart/form-data (fields version, weights and optionally config)",
+        )
         source: AdapterFiles | str
-        if ctype.startswith("multipart/form-data"):
-            version, source = await _multipart_adapter(request)
-        elif ctype.startswith("application/json"):
+        if kind == MULTIPART:
+            form = await read_form_model(
+                request,
+                AdapterForm,
+                {"weights": limit, "config": _MAX_CONFIG_BYTES},
+                _MAX_CONFIG_BYTES,
+            )
+            version, source = form.version, form.source()
+        else:
             body = parse_json(AdapterJSON, await read_json_body(request, limit, "adapter"))
             version, source = body.version, body.source()
-        else:
-            raise InvalidInput(
-                "send application/json (version and uri, or version, weights_b64 and config) "
-                "or multipart/form-data (fields version, weights and optionally config)"
-            )
-        return asdict(await asyncio.to_thread(engine.load_adapter, version, source))
+        return AdapterLoadJSON.of(await asyncio.to_thread(engine.load_adapter, version, source))
 
-    @app.get("/v1/info", tags=["generator"], summary="Model, defaults, limits and adapters.")
-    async def info() -> dict[str, Any]:
-        return engine.info().to_json()
+    @app.get(
+        "/v1/info",
+        tags=["generator"],
+        summary="Model, defaults, limits and adapters.",
+        responses=error_responses(503),
+    )
+    async def info() -> GeneratorInfoJSON:
+        return GeneratorInfoJSON.of(engine.info())
 
     return app

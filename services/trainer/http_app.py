@@ -3,102 +3,171 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated
 
-from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from lift import __version__
-from lift.errors import InvalidInput
-from lift.http import install_common
+from lift.errors import PayloadTooLarge
+from lift.http import (
+    JSON,
+    body_kind,
+    error_responses,
+    register_schema,
+    request_body,
+    service_app,
+)
+from lift.runs import RunState
 from lift.services.trainer.config import RunConfig
+from lift.services.trainer.http_models import RunEventJSON, RunJSON, RunListJSON, TrainerInfoJSON
 from lift.services.trainer.manager import RunManager
 from lift.serving import WorkLimiter
 
-_RUN_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": RunConfig.model_json_schema()},
-            "application/yaml": {"schema": {"type": "string"}},
-        },
-    }
-}
+# YAML has no single registered media type; these are the ones in use.
+_YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+RunId = Annotated[str, Path(description="The run's id, as POST /v1/runs returned it.")]
+
+_STREAM_EXAMPLE = (
+    'event: state\ndata: {"run_id":"run-3f9a1c2e","seq":1,"time_unix_s":1767225600.0,'
+    '"kind":"state","step":0,"message":"queued","data":{"state":"queued"}}\nid: 1\n\n'
+)
 
 
 def create_app(manager: RunManager, limiter: WorkLimiter) -> FastAPI:
     """The trainer's FastAPI app."""
-    app = FastAPI(
+    app = service_app(
+        "trainer",
         title="LiFT trainer",
-        version=__version__,
         description="On-demand alignment runs: sample from the generator, score with the "
         "critic, reward-weighted fine-tuning, publish LoRA adapters.",
+        is_ready=lambda: manager.ready,
     )
-    install_common(app, "trainer", lambda: manager.ready)
     limit = manager.settings.max_config_bytes
+    event_ref = register_schema(app, RunEventJSON)
+
+    async def known_run(run_id: RunId) -> str:
+        """The run id, checked before a stream starts (a 404 after would be too late)."""
+        await asyncio.to_thread(manager.get_run, run_id)
+        return run_id
 
     @app.post(
         "/v1/runs",
         tags=["trainer"],
         summary="Start a run from a config (JSON, or YAML with Content-Type application/yaml).",
-        openapi_extra=_RUN_BODY,
+        openapi_extra=request_body(
+            app,
+            {JSON: RunConfig, _YAML[0]: {"type": "string", "description": "The config as YAML."}},
+            description="The run config; every field and its default is in the RunConfig "
+            "schema. YAML carries the same fields.",
+        ),
         status_code=201,
+        responses=error_responses(400, 413, 415, 429, 503),
     )
-    async def start_run(request: Request) -> dict[str, Any]:
+    async def start_run(request: Request) -> RunJSON:
+        body_kind(request, (JSON, *_YAML), "send the run config as application/json or YAML")
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise InvalidInput(f"the run config is {declared} bytes; the limit is {limit}")
+            raise PayloadTooLarge(f"the run config is {declared} bytes; the limit is {limit}")
         body = await request.body()
-        run = await asyncio.to_thread(manager.start_run, body)
-        return run.to_json()
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the run config is {len(body)} bytes; the limit is {limit}")
+        return RunJSON.of(await asyncio.to_thread(manager.start_run, body))
 
-    @app.get("/v1/runs", tags=["trainer"], summary="Runs, newest first.")
-    async def list_runs(state: str = "", limit: int = 100) -> dict[str, Any]:
+    @app.get(
+        "/v1/runs",
+        tags=["trainer"],
+        summary="Runs, newest first.",
+        responses=error_responses(400, 503),
+    )
+    async def list_runs(
+        state: Annotated[
+            str,
+            Query(
+                description="Only runs in this state: "
+                + ", ".join(s.value for s in RunState)
+                + "; empty for all.",
+                examples=["running"],
+            ),
+        ] = "",
+        limit: Annotated[int, Query(ge=1, le=1000, description="Most runs to list.")] = 100,
+    ) -> RunListJSON:
         runs = await asyncio.to_thread(manager.list_runs, state, limit)
-        return {"runs": [r.to_json() for r in runs]}
+        return RunListJSON(runs=[RunJSON.of(r) for r in runs])
 
-    @app.get("/v1/runs/{run_id}", tags=["trainer"], summary="One run.")
-    async def get_run(run_id: str) -> dict[str, Any]:
-        return (await asyncio.to_thread(manager.get_run, run_id)).to_json()
+    @app.get(
+        "/v1/runs/{run_id}",
+        tags=["trainer"],
+        summary="One run.",
+        responses=error_responses(404, 503),
+    )
+    async def get_run(run_id: RunId) -> RunJSON:
+        return RunJSON.of(await asyncio.to_thread(manager.get_run, run_id))
 
     @app.post(
         "/v1/runs/{run_id}:cancel",
         tags=["trainer"],
         summary="Cancel a queued or running run (it stops before its next step).",
+        responses=error_responses(404, 409, 503),
     )
-    async def cancel_run(run_id: str) -> dict[str, Any]:
-        return (await asyncio.to_thread(manager.cancel_run, run_id)).to_json()
+    async def cancel_run(run_id: RunId) -> RunJSON:
+        return RunJSON.of(await asyncio.to_thread(manager.cancel_run, run_id))
 
     @app.get(
         "/v1/runs/{run_id}/events",
         tags=["trainer"],
         summary="The run's events as server-sent events, live until it finishes. "
         "Resume with ?after=SEQ or the Last-Event-ID header.",
-        response_class=StreamingResponse,
+        response_class=EventSourceResponse,
+        responses={
+            200: {
+                "description": "A text/event-stream: each event's name is the event's kind, "
+                f"its id the event's seq, its data a RunEventJSON object as JSON (schema {event_ref}). The "
+                "stream ends after the run's final state event.",
+                "content": {
+                    "text/event-stream": {
+                        "itemSchema": {
+                            "properties": {
+                                "data": {
+                                    "type": "string",
+                                    "contentMediaType": "application/json",
+                                    "contentSchema": {"$ref": event_ref},
+                                }
+                            },
+                            "required": ["data", "event", "id"],
+                        },
+                        "example": _STREAM_EXAMPLE,
+                    }
+                },
+            },
+            **error_responses(400, 404, 503),
+        },
     )
-    async def events(request: Request, run_id: str, after: int = 0) -> StreamingResponse:
-        last = request.headers.get("last-event-id", "")
-        if last.isdigit():
-            after = max(after, int(last))
-        manager.get_run(run_id)  # 404 before the stream starts
+    async def events(
+        # A default, not Annotated: the dependency is local to this app.
+        run_id: str = Depends(known_run),
+        after: Annotated[int, Query(ge=0, description="Only events after this seq.")] = 0,
+        last_event_id: Annotated[
+            str | None,
+            Header(
+                alias="Last-Event-ID",
+                description="Sent by EventSource on reconnection: resume after this seq.",
+            ),
+        ] = None,
+    ) -> AsyncIterator[ServerSentEvent]:
+        if last_event_id is not None and last_event_id.isdigit():
+            after = max(after, int(last_event_id))
+        async for e in manager.follow(run_id, after):
+            yield ServerSentEvent(data=RunEventJSON.of(e), event=e.kind, id=str(e.seq))
 
-        async def stream() -> AsyncIterator[bytes]:
-            async for e in manager.follow(run_id, after):
-                if await request.is_disconnected():
-                    return
-                data = json.dumps(e.to_json(), separators=(",", ":"))
-                yield f"id: {e.seq}\nevent: {e.kind}\ndata: {data}\n\n".encode()
-
-        return StreamingResponse(
-            stream(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    @app.get("/v1/info", tags=["trainer"], summary="What this trainer is and holds.")
-    async def info() -> dict[str, Any]:
-        return manager.info()
+    @app.get(
+        "/v1/info",
+        tags=["trainer"],
+        summary="What this trainer is and holds.",
+        responses=error_responses(503),
+    )
+    async def info() -> TrainerInfoJSON:
+        return TrainerInfoJSON.model_validate(await asyncio.to_thread(manager.info))
 
     return app
