@@ -86,6 +86,9 @@ def test_the_tree_keeps_every_contract() -> None:
         ("services/trainer/policy.py", "import lift.services.generator.adapters", "No service"),
         # the training loop reports through events, not metrics
         ("services/trainer/loop.py", "from lift.services.trainer import metrics", "training loop"),
+        ("services/trainer/loop.py", "import prometheus_client", "training loop"),
+        # dev tools are not installed with the package
+        ("runner.py", "import tools.processes", "dev tool"),
     ],
 )
 def test_the_checker_fails_on_a_back_edge(
