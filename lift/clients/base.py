@@ -12,13 +12,22 @@ services do not check tokens yet; the hook is where authentication plugs in.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import grpc
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-TOKEN_ENV = "LIFT_TOKEN"
+
+class ClientSettings(BaseSettings):
+    """What every client reads from the environment (prefix ``LIFT_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LIFT_", extra="ignore")
+
+    token: SecretStr | None = Field(
+        None, description="Bearer token sent with every call (LIFT_TOKEN); unset: none."
+    )
 
 
 class ClientError(Exception):
@@ -58,7 +67,8 @@ class Credentials:
     @classmethod
     def from_env(cls) -> Credentials:
         """A bearer token from ``LIFT_TOKEN`` if set; otherwise none (plaintext, no metadata)."""
-        token = os.environ.get(TOKEN_ENV, "").strip()
+        secret = ClientSettings().token
+        token = secret.get_secret_value().strip() if secret is not None else ""
         return cls(metadata=(("authorization", f"Bearer {token}"),) if token else ())
 
     def http_headers(self) -> dict[str, str]:
