@@ -57,7 +57,9 @@ def load_pipeline(model_dir: Path | str, dtype: torch.dtype) -> Any:
 
 __all__ = [
     "FAMILIES",
+    "CogVideoXFamily",
     "Defaults",
+    "GenericFamily",
     "PipelineFamily",
     "PipelineSpec",
     "TrainableFamily",
