@@ -375,7 +375,8 @@ def event_from_proto(m: trainer_pb2.RunEvent) -> Event:
     if name == "state_change":
         state = _STATE_FROM_PROTO.get(m.state_change.state)
         data = {"state": state.value if state else ""}
-        if m.state_change.reason:
+        # The trainer gives every final state a reason ("" when it succeeded), no other.
+        if m.state_change.reason or (state is not None and state.final):
             data["reason"] = m.state_change.reason
     elif name == "step_metrics":
         data = step_metrics_from_proto(m.step_metrics).to_json()

@@ -79,6 +79,22 @@ def _run_to_end(data_dir: Path, config: str) -> RunRecord:
         manager.close()
 
 
+def _assert_same_json(a: Any, b: Any, where: str = "") -> None:
+    """Equal JSON, floats to the nanosecond (durations and times travel as Duration/Timestamp)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same_json(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same_json(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-9), where
+    else:
+        assert a == b and type(a) is type(b), where
+
+
 def _assert_same_run(typed: Run, http_json: dict[str, Any]) -> None:
     """A run from TrainerClient (gRPC) has the keys and values of GET /v1/runs/{id}."""
     grpc_json = typed.to_json()
@@ -118,8 +134,13 @@ def test_offline_run_events_in_order_over_grpc_and_sse(
     url = f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run.id}/events"
     with httpx.stream("GET", url, timeout=30) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
-        ids = [int(line[4:]) for line in r.iter_lines() if line.startswith("id: ")]
+        lines = list(r.iter_lines())
+    ids = [int(line[4:]) for line in lines if line.startswith("id: ")]
     assert ids == [e.seq for e in events]
+    # The typed gRPC events carry what the SSE JSON carries, kind and data included.
+    sse = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+    for typed, http_json in zip(events, sse, strict=True):
+        _assert_same_json(typed.to_json(), http_json)
     with httpx.stream("GET", url, headers={"Last-Event-ID": "3"}, timeout=30) as r:
         ids = [int(line[4:]) for line in r.iter_lines() if line.startswith("id: ")]
     assert ids == [e.seq for e in events][3:]

@@ -188,6 +188,7 @@ _STEP = StepMetrics(
 EVENTS: list[tuple[str, dict[str, Any]]] = [
     ("state", {"state": "running"}),
     ("state", {"state": "failed", "reason": "the loss became nan"}),
+    ("state", {"state": "succeeded", "reason": ""}),
     ("log", {}),
     ("log", {"model_load_seconds": 1.5}),
     ("step", _STEP.to_json()),
@@ -225,7 +226,9 @@ def test_every_details_field_is_an_event_kind() -> None:
 def test_every_kind_the_trainer_emits_has_a_details_field() -> None:
     """A new event kind in the trainer needs its typed message (else WatchRun fails)."""
     source = "".join(
-        p.read_text() for p in Path("services/trainer").glob("*.py") if p.name != "protocol.py"
+        p.read_text()
+        for p in (Path(__file__).resolve().parents[2] / "services" / "trainer").glob("*.py")
+        if p.name != "protocol.py"
     )
     emitted = set(re.findall(r'emit\(\s*(?:\w+,\s*)?"(\w+)"', source))
     assert emitted and emitted <= set(EVENT_FIELDS), emitted - set(EVENT_FIELDS)
