@@ -9,6 +9,8 @@ BUF := .tools/node_modules/.bin/buf
 STAMP := $(VENV)/.setup-stamp
 # Prometheus + promtool (Debian's package): the observability tests run a real one.
 PROMETHEUS := /usr/bin/prometheus
+# Chromium + its WebDriver (Debian's packages): a test loads /docs in a headless browser.
+CHROMEDRIVER := /usr/bin/chromedriver
 # Triton Inference Server (CPU build inside the nvidia-pytriton wheel) in its own venv:
 # pytriton pins numpy<2; its Python backend runs the critic's ONNX vision graph.
 TRITON_VENV := .triton
@@ -18,7 +20,7 @@ DEMO_DIR := .demo
 
 .PHONY: setup demo test lint format proto bench clean
 
-setup: $(STAMP) $(BUF) $(PROMETHEUS) $(TRITON_STAMP)
+setup: $(STAMP) $(BUF) $(PROMETHEUS) $(CHROMEDRIVER) $(TRITON_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +39,10 @@ $(TRITON_STAMP):
 $(PROMETHEUS):
 	command -v prometheus >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
+
+$(CHROMEDRIVER):
+	command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)

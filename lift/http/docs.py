@@ -10,8 +10,8 @@ Two things FastAPI does not do by itself:
   not exist in an OpenAPI document).
 - Swagger UI and ReDoc load their JavaScript from a CDN by default, so ``/docs`` is a
   blank page on a machine without internet. The bundles come from the
-  ``fastapi-offline`` package (swagger-ui-dist and redoc's standalone build, with
-  their licences) and are served by the service itself under :data:`ASSETS_URL`.
+  ``fastapi-offline`` package (MIT; it ships swagger-ui-dist's bundle, Apache-2.0, and
+  redoc's standalone build, MIT) and the service serves them under :data:`ASSETS_URL`.
 """
 
 from __future__ import annotations

@@ -237,6 +237,7 @@ def test_grpc_info(gen) -> None:
         info = client.info()
     assert info["pipeline"] == "CogVideoXPipeline" and info["demo"] is True
     assert info["defaults"]["num_frames"] == 49 and info["limits"]["frames_multiple"] == 4
+    assert info == gen.http.get("/v1/info").json()  # the same dict over both transports
 
 
 # -- cancellation, deadlines, overload ------------------------------------------------
@@ -408,6 +409,6 @@ def test_a_bad_adapter_is_refused_and_the_old_one_keeps_serving(
             r = running.http.post("/v1/adapters", json=body)
             assert r.status_code == 400 and "exactly one" in r.json()["error"]["message"]
         r = running.http.post("/v1/adapters", content=b"x", headers={"content-type": "text/plain"})
-        assert r.status_code == 400
+        assert r.status_code == 415  # unsupported media type: one status per kind of bad input
     finally:
         close()
