@@ -22,7 +22,7 @@ import httpx
 from lift.clients.base import AsyncGrpcClient, ClientError, Credentials, GrpcClient
 from lift.common.v1 import common_pb2
 from lift.critic.v1 import critic_pb2, critic_pb2_grpc
-from lift.critique import Critique, from_json, from_proto
+from lift.critique import Critique, dimension_from_proto, from_json, from_proto
 from lift.uris import is_uri
 from lift.wire import message_to_data, seconds
 
@@ -88,11 +88,21 @@ def _score_results(resp: critic_pb2.ScoreResponse) -> list[Critique | CriticErro
 
 
 def info_to_json(msg: critic_pb2.GetInfoResponse) -> dict[str, Any]:
-    """GetInfo as the JSON of GET /v1/info (field names as there; durations in seconds)."""
-    data = message_to_data(msg)
-    del data["max_duration"]
-    data["max_duration_s"] = seconds(msg.max_duration)
-    return data
+    """GetInfo as the JSON of GET /v1/info, so both transports give the same dict."""
+    return {
+        "model": message_to_data(msg.model),
+        "assessed_dimensions": [dimension_from_proto(d).value for d in msg.assessed_dimensions],
+        "reward_map": message_to_data(msg.reward_map),
+        "limits": {
+            "max_video_bytes": msg.max_video_bytes,
+            "max_duration_s": seconds(msg.max_duration),
+            "max_frames": msg.max_frames,
+            "max_side_px": msg.max_side_px,
+            "max_prompt_chars": msg.max_prompt_chars,
+            "max_batch_items": msg.max_batch_items,
+        },
+        "suite_version": msg.suite_version,
+    }
 
 
 class CriticClient(GrpcClient):

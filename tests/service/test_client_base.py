@@ -59,7 +59,7 @@ def test_lift_token_is_sent_as_a_bearer_token(fake_critic, monkeypatch) -> None:
     with CriticClient(target) as client:
         info = client.info()
     assert servicer.metadata[-1]["authorization"] == "Bearer s3cret"
-    assert info["max_video_bytes"] == 5 and info["max_duration_s"] == 2.5  # ints stay ints
+    assert info["limits"]["max_video_bytes"] == 5 and info["limits"]["max_duration_s"] == 2.5
 
     async def main() -> None:
         async with AsyncCriticClient(target) as client:

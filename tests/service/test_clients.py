@@ -31,6 +31,11 @@ def test_sync_client(critic: RunningCritic, mp4s, kind: str) -> None:
         assert client.info()["model"]["backend"] == "signal"
 
 
+def test_info_is_the_same_over_grpc_and_http(critic: RunningCritic) -> None:
+    with CriticClient(critic.grpc_target) as g, CriticClient(critic.http_url) as h:
+        assert g.info() == h.info()
+
+
 def test_async_client(critic: RunningCritic, mp4s) -> None:
     async def main():
         async with AsyncCriticClient(critic.grpc_target) as client:

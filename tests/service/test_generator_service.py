@@ -380,7 +380,10 @@ def test_in_flight_generation_finishes_on_the_version_it_started_with(
                 )
             )
             assert np.array_equal(frames_of(video.data), frames_of(base.data))
-            assert client.info()["current_adapter_version"] == "v1"
+            info = client.info()
+            assert info["current_adapter_version"] == "v1"
+            # Loaded adapters (load times are Timestamps on the wire) read as over HTTP.
+            assert info == running.http.get("/v1/info").json()
     finally:
         close()
 
