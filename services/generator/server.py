@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from lift.generator.v1 import generator_pb2_grpc
 from lift.runner import ServiceRunner, assemble_service
 from lift.services.generator.engine import GeneratorEngine
 from lift.services.generator.grpc_service import SERVICE_NAME, GeneratorServicer
 from lift.services.generator.http_app import create_app
 from lift.services.generator.settings import GeneratorSettings
-from lift.generator.v1 import generator_pb2_grpc
 
 
 def build_generator(settings: GeneratorSettings) -> ServiceRunner:
