@@ -18,23 +18,30 @@ S = TypeVar("S")
 # Top-level modules that only an extra installs (the base install has none of them).
 OPTIONAL_MODULES = frozenset(
     {
-        "accelerate",
+        # serve (every service): fronts, reflection, metrics, video
         "av",
         "cv2",
-        "diffusers",
         "fastapi",
+        "fastapi_offline",
+        "grpc_reflection",
+        "multipart",
+        "prometheus_client",
+        "python_multipart",
+        "safetensors",
+        "torch",
+        "uvicorn",
+        # critic, generator, trainer
+        "PIL",
+        "accelerate",
+        "diffusers",
+        "jinja2",
         "matplotlib",
         "onnx",
         "onnxruntime",
         "peft",
-        "safetensors",
-        "scipy",
-        "torch",
-        "torchvision",
+        "tokenizers",
         "transformers",
         "tritonclient",
-        "uvicorn",
-        "yaml",
     }
 )
 
