@@ -238,7 +238,7 @@ def install_docs(app: FastAPI) -> None:
             swagger_js_url=f"{assets}/swagger-ui-bundle.js",
             swagger_css_url=f"{assets}/swagger-ui.css",
             swagger_favicon_url=f"{assets}/favicon.png",
-            # No badge that posts the document to the public validator service.
+            # No validator badge: it would send the document's URL to a public service.
             swagger_ui_parameters={"validatorUrl": None},
         )
 
