@@ -264,6 +264,22 @@ def test_critic_replies_match_the_document(critic_contract: Contract, mp4s, crit
     assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
 
 
+@pytest.mark.parametrize(
+    ("page", "assets"),
+    [
+        ("/docs", ["swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"]),
+        ("/redoc", ["redoc.standalone.js", "favicon.png"]),
+    ],
+)
+def test_docs_pages_use_only_assets_the_service_serves(http, page: str, assets: list[str]) -> None:
+    html = http.get(page).text
+    for name in assets:
+        assert f'"/static/docs/{name}"' in html
+        r = http.get(f"/static/docs/{name}")
+        assert r.status_code == 200 and len(r.content) > 1000
+    assert "cdn" not in html and "fonts.googleapis" not in html
+
+
 def test_generator_replies_match_the_document(tiny_generator_dir) -> None:
     settings = GeneratorSettings(
         model=tiny_generator_dir, grpc_port=0, http_port=0, log_level="WARNING"
