@@ -89,8 +89,8 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
-class _Base:
-    """Settings both the blocking and the asyncio base keep."""
+class ClientBase:
+    """What every client keeps: its error class, deadline and credentials (gRPC or HTTP)."""
 
     error: ClassVar[type[ClientError]] = ClientError
     """The error class this client raises (CriticError, GeneratorError, ...)."""
@@ -108,7 +108,7 @@ class _Base:
         return kwargs
 
 
-class GrpcClient(_Base):
+class GrpcClient(ClientBase):
     """A blocking gRPC client: one channel, one stub; use it as a context manager."""
 
     def __init__(
@@ -148,7 +148,7 @@ class GrpcClient(_Base):
         return getattr(self._stub, method)(request, **self._call_kwargs(timeout_s))
 
 
-class AsyncGrpcClient(_Base):
+class AsyncGrpcClient(ClientBase):
     """An asyncio gRPC client: ``async with Client("host:port") as c: ...``."""
 
     def __init__(

@@ -19,7 +19,13 @@ from typing import Any
 
 import httpx
 
-from lift.clients.base import AsyncGrpcClient, ClientError, Credentials, GrpcClient
+from lift.clients.base import (
+    AsyncGrpcClient,
+    ClientBase,
+    ClientError,
+    Credentials,
+    GrpcClient,
+)
 from lift.common.v1 import common_pb2
 from lift.critic.v1 import critic_pb2, critic_pb2_grpc
 from lift.critique import Critique, dimension_from_proto, from_json, from_proto
@@ -121,8 +127,7 @@ class CriticClient(GrpcClient):
         self.chunk = upload_chunk_bytes
         self._http: httpx.Client | None = None
         if server.startswith(("http://", "https://")):
-            self.timeout_s = timeout_s
-            self.credentials = credentials if credentials is not None else Credentials.from_env()
+            ClientBase.__init__(self, timeout_s, credentials)
             self._http = httpx.Client(
                 base_url=server, timeout=timeout_s, headers=self.credentials.http_headers()
             )
