@@ -7,15 +7,9 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from lift.errors import InvalidInput
 from lift.runs import config_from_proto, event_to_proto
 from lift.services.trainer.manager import RunManager
-from lift.services.trainer.protocol import (
-    page_token,
-    parse_page_token,
-    record_to_proto,
-    state_name,
-)
+from lift.services.trainer.protocol import record_to_proto, state_name
 from lift.serving import WorkLimiter
 from lift.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
@@ -48,19 +42,12 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     async def ListRuns(
         self, request: trainer_pb2.ListRunsRequest, context: grpc.aio.ServicerContext
     ) -> trainer_pb2.ListRunsResponse:
-        state = state_name(request.state)
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        if not 1 <= size <= 1000:
-            raise InvalidInput(f"page_size must be between 1 and 1000; got {size}")
-        before = parse_page_token(request.page_token, state)
-        page = await asyncio.to_thread(self.manager.list_runs, state, size, before)
-        token = ""
-        if len(page) == size:  # a full page: is there a run after it?
-            last = page[-1]
-            more = await asyncio.to_thread(
-                self.manager.list_runs, state, 1, (last.created, last.id)
-            )
-            token = page_token(last, state) if more else ""
+        page, token = await asyncio.to_thread(
+            self.manager.list_page,
+            state_name(request.state),
+            request.page_size or DEFAULT_PAGE_SIZE,
+            request.page_token,
+        )
         return trainer_pb2.ListRunsResponse(
             runs=[record_to_proto(r) for r in page], next_page_token=token
         )

@@ -91,10 +91,17 @@ def create_app(manager: RunManager, limiter: WorkLimiter) -> FastAPI:
                 examples=["running"],
             ),
         ] = "",
-        limit: Annotated[int, Query(ge=1, le=1000, description="Most runs to list.")] = 100,
+        limit: Annotated[int, Query(ge=1, le=1000, description="Most runs in one page.")] = 100,
+        page_token: Annotated[
+            str,
+            Query(
+                description="The next_page_token of the previous page (same state filter); "
+                "empty for the first page."
+            ),
+        ] = "",
     ) -> RunListJSON:
-        runs = await asyncio.to_thread(manager.list_runs, state, limit)
-        return RunListJSON(runs=[RunJSON.of(r) for r in runs])
+        runs, token = await asyncio.to_thread(manager.list_page, state, limit, page_token)
+        return RunListJSON(runs=[RunJSON.of(r) for r in runs], next_page_token=token)
 
     @app.get(
         "/v1/runs/{run_id}",

@@ -123,6 +123,9 @@ class RunListJSON(_Wire):
     """Response of GET /v1/runs."""
 
     runs: list[RunJSON] = Field(..., description="Newest first.")
+    next_page_token: str = Field(
+        "", description="Pass as ?page_token= for the next page; empty on the last page."
+    )
 
 
 class RunEventJSON(_Wire):

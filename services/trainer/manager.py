@@ -9,6 +9,9 @@ runs are queued again, in the order they were submitted.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import logging
 import queue
 import secrets
@@ -157,6 +160,22 @@ class RunManager:
             names = ", ".join(s.value for s in RunState)
             raise InvalidInput(f"state must be one of {names}; got {state!r}") from None
         return self._db().runs(wanted, limit, before)
+
+    def list_page(
+        self, state: str = "", page_size: int = 100, token: str = ""
+    ) -> tuple[list[RunRecord], str]:
+        """One page of runs, newest first, and the token of the next page ("" on the last).
+
+        Both fronts page through this (gRPC ListRuns, HTTP GET /v1/runs).
+        """
+        if not 1 <= page_size <= 1000:
+            raise InvalidInput(f"page_size must be between 1 and 1000; got {page_size}")
+        page = self.list_runs(state, page_size, parse_page_token(token, state))
+        if len(page) < page_size:
+            return page, ""
+        last = page[-1]  # a full page: is there a run after it?
+        more = self.list_runs(state, 1, (last.created, last.id))
+        return page, page_token(last, state) if more else ""
 
     def cancel_run(self, run_id: str) -> RunRecord:
         """Cancel a queued or running run (a running one stops at its next step)."""
@@ -332,3 +351,31 @@ def _preflight(config: RunConfig) -> None:
             f"invalid run config: model: {config.model} is not a diffusers pipeline directory "
             "(no model_index.json)"
         )
+
+
+# A page token is opaque to callers: base64 of the last run's (created, id) and the
+# state filter it was made for. Paging by key, not offset, keeps pages stable while
+# new runs arrive at the front of the list.
+
+
+def page_token(last: RunRecord, state: str) -> str:
+    """The token for the page after ``last``."""
+    raw = json.dumps([last.created, last.id, state], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def parse_page_token(token: str, state: str) -> tuple[float, str] | None:
+    """The (created, id) a token continues after; None for the first page."""
+    if not token:
+        return None
+    try:
+        created, run_id, token_state = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(run_id, str) or not isinstance(created, int | float):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidInput(
+            "page_token is not a token this trainer issued: pass next_page_token as it came"
+        ) from None
+    if token_state != state:
+        raise InvalidInput("page_token was issued for another state filter: keep the filter")
+    return float(created), run_id

@@ -30,7 +30,7 @@ from lift.runs import (
     run_to_proto,
 )
 from lift.services.trainer.config import EndpointConfig, RunConfig, parse_run_config
-from lift.services.trainer.protocol import page_token, parse_page_token
+from lift.services.trainer.manager import page_token, parse_page_token
 from lift.services.trainer.remote import AdapterMissing, DependencyFailed, Retrying
 from lift.trainer.v1 import trainer_pb2
 
@@ -266,8 +266,9 @@ def test_list_runs_pages_cover_every_run_once(tmp_path: Path) -> None:
     manager.load()
     try:
         assert manager.store is not None
+        config = parse_run_config({"prompts": ["a cat"]}).to_json()
         for i in range(7):  # stored only: no worker picks these up
-            manager.store.create_run(f"run-{i}", f"r{i}", {}, 1)
+            manager.store.create_run(f"run-{i}", f"r{i}", config, 1)
         servicer = TrainerServicer(manager, None)  # type: ignore[arg-type]
 
         def page(size: int, token: str = "") -> trainer_pb2.ListRunsResponse:
@@ -291,6 +292,24 @@ def test_list_runs_pages_cover_every_run_once(tmp_path: Path) -> None:
         with pytest.raises(InvalidInput, match="page_size"):
             page(5000)
         assert InvalidInput.grpc_code == grpc.StatusCode.INVALID_ARGUMENT
+
+        # HTTP pages through the same manager call: same order, same tokens, 400 on garbage.
+        from fastapi.testclient import TestClient
+
+        from lift.services.trainer.http_app import create_app
+        from lift.serving import WorkLimiter
+
+        http = TestClient(create_app(manager, WorkLimiter(1, 1)))
+        ids, token = [], ""
+        while True:
+            body = http.get("/v1/runs", params={"limit": 3, "page_token": token}).json()
+            ids += [r["id"] for r in body["runs"]]
+            token = body["next_page_token"]
+            if not token:
+                break
+        assert ids == [f"run-{i}" for i in reversed(range(7))]
+        bad = http.get("/v1/runs", params={"page_token": "garbage"})
+        assert bad.status_code == 400 and "page_token" in bad.json()["error"]["message"]
     finally:
         manager.close()
 

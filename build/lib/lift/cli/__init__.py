@@ -1,1 +1,0 @@
-"""The `lift` command line."""

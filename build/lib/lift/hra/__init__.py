@@ -1,1 +1,0 @@
-"""Human-feedback data: LiFT-HRA records and critic agreement."""

@@ -1,1 +1,0 @@
-"""The LiFT services: critic (this issue), generator and trainer (later)."""

@@ -1,1 +1,0 @@
-"""The critic service: judges a video against its prompt and says why."""
