@@ -131,30 +131,66 @@ class AdapterFiles(_message.Message):
     def __init__(self, weights: _Optional[bytes] = ..., config_json: _Optional[str] = ...) -> None: ...
 
 class LoadAdapterRequest(_message.Message):
-    __slots__ = ("version", "uri", "files")
+    __slots__ = ("version", "uri", "files", "pin")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    PIN_FIELD_NUMBER: _ClassVar[int]
     version: str
     uri: str
     files: AdapterFiles
-    def __init__(self, version: _Optional[str] = ..., uri: _Optional[str] = ..., files: _Optional[_Union[AdapterFiles, _Mapping]] = ...) -> None: ...
+    pin: bool
+    def __init__(self, version: _Optional[str] = ..., uri: _Optional[str] = ..., files: _Optional[_Union[AdapterFiles, _Mapping]] = ..., pin: _Optional[bool] = ...) -> None: ...
 
 class LoadAdapterResponse(_message.Message):
-    __slots__ = ("version", "previous_version", "modules", "rank", "load_duration", "loaded_versions")
+    __slots__ = ("version", "previous_version", "modules", "rank", "load_duration", "loaded_versions", "pinned", "evicted_versions")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
     MODULES_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     LOAD_DURATION_FIELD_NUMBER: _ClassVar[int]
     LOADED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    EVICTED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     version: str
     previous_version: str
     modules: int
     rank: int
     load_duration: _duration_pb2.Duration
     loaded_versions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[str] = ..., previous_version: _Optional[str] = ..., modules: _Optional[int] = ..., rank: _Optional[int] = ..., load_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., loaded_versions: _Optional[_Iterable[str]] = ...) -> None: ...
+    pinned: bool
+    evicted_versions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[str] = ..., previous_version: _Optional[str] = ..., modules: _Optional[int] = ..., rank: _Optional[int] = ..., load_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., loaded_versions: _Optional[_Iterable[str]] = ..., pinned: _Optional[bool] = ..., evicted_versions: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PromoteAdapterRequest(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...
+
+class PromoteAdapterResponse(_message.Message):
+    __slots__ = ("version", "previous_version")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    previous_version: str
+    def __init__(self, version: _Optional[str] = ..., previous_version: _Optional[str] = ...) -> None: ...
+
+class PinAdapterRequest(_message.Message):
+    __slots__ = ("version", "pinned")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    pinned: bool
+    def __init__(self, version: _Optional[str] = ..., pinned: _Optional[bool] = ...) -> None: ...
+
+class PinAdapterResponse(_message.Message):
+    __slots__ = ("version", "pinned")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    pinned: bool
+    def __init__(self, version: _Optional[str] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class GetInfoRequest(_message.Message):
     __slots__ = ()
@@ -197,16 +233,18 @@ class GenerationLimits(_message.Message):
     def __init__(self, max_num_frames: _Optional[int] = ..., frames_multiple: _Optional[int] = ..., max_side_px: _Optional[int] = ..., size_multiple: _Optional[int] = ..., max_num_inference_steps: _Optional[int] = ..., max_guidance_scale: _Optional[float] = ..., max_prompt_chars: _Optional[int] = ..., max_adapter_bytes: _Optional[int] = ...) -> None: ...
 
 class AdapterInfo(_message.Message):
-    __slots__ = ("version", "modules", "rank", "load_time")
+    __slots__ = ("version", "modules", "rank", "load_time", "pinned")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODULES_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     LOAD_TIME_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
     version: str
     modules: int
     rank: int
     load_time: _timestamp_pb2.Timestamp
-    def __init__(self, version: _Optional[str] = ..., modules: _Optional[int] = ..., rank: _Optional[int] = ..., load_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    pinned: bool
+    def __init__(self, version: _Optional[str] = ..., modules: _Optional[int] = ..., rank: _Optional[int] = ..., load_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class GetInfoResponse(_message.Message):
     __slots__ = ("model_name", "model_version", "pipeline", "demo", "device", "dtype", "current_adapter_version", "adapters", "defaults", "limits", "suite_version")

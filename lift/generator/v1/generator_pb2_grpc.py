@@ -47,6 +47,16 @@ class GeneratorServiceStub:
                 request_serializer=lift_dot_generator_dot_v1_dot_generator__pb2.LoadAdapterRequest.SerializeToString,
                 response_deserializer=lift_dot_generator_dot_v1_dot_generator__pb2.LoadAdapterResponse.FromString,
                 _registered_method=True)
+        self.PromoteAdapter = channel.unary_unary(
+                '/lift.generator.v1.GeneratorService/PromoteAdapter',
+                request_serializer=lift_dot_generator_dot_v1_dot_generator__pb2.PromoteAdapterRequest.SerializeToString,
+                response_deserializer=lift_dot_generator_dot_v1_dot_generator__pb2.PromoteAdapterResponse.FromString,
+                _registered_method=True)
+        self.PinAdapter = channel.unary_unary(
+                '/lift.generator.v1.GeneratorService/PinAdapter',
+                request_serializer=lift_dot_generator_dot_v1_dot_generator__pb2.PinAdapterRequest.SerializeToString,
+                response_deserializer=lift_dot_generator_dot_v1_dot_generator__pb2.PinAdapterResponse.FromString,
+                _registered_method=True)
         self.GetInfo = channel.unary_unary(
                 '/lift.generator.v1.GeneratorService/GetInfo',
                 request_serializer=lift_dot_generator_dot_v1_dot_generator__pb2.GetInfoRequest.SerializeToString,
@@ -70,10 +80,29 @@ class GeneratorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LoadAdapter(self, request, context):
-        """Install a LoRA adapter (peft format) under a new version label. It becomes
-        the current version for requests that start after this returns; requests
-        already generating finish on the version they started with. A bad adapter
-        is refused and the previous version keeps serving.
+        """Install a LoRA adapter (peft or diffusers format) under a new version
+        label. Loading does not change what callers who name no version get: the
+        new version serves only requests that name it, until PromoteAdapter makes
+        it the default. When the generator holds adapter_keep versions it unloads
+        the oldest unpinned one; when every loaded version is pinned the load is
+        refused with RESOURCE_EXHAUSTED. A bad adapter is refused and nothing
+        changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteAdapter(self, request, context):
+        """Make a loaded version (or "base", the model without adapter) the default
+        that requests naming no version get. Requests already generating finish on
+        the version they started with. The only way the default changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PinAdapter(self, request, context):
+        """Pin a loaded version (it is never unloaded to make room) or unpin it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,6 +127,16 @@ def add_GeneratorServiceServicer_to_server(servicer, server):
                     servicer.LoadAdapter,
                     request_deserializer=lift_dot_generator_dot_v1_dot_generator__pb2.LoadAdapterRequest.FromString,
                     response_serializer=lift_dot_generator_dot_v1_dot_generator__pb2.LoadAdapterResponse.SerializeToString,
+            ),
+            'PromoteAdapter': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteAdapter,
+                    request_deserializer=lift_dot_generator_dot_v1_dot_generator__pb2.PromoteAdapterRequest.FromString,
+                    response_serializer=lift_dot_generator_dot_v1_dot_generator__pb2.PromoteAdapterResponse.SerializeToString,
+            ),
+            'PinAdapter': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinAdapter,
+                    request_deserializer=lift_dot_generator_dot_v1_dot_generator__pb2.PinAdapterRequest.FromString,
+                    response_serializer=lift_dot_generator_dot_v1_dot_generator__pb2.PinAdapterResponse.SerializeToString,
             ),
             'GetInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInfo,
@@ -162,6 +201,60 @@ class GeneratorService:
             '/lift.generator.v1.GeneratorService/LoadAdapter',
             lift_dot_generator_dot_v1_dot_generator__pb2.LoadAdapterRequest.SerializeToString,
             lift_dot_generator_dot_v1_dot_generator__pb2.LoadAdapterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteAdapter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lift.generator.v1.GeneratorService/PromoteAdapter',
+            lift_dot_generator_dot_v1_dot_generator__pb2.PromoteAdapterRequest.SerializeToString,
+            lift_dot_generator_dot_v1_dot_generator__pb2.PromoteAdapterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinAdapter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lift.generator.v1.GeneratorService/PinAdapter',
+            lift_dot_generator_dot_v1_dot_generator__pb2.PinAdapterRequest.SerializeToString,
+            lift_dot_generator_dot_v1_dot_generator__pb2.PinAdapterResponse.FromString,
             options,
             channel_credentials,
             insecure,
