@@ -87,3 +87,17 @@ class Conflict(LiftError):
 
     grpc_code = grpc.StatusCode.FAILED_PRECONDITION
     http_status = 409
+
+
+class Unauthenticated(LiftError):
+    """No bearer token, or one the service does not know (HTTP adds WWW-Authenticate)."""
+
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    http_status = 401
+
+
+class PermissionDenied(LiftError):
+    """A valid token without the scope the call needs."""
+
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    http_status = 403

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from lift import metrics
+from lift.auth import Authenticator, Decision, bearer_token, check, required_scope
 from lift.errors import LiftError
 
 HealthServicer = Any
@@ -103,18 +104,88 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
+# Methods that never need a token: health (probes) and reflection (only the schema, and
+# served only when the settings enable it).
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def _metadata_value(details: Any, key: str) -> str | None:
+    for item in details.invocation_metadata or ():
+        k, v = item
+        if k.lower() == key:
+            return v.decode("latin-1") if isinstance(v, bytes) else str(v)
+    return None
+
+
+def _refusal(handler: Any, code: grpc.StatusCode, message: str) -> Any:
+    """A handler of the same kind as ``handler`` that only refuses the call.
+
+    The request is not deserialised (no deserializer): an unauthenticated caller's
+    bytes are never parsed.
+    """
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, message)
+
+    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await context.abort(code, message)
+        yield  # pragma: no cover - abort raises; this makes the function a generator
+
+    kw = {"response_serializer": handler.response_serializer}
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary, **kw)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary, **kw)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streaming, **kw)
+    return grpc.stream_stream_rpc_method_handler(streaming, **kw)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Bearer tokens and scopes for every RPC (the table is :data:`lift.auth.ACCESS`).
+
+    No or an unknown token: UNAUTHENTICATED; a token without the method's scope:
+    PERMISSION_DENIED. Health and reflection stay open.
+    """
+
+    def __init__(self, service: str, auth: Authenticator) -> None:
+        self.service = service
+        self.auth = auth
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(OPEN_METHOD_PREFIXES):
+            return handler
+        token = bearer_token(_metadata_value(details, "authorization"))
+        decision, message = check(self.auth, token, required_scope(self.service, details.method))
+        if decision is Decision.ALLOW:
+            return handler
+        code = (
+            grpc.StatusCode.UNAUTHENTICATED
+            if decision is Decision.UNAUTHENTICATED
+            else grpc.StatusCode.PERMISSION_DENIED
+        )
+        return _refusal(handler, code, message)
+
+
 def build_server(
     service: str,
     registrations: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]],
     max_message_bytes: int,
+    auth: Authenticator | None = None,
+    reflection_on: bool = True,
 ) -> tuple[grpc.aio.Server, HealthServicer]:
-    """A grpc.aio server with the given servicers, health and reflection.
+    """A grpc.aio server with the given servicers, health and (``reflection_on``) reflection.
 
     ``registrations`` are ``(add_XServicer_to_server, servicer, full_service_name)``.
     Health starts NOT_SERVING; call :func:`set_serving` once the model is loaded.
+    With ``auth``, every call but health and reflection needs a token with its scope.
     """
+    interceptors: list[grpc.aio.ServerInterceptor] = [ServiceInterceptor(service)]
+    if auth is not None:  # inside ServiceInterceptor, so refusals are counted in the metrics
+        interceptors.append(AuthInterceptor(service, auth))
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(service)],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -125,14 +196,15 @@ def build_server(
     names = [name for _, _, name in registrations]
     for add, servicer, _ in registrations:
         add(servicer, server)
-    reflection.enable_server_reflection(
-        [
-            *names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
-    )
+    if reflection_on:
+        reflection.enable_server_reflection(
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
     return server, health_servicer
 
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,7 +16,9 @@ import grpc
 import uvicorn
 from fastapi import FastAPI
 
+from lift.auth import is_loopback
 from lift.grpc_server import HealthServicer, build_server, set_serving
+from lift.http.security import secure_app
 from lift.serving import WorkLimiter
 from lift.settings import ServiceSettings
 
@@ -28,6 +31,29 @@ class _QuietUvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[no-untyped-def]
         yield
+
+
+def tls_options(settings: ServiceSettings) -> tuple[grpc.ServerCredentials | None, dict[str, Any]]:
+    """The gRPC server credentials and uvicorn's ssl options for ``settings`` (None, {}: plain).
+
+    With ``tls_client_ca_file`` both fronts require a client certificate that CA signed.
+    """
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None, {}
+    cert = settings.tls_cert_file.read_bytes()
+    key = settings.tls_key_file.read_bytes()
+    ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    creds = grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+    uv: dict[str, Any] = {
+        "ssl_certfile": str(settings.tls_cert_file),
+        "ssl_keyfile": str(settings.tls_key_file),
+    }
+    if settings.tls_client_ca_file is not None:
+        uv["ssl_ca_certs"] = str(settings.tls_client_ca_file)
+        uv["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return creds, uv
 
 
 class ServiceRunner:
@@ -50,6 +76,8 @@ class ServiceRunner:
         load: Callable[[], None],
         log_level: str = "info",
         close: Callable[[], None] | None = None,
+        grpc_credentials: grpc.ServerCredentials | None = None,
+        http_ssl: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.grpc_server = grpc_server
@@ -59,7 +87,11 @@ class ServiceRunner:
         self.host = host
         self.load = load
         self.close = close
-        self.grpc_port = grpc_server.add_insecure_port(f"{host}:{grpc_port}")
+        self.tls = grpc_credentials is not None
+        if grpc_credentials is not None:
+            self.grpc_port = grpc_server.add_secure_port(f"{host}:{grpc_port}", grpc_credentials)
+        else:
+            self.grpc_port = grpc_server.add_insecure_port(f"{host}:{grpc_port}")
         if self.grpc_port == 0:
             raise OSError(f"could not bind gRPC port {host}:{grpc_port} (in use?)")
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -67,7 +99,13 @@ class ServiceRunner:
         self._sock.bind((host, http_port))
         self.http_port = self._sock.getsockname()[1]
         self._uvicorn = _QuietUvicorn(
-            uvicorn.Config(app, log_level=log_level.lower(), access_log=False, lifespan="off")
+            uvicorn.Config(
+                app,
+                log_level=log_level.lower(),
+                access_log=False,
+                lifespan="off",
+                **(http_ssl or {}),
+            )
         )
         self._http_task: asyncio.Task[None] | None = None
 
@@ -83,10 +121,11 @@ class ServiceRunner:
         await asyncio.to_thread(self.load)
         await set_serving(self.health, self.service_names, up=True)
         log.info(
-            "%s ready: gRPC %s:%d, HTTP http://%s:%d (docs at /docs)",
+            "%s ready: gRPC %s:%d, HTTP %s://%s:%d (docs at /docs)",
             self.name,
             self.host,
             self.grpc_port,
+            "https" if self.tls else "http",
             self.host,
             self.http_port,
         )
@@ -133,23 +172,38 @@ def assemble_service(
     gRPC servicer and the FastAPI app from the engine and the limiter they share.
     """
     limiter = WorkLimiter(settings.workers, settings.max_queue, service=name)
+    app = create_app(engine, limiter)
+    # Both fronts share one Authenticator: the same tokens file, re-read in one place.
+    auth = secure_app(app, name, settings)
+    if auth is None and not is_loopback(settings.host):
+        log.warning(
+            "%s listens on %s without a tokens file: anyone who reaches it may call every "
+            "API; set LIFT_AUTH_FILE (`lift auth add`) outside local use",
+            name,
+            settings.host,
+        )
     server, health = build_server(
         name,
         [(add_servicer, servicer(engine, limiter), service_name)],
         settings.max_message_bytes,
+        auth=auth,
+        reflection_on=settings.reflection,
     )
+    grpc_credentials, http_ssl = tls_options(settings)
     return ServiceRunner(
         name,
         server,
         health,
         [service_name],
-        create_app(engine, limiter),
+        app,
         settings.host,
         settings.grpc_port,
         settings.http_port,
         engine.load,
         settings.log_level,
         close=engine.close,
+        grpc_credentials=grpc_credentials,
+        http_ssl=http_ssl,
     )
 
 

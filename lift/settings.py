@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class SharedSettings(BaseSettings):
+    """Settings every service reads under the same name (prefix ``LIFT_``, no service part)."""
+
+    model_config = SettingsConfigDict(env_prefix="LIFT_", extra="ignore")
+
+    auth_file: Path | None = Field(
+        None, description="Tokens file (LIFT_AUTH_FILE) every service checks bearer tokens against."
+    )
+
+
+def _split_list(v: object) -> object:
+    """A comma-separated env value as a list ("a, b" -> ["a", "b"]); lists pass as they are."""
+    if isinstance(v, str):
+        return [item.strip() for item in v.split(",") if item.strip()]
+    return v
+
+
+CommaList = Annotated[list[str], NoDecode]
 
 
 class ServiceSettings(BaseSettings):
@@ -25,6 +46,58 @@ class ServiceSettings(BaseSettings):
         description="Requests allowed to wait for a worker; more get RESOURCE_EXHAUSTED / 429.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    # -- access (see lift/auth.py and the README's SECURITY section) ---------------
+    auth_file: Path | None = Field(
+        default_factory=lambda: SharedSettings().auth_file,
+        description="Tokens file (`lift auth add` writes it); default LIFT_AUTH_FILE. Unset: "
+        "no authentication (local use; a warning when binding beyond loopback).",
+    )
+    open_metrics: bool = Field(
+        True, description="/metrics answers without a token (Prometheus scrapes it)."
+    )
+    open_docs: bool = Field(
+        True,
+        description="/docs, /redoc and /openapi.json answer without a token (they describe "
+        "the public API, nothing of the data).",
+    )
+    reflection: bool = Field(
+        True, description="gRPC server reflection is served (without a token: only the schema)."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) of both fronts; set with tls_key_file for TLS."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle; set: mutual TLS, clients must present a certificate it signed.",
+    )
+    cors_origins: CommaList = Field(
+        default_factory=list,
+        description="Browser origins allowed cross-origin (comma-separated); empty: CORS off.",
+    )
+    trusted_hosts: CommaList = Field(
+        default_factory=list,
+        description="Host header values accepted (comma-separated, '*.example.com' allowed); "
+        "empty: any. Set it when browsers can reach the service (stops DNS rebinding).",
+    )
+
+    @field_validator("cors_origins", "trusted_hosts", mode="before")
+    @classmethod
+    def _comma_list(cls, v: object) -> object:
+        return _split_list(v)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServiceSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both tls_cert_file and tls_key_file, or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when both fronts serve TLS."""
+        return self.tls_cert_file is not None
 
     @field_validator("log_level")
     @classmethod
