@@ -6,6 +6,7 @@ call these methods (through :class:`lift.serving.WorkLimiter`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -14,14 +15,21 @@ from typing import Any
 
 from lift import __version__
 from lift.critique import Critique, Dimension, ModelInfo, VideoInfo
-from lift.errors import Cancelled, DeadlineExceeded, InvalidInput, LiftError, NotReady
+from lift.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    InvalidInput,
+    LiftError,
+    NotReady,
+    PayloadTooLarge,
+)
 from lift.reward import RewardMap, video_reward
 from lift.services.critic import metrics
 from lift.services.critic.backends import CriticBackend, create_backend
 from lift.services.critic.batching import MicroBatcher
 from lift.services.critic.settings import CriticSettings
 from lift.serving import Deadline
-from lift.uris import UriPolicy, is_uri, read_uri
+from lift.uris import FetchGate, is_http_uri, is_uri, read_uri
 from lift.video import decode_video
 
 log = logging.getLogger(__name__)
@@ -33,6 +41,8 @@ class VideoSource:
 
     data: bytes | None = None
     uri: str | None = None
+    error: LiftError | None = None
+    """Why fetching ``uri`` failed (set by :meth:`CriticEngine.fetch_all`); raised on read."""
 
     @classmethod
     def from_arg(cls, arg: str) -> VideoSource:
@@ -72,7 +82,8 @@ class CriticEngine:
     def __init__(self, settings: CriticSettings, backend: CriticBackend | None = None) -> None:
         self.settings = settings
         self._backend = backend
-        self._uri_policy = UriPolicy(settings.video_root, settings.allow_http_uris)
+        self._uri_policy = settings.uri_policy
+        self._fetches = FetchGate(settings.http_uri_concurrency, settings.http_uri_queue)
         self._batcher: MicroBatcher | None = None
 
     def load(self) -> None:
@@ -127,6 +138,8 @@ class CriticEngine:
 
     def read_source(self, source: VideoSource) -> bytes:
         """The encoded video bytes of ``source`` (reading its URI under the policy)."""
+        if source.error is not None:
+            raise source.error
         if source.data and source.uri:
             raise InvalidInput("send the video as bytes or as a URI, not both")
         if source.uri:
@@ -134,6 +147,51 @@ class CriticEngine:
         if source.data is None:
             raise InvalidInput("no video: send the video bytes or a video URI")
         return source.data
+
+    # -- remote videos ----------------------------------------------------------
+    async def fetch(self, source: VideoSource, deadline: Deadline) -> VideoSource:
+        """``source`` with an http(s) URI replaced by the bytes it names (others as given).
+
+        Called by the fronts on the event loop *before* the request takes a worker: a
+        slow URI then holds a fetch slot (bounded, with its own total deadline), never a
+        judging worker or a place in the worker queue.
+        """
+        if source.data or not source.uri or not is_http_uri(source.uri):
+            return source
+        data = await self._fetches.fetch(
+            source.uri, self._uri_policy, self.settings.max_video_bytes, deadline.remaining()
+        )
+        return VideoSource(data=data)
+
+    async def fetch_all(self, sources: list[VideoSource], deadline: Deadline) -> list[VideoSource]:
+        """:meth:`fetch` for a batch, concurrently; an item that fails carries its error.
+
+        The bytes one batch may fetch in all are capped at ``max_message_bytes`` (what one
+        request could carry inline), so a batch of URIs cannot hold more memory than that.
+        """
+        if len(sources) > self.settings.max_batch_items:
+            return sources  # refused by score() before anything is fetched
+        budget = self.settings.max_message_bytes
+
+        async def one(source: VideoSource) -> VideoSource:
+            nonlocal budget
+            try:
+                fetched = await self.fetch(source, deadline)
+            except LiftError as exc:
+                return VideoSource(uri=source.uri, error=exc)
+            if fetched is not source and fetched.data is not None:
+                budget -= len(fetched.data)
+                if budget < 0:
+                    return VideoSource(
+                        uri=source.uri,
+                        error=PayloadTooLarge(
+                            "the videos this batch names add up to more than "
+                            f"{self.settings.max_message_bytes} bytes; split the batch"
+                        ),
+                    )
+            return fetched
+
+        return list(await asyncio.gather(*(one(s) for s in sources)))
 
     # -- work -----------------------------------------------------------------
     def _prepare(self, source: VideoSource, prompt: str, deadline: Deadline) -> _Prepared:

@@ -40,10 +40,9 @@ class CriticServicer(critic_pb2_grpc.CriticServiceServicer):
     async def Critique(
         self, request: critic_pb2.CritiqueRequest, context: grpc.aio.ServicerContext
     ) -> critic_pb2.CritiqueResponse:
-        source, prompt = _source(request.video), request.prompt
-        c = await self.limiter.run(
-            lambda d: self.engine.critique(source, prompt, d), _deadline(context)
-        )
+        source, prompt, deadline = _source(request.video), request.prompt, _deadline(context)
+        source = await self.engine.fetch(source, deadline)  # before taking a worker
+        c = await self.limiter.run(lambda d: self.engine.critique(source, prompt, d), deadline)
         return critic_pb2.CritiqueResponse(critique=to_proto(c))
 
     async def CritiqueUpload(
@@ -85,8 +84,10 @@ class CriticServicer(critic_pb2_grpc.CriticServiceServicer):
     async def Score(
         self, request: critic_pb2.ScoreRequest, context: grpc.aio.ServicerContext
     ) -> critic_pb2.ScoreResponse:
-        items = [(_source(i.video), i.prompt) for i in request.items]
-        outcomes = await self.limiter.run(lambda d: self.engine.score(items, d), _deadline(context))
+        deadline = _deadline(context)
+        fetched = await self.engine.fetch_all([_source(i.video) for i in request.items], deadline)
+        items = [(s, i.prompt) for s, i in zip(fetched, request.items, strict=True)]
+        outcomes = await self.limiter.run(lambda d: self.engine.score(items, d), deadline)
         response = critic_pb2.ScoreResponse()
         for o in outcomes:
             if o.critique is not None:

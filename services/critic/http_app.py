@@ -67,7 +67,9 @@ def create_app(engine: CriticEngine, limiter: WorkLimiter) -> FastAPI:
     )
     async def critiques(request: Request) -> CritiqueJSON:
         source, prompt = await _source(request)
-        c = await limiter.run(lambda d: engine.critique(source, prompt, d), Deadline())
+        deadline = Deadline()
+        source = await engine.fetch(source, deadline)  # on the loop, before taking a worker
+        c = await limiter.run(lambda d: engine.critique(source, prompt, d), deadline)
         return CritiqueJSON.of(c)
 
     @app.post(
@@ -86,7 +88,10 @@ def create_app(engine: CriticEngine, limiter: WorkLimiter) -> FastAPI:
                 items.append((item.source(), item.prompt))
             except InvalidInput as exc:
                 raise InvalidInput(f"items.{i}: {exc.message}") from None
-        outcomes = await limiter.run(lambda d: engine.score(items, d), Deadline())
+        deadline = Deadline()
+        fetched = await engine.fetch_all([s for s, _ in items], deadline)
+        items = [(s, p) for s, (_, p) in zip(fetched, items, strict=True)]
+        outcomes = await limiter.run(lambda d: engine.score(items, d), deadline)
         results: list[ScoredJSON | ErrorResponse] = []
         for o in outcomes:
             if o.critique is not None:

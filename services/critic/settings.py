@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from lift.critique import Dimension
 from lift.reward import DEFAULT_BAD, DEFAULT_GOOD, DEFAULT_NORMAL, RewardMap, check_reward_map
 from lift.settings import ServiceSettings
+from lift.uris import UriPolicy, parse_allowlist
 from lift.video import VideoLimits
 
 
@@ -86,12 +87,52 @@ class CriticSettings(ServiceSettings):
     video_root: Path | None = Field(
         None, description="Directory file:// URIs may read from; unset refuses file:// URIs."
     )
-    allow_http_uris: bool = Field(False, description="Allow http(s):// video URIs.")
+    allow_http_uris: bool = Field(
+        False,
+        description="Allow http(s):// video URIs (fetched with the address checks below).",
+    )
+    http_uri_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names and networks (CIDR) http(s) video URIs may reach although "
+        "they are not public (loopback, private, link-local, ...); comma-separated. Empty: "
+        "public addresses only.",
+    )
+    http_uri_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Total time one video URI fetch may take (resolution, redirects, body).",
+    )
+    http_uri_max_redirects: int = Field(
+        3, ge=0, le=10, description="Redirects a video URI fetch follows (each hop re-checked)."
+    )
+    http_uri_concurrency: int = Field(
+        8, ge=1, le=256, description="Video URIs fetched at the same time."
+    )
+    http_uri_queue: int = Field(
+        64,
+        ge=0,
+        description="Video URI fetches allowed to wait for a slot; more get "
+        "RESOURCE_EXHAUSTED / 429.",
+    )
     reward_good: float = Field(DEFAULT_GOOD, description="Reward for a 'good' label (paper: 0.9).")
     reward_normal: float = Field(
         DEFAULT_NORMAL, description="Reward for a 'normal' label (paper: 0.2)."
     )
     reward_bad: float = Field(DEFAULT_BAD, description="Reward for a 'bad' label (paper: 0.05).")
+
+    @field_validator("http_uri_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [part.strip() for part in v.split(",") if part.strip()]
+        return v
+
+    @field_validator("http_uri_allow")
+    @classmethod
+    def _check_allow(cls, v: list[str]) -> list[str]:
+        parse_allowlist(v)  # raises ValueError naming a bad entry
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> CriticSettings:
@@ -131,6 +172,17 @@ class CriticSettings(ServiceSettings):
     def reward_map(self) -> RewardMap:
         """The label -> reward map."""
         return RewardMap(self.reward_good, self.reward_normal, self.reward_bad)
+
+    @property
+    def uri_policy(self) -> UriPolicy:
+        """What video URIs the critic may read."""
+        return UriPolicy(
+            file_root=self.video_root,
+            allow_http=self.allow_http_uris,
+            http_timeout_s=self.http_uri_timeout_s,
+            http_allow=tuple(self.http_uri_allow),
+            http_max_redirects=self.http_uri_max_redirects,
+        )
 
     @property
     def video_limits(self) -> VideoLimits:
