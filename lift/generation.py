@@ -19,6 +19,8 @@ BASE_VERSION = "base"
 """Adapter version of the model without any adapter."""
 WEIGHTS_FILE = "adapter_model.safetensors"
 CONFIG_FILE = "adapter_config.json"
+DIFFUSERS_WEIGHTS_FILE = "pytorch_lora_weights.safetensors"
+"""What diffusers' ``load_lora_weights(dir)`` reads (keys ``transformer.<module>.lora_A.weight``)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class GenerationRequest:
     guidance_scale: float | None = None
     fps: float | None = None
     adapter_version: str = ""
-    """Empty: the current adapter; "base": none; otherwise a loaded version label."""
+    """Empty: the default (promoted) adapter; "base": none; otherwise a loaded version label."""
 
 
 class Stage(StrEnum):

@@ -1,4 +1,4 @@
-"""`lift generator serve|load-adapter` and `lift generate`."""
+"""`lift generator serve|load-adapter|promote` and `lift generate`."""
 
 from __future__ import annotations
 
@@ -68,20 +68,48 @@ def load_adapter(
     adapter: Annotated[str, typer.Argument(help="peft adapter directory, or a file:// URI")],
     version: Annotated[str, typer.Option(help="New version label for the adapter")],
     server: Annotated[str, typer.Option(help="Generator gRPC address")] = "127.0.0.1:50052",
+    pin: Annotated[
+        bool, typer.Option("--pin", help="Never unload this version to make room for newer ones")
+    ] = False,
 ) -> None:
-    """Install a LoRA adapter on a running generator (hot swap, no restart)."""
+    """Install a LoRA adapter on a running generator (no restart).
+
+    It serves requests that name its version; what callers naming none get changes
+    only with `lift generator promote VERSION`.
+    """
     from lift.client import GeneratorClient, GeneratorError
 
     try:
         with GeneratorClient(server) as client:
-            r = client.load_adapter(version, adapter)
+            r = client.load_adapter(version, adapter, pin=pin)
     except (GeneratorError, OSError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
+    evicted = r.get("evicted_versions") or []
     typer.echo(
         f"adapter {r['version']} installed ({r['modules']} modules, rank {r['rank']}, "
-        f"{r['load_ms']:.0f} ms); previous {r['previous_version']}"
+        f"{r['load_ms']:.0f} ms{', pinned' if r.get('pinned') else ''}); default stays "
+        f"{r['previous_version']}{'; unloaded ' + ', '.join(evicted) if evicted else ''}"
     )
+
+
+@generator_app.command("promote")
+def promote(
+    version: Annotated[
+        str, typer.Argument(help='A loaded adapter version, or "base" for the model without one')
+    ],
+    server: Annotated[str, typer.Option(help="Generator gRPC address")] = "127.0.0.1:50052",
+) -> None:
+    """Make VERSION what every request that names no adapter version gets."""
+    from lift.client import GeneratorClient, GeneratorError
+
+    try:
+        with GeneratorClient(server) as client:
+            r = client.promote(version)
+    except (GeneratorError, OSError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"default adapter version: {r['version']} (was {r['previous_version']})")
 
 
 def generate(
@@ -100,7 +128,7 @@ def generate(
     guidance_scale: Annotated[float | None, typer.Option(help="Guidance scale")] = None,
     fps: Annotated[float | None, typer.Option(help="Frame rate of the file")] = None,
     adapter_version: Annotated[
-        str, typer.Option(help='Adapter version ("" current, "base" none)')
+        str, typer.Option(help='Adapter version ("" the default, "base" none)')
     ] = "",
 ) -> None:
     """Generate a video from a prompt and write it as H.264 mp4 (progress bar on stderr)."""

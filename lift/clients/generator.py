@@ -7,7 +7,8 @@ with GeneratorClient("localhost:50052") as gen:
     video = gen.generate(GenerationRequest("a dog runs on the beach", seed=7),
                          on_progress=lambda p: print(p.stage, p.step, p.total_steps))
     Path("dog.mp4").write_bytes(video.data)
-    gen.load_adapter("run-1/step-100", "out/adapter")   # a peft adapter directory
+    gen.load_adapter("run-1/s100", "out/adapter")   # a peft adapter directory; serves on request
+    gen.promote("run-1/s100")                       # now the default for every caller
 """
 
 from __future__ import annotations
@@ -51,9 +52,15 @@ class GeneratorClient(GrpcClient):
     max_message_bytes = 256 * 1024 * 1024
 
     def __init__(
-        self, server: str, timeout_s: float | None = 600.0, credentials: Credentials | None = None
+        self,
+        server: str,
+        timeout_s: float | None = 600.0,
+        credentials: Credentials | None = None,
+        token: str | None = None,
     ) -> None:
-        super().__init__(server, generator_pb2_grpc.GeneratorServiceStub, timeout_s, credentials)
+        super().__init__(
+            server, generator_pb2_grpc.GeneratorServiceStub, timeout_s, credentials, token
+        )
 
     def generate(
         self,
@@ -89,13 +96,19 @@ class GeneratorClient(GrpcClient):
         raise GeneratorError("INTERNAL", "the stream ended without a video")
 
     def load_adapter(
-        self, version: str, adapter: str | Path | bytes, config_json: str | None = None
+        self,
+        version: str,
+        adapter: str | Path | bytes,
+        config_json: str | None = None,
+        pin: bool = False,
     ) -> dict[str, Any]:
         """Install an adapter: a local peft directory, a file:// URI, or weights bytes.
 
+        It serves requests that name ``version``; the default stays as it was (see
+        :meth:`promote`). ``pin`` keeps it loaded however many versions follow.
         Returns the LoadAdapter response as a dict (``load_ms`` in milliseconds).
         """
-        req = generator_pb2.LoadAdapterRequest(version=version)
+        req = generator_pb2.LoadAdapterRequest(version=version, pin=pin)
         if isinstance(adapter, bytes):
             req.files.weights = adapter
             req.files.config_json = config_json or ""
@@ -111,6 +124,18 @@ class GeneratorClient(GrpcClient):
         data["load_ms"] = seconds(r.load_duration) * 1000
         return data
 
+    def promote(self, version: str) -> dict[str, Any]:
+        """Make ``version`` ("base": no adapter) the default; ``{version, previous_version}``."""
+        r = self._unary("PromoteAdapter", generator_pb2.PromoteAdapterRequest(version=version))
+        return {"version": r.version, "previous_version": r.previous_version}
+
+    def pin(self, version: str, pinned: bool = True) -> bool:
+        """Pin (or unpin) a loaded version; returns whether it is pinned now."""
+        r = self._unary(
+            "PinAdapter", generator_pb2.PinAdapterRequest(version=version, pinned=pinned)
+        )
+        return bool(r.pinned)
+
     def info(self) -> dict[str, Any]:
         """Model, defaults, limits and adapters, as the JSON of GET /v1/info."""
         r = self._unary("GetInfo", generator_pb2.GetInfoRequest())
@@ -121,6 +146,7 @@ class GeneratorClient(GrpcClient):
                 "modules": a.modules,
                 "rank": a.rank,
                 "loaded_at": unix_s(a.load_time),
+                "pinned": a.pinned,
             }
             for a in r.adapters
         ]

@@ -1,10 +1,13 @@
 """LoRA adapters on the denoiser: read and validate peft files, install under versions.
 
 An adapter arrives as peft's files (``adapter_model.safetensors`` and, optionally,
-``adapter_config.json``). It is checked completely against the loaded denoiser
+``adapter_config.json``) or as diffusers writes a LoRA (``pytorch_lora_weights.safetensors``,
+keys prefixed ``transformer.``). It is checked completely against the loaded denoiser
 before anything is installed, so a bad one is refused with a sentence saying
 what is wrong and the model is left as it was. Installed adapters live side by
-side (peft named adapters); a request picks one for its whole generation.
+side (peft named adapters); a request picks one for its whole generation, and
+requests that name none get the *default* version, which only a promotion changes
+(see :class:`AdapterSet`: loading is not serving).
 
 :class:`AdapterSet` mutates the model: callers hold the engine's model lock.
 """
@@ -14,16 +17,25 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from lift.errors import InvalidInput, NotFound, PayloadTooLarge
-from lift.generation import BASE_VERSION, CONFIG_FILE, WEIGHTS_FILE, AdapterFiles
+from lift.errors import InvalidInput, NotFound, Overloaded, PayloadTooLarge
+from lift.generation import (
+    BASE_VERSION,
+    CONFIG_FILE,
+    DIFFUSERS_WEIGHTS_FILE,
+    WEIGHTS_FILE,
+    AdapterFiles,
+)
 from lift.uris import UriPolicy, local_path
 
 log = logging.getLogger(__name__)
@@ -51,6 +63,16 @@ class ParsedAdapter:
     @property
     def rank(self) -> int:
         return max(self.ranks.values())
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    """What :meth:`AdapterSet.install` did."""
+
+    record: AdapterRecord
+    evicted: list[str]
+    """Versions unloaded to make room (never pinned ones)."""
+    pinned: bool
 
 
 @dataclass(frozen=True)
@@ -82,8 +104,13 @@ def read_adapter_uri(uri: str, policy: UriPolicy, max_bytes: int) -> AdapterFile
     path = local_path(uri, policy)
     if path.is_dir():
         weights, config = path / WEIGHTS_FILE, path / CONFIG_FILE
+        if not weights.is_file() and (path / DIFFUSERS_WEIGHTS_FILE).is_file():
+            # diffusers' layout; the rank is in the weights and alpha in their metadata
+            weights = path / DIFFUSERS_WEIGHTS_FILE
         if not weights.is_file():
-            raise NotFound(f"no {WEIGHTS_FILE} in adapter directory {uri!r}")
+            raise NotFound(
+                f"no {WEIGHTS_FILE} or {DIFFUSERS_WEIGHTS_FILE} in adapter directory {uri!r}"
+            )
     elif path.is_file():
         weights, config = path, path.with_name(CONFIG_FILE)
     else:
@@ -145,13 +172,42 @@ def _linear(denoiser: torch.nn.Module, path: str) -> torch.nn.Linear:
     return base
 
 
+def _diffusers_config(weights: bytes) -> str | None:
+    """The LoRA config diffusers keeps in a weights file's metadata, as peft's JSON, if any.
+
+    diffusers' ``save_lora_weights`` stores ``{"transformer.r": .., "transformer.lora_alpha":
+    ..}`` as JSON under the safetensors metadata key ``lora_adapter_metadata``
+    (diffusers/loaders/lora_base.py, ``_pack_lora_weights``); ``load_lora_weights`` builds
+    its ``LoraConfig`` from it, so we read alpha from the same place.
+    """
+    if len(weights) < 8:
+        return None
+    size = int.from_bytes(weights[:8], "little")
+    if size > len(weights) - 8 or size > 100 * 1024 * 1024:
+        return None
+    try:
+        header = json.loads(weights[8 : 8 + size])
+        packed = json.loads(header.get("__metadata__", {}).get("lora_adapter_metadata", "null"))
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(packed, dict):
+        return None
+    cfg = {
+        k.removeprefix("transformer."): v for k, v in packed.items() if k.startswith("transformer.")
+    }
+    return json.dumps(cfg) if cfg else None
+
+
 def parse_adapter(files: AdapterFiles, denoiser: torch.nn.Module) -> ParsedAdapter:
     """Validate an adapter against ``denoiser`` completely; install nothing."""
     from peft import LoraConfig
     from peft.tuners.tuners_utils import check_target_module_exists
 
     tensors = _load_tensors(files.weights)
-    cfg = _config_dict(files.config_json)
+    config_json = files.config_json
+    if config_json is None or not config_json.strip():
+        config_json = _diffusers_config(files.weights)
+    cfg = _config_dict(config_json)
     parts: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
         stripped = key
@@ -219,37 +275,79 @@ def parse_adapter(files: AdapterFiles, denoiser: torch.nn.Module) -> ParsedAdapt
 
 
 class AdapterSet:
-    """Adapters installed on one denoiser, by version; the newest is current.
+    """Adapters installed on one denoiser, by version, and which one is the default.
 
-    Every method changes or reads the model's adapter state: hold the model lock.
+    Loading a version never changes what callers who name no version get: that is
+    :attr:`default`, changed only by :meth:`promote` ("base" until then). At most
+    ``keep`` versions stay loaded; making room unloads the oldest *unpinned* one. A
+    version is pinned while it is the default, after ``pin`` (at load or later), or
+    while a generation that named it is in flight (:meth:`hold`); pinned versions are
+    never unloaded, and a load that would need to unload one is refused.
+
+    Methods that change the model's adapters (:meth:`install`, :meth:`activate`)
+    need the model lock; the bookkeeping has its own lock so holds, pins and
+    promotions never wait for a generation.
     """
 
     def __init__(self, denoiser: torch.nn.Module, keep: int) -> None:
         self.denoiser = denoiser
         self.keep = keep
         self.records: list[AdapterRecord] = []  # newest first
+        self.default = BASE_VERSION
+        self._pins: set[str] = set()
+        self._holds: Counter[str] = Counter()
         self._used: set[str] = set()
         self._counter = 0
+        self._lock = threading.Lock()
 
     @property
     def current(self) -> str:
-        """The version requests get by default."""
-        return self.records[0].version if self.records else BASE_VERSION
+        """The version requests naming none get (the default)."""
+        return self.default
 
     def versions(self) -> list[str]:
         """Versions a request may name, newest first."""
         return [r.version for r in self.records]
 
+    def is_pinned(self, version: str) -> bool:
+        """Whether ``version`` may not be unloaded now."""
+        return version == self.default or version in self._pins or self._holds[version] > 0
+
+    def _find(self, version: str) -> AdapterRecord:
+        for r in self.records:
+            if r.version == version:
+                return r
+        loaded = ", ".join(self.versions()) or "none"
+        raise NotFound(
+            f"adapter version {version!r} is not loaded (loaded: {loaded}; "
+            f"{BASE_VERSION!r} is the model without adapter)"
+        )
+
+    def _evictable(self) -> list[AdapterRecord]:
+        """Unpinned versions, oldest first."""
+        return [r for r in reversed(self.records) if not self.is_pinned(r.version)]
+
     def check_new(self, version: str) -> None:
-        """Refuse a label already used (a version must always mean the same weights)."""
+        """Refuse a label already used, or a load that would have to unload a pinned version."""
         check_version(version)
         if version in self._used:
             raise InvalidInput(
                 f"version {version!r} was already loaded; every adapter needs a new label"
             )
+        with self._lock:
+            full = len(self.records) >= self.keep and not self._evictable()
+        if full:
+            raise Overloaded(
+                f"the generator holds {self.keep} adapter versions and every one is pinned "
+                "(the default, pinned, or in use by a generation): unpin one (PinAdapter), "
+                "promote another, retry when generations finish, or raise adapter_keep"
+            )
 
-    def install(self, version: str, adapter: ParsedAdapter) -> AdapterRecord:
-        """Install ``adapter`` as ``version`` and make it current; on failure change nothing."""
+    def install(self, version: str, adapter: ParsedAdapter, pin: bool = False) -> InstallResult:
+        """Install ``adapter`` as ``version``; the default stays; on failure change nothing.
+
+        Unloads the oldest unpinned versions past ``keep`` and returns them.
+        """
         from peft import set_peft_model_state_dict
 
         self.check_new(version)
@@ -277,32 +375,86 @@ class AdapterSet:
                 raise
             raise InvalidInput(f"the adapter could not be installed: {exc}") from exc
         record = AdapterRecord(version, name, adapter.modules, adapter.rank)
-        self._used.add(version)
-        self.records.insert(0, record)
-        for old in self.records[self.keep :]:
-            self._remove(old.name)
-            log.info("adapter %s unloaded (keeping %d versions)", old.version, self.keep)
-        del self.records[self.keep :]
-        self.activate(version)
-        return record
+        evicted: list[str] = []
+        with self._lock:
+            self._used.add(version)
+            self.records.insert(0, record)
+            if pin:
+                self._pins.add(version)
+            # check_new made sure one unpinned version exists when over capacity; the new
+            # version itself counts as evictable only if nothing older is (never, then).
+            for old in self._evictable():
+                if len(self.records) <= self.keep:
+                    break
+                if old.version == version:
+                    continue
+                self.records.remove(old)
+                self._remove(old.name)
+                evicted.append(old.version)
+                log.info("adapter %s unloaded (keeping %d versions)", old.version, self.keep)
+            over = len(self.records) > self.keep
+            if over:  # a generation pinned the last candidate since check_new: undo
+                self.records.remove(record)
+                self._pins.discard(version)
+                self._used.discard(version)
+        if over:
+            self._remove(name)
+            self._restore_active()
+            raise Overloaded(
+                f"the generator holds {self.keep} adapter versions and every one is pinned; "
+                "retry when generations finish"
+            )
+        # peft made the new adapter active; the model keeps serving what it served.
+        self._restore_active()
+        return InstallResult(record, evicted, self.is_pinned(version))
+
+    def promote(self, version: str) -> str:
+        """Make ``version`` ("" or "base": no adapter) the default; return the previous one."""
+        version = version or BASE_VERSION
+        with self._lock:
+            if version != BASE_VERSION:
+                self._find(version)
+            previous, self.default = self.default, version
+        return previous
+
+    def pin(self, version: str, pinned: bool) -> bool:
+        """Pin or unpin a loaded version; return whether it is pinned now."""
+        with self._lock:
+            self._find(version)
+            if pinned:
+                self._pins.add(version)
+            else:
+                self._pins.discard(version)
+            return self.is_pinned(version)
+
+    @contextmanager
+    def hold(self, version: str) -> Iterator[None]:
+        """Keep ``version`` loaded while a generation that named it waits and runs."""
+        held = bool(version) and version != BASE_VERSION
+        if held:
+            with self._lock:
+                self._holds[version] += 1
+        try:
+            yield
+        finally:
+            if held:
+                with self._lock:
+                    self._holds[version] -= 1
+                    if self._holds[version] <= 0:
+                        del self._holds[version]
 
     def activate(self, version: str) -> str:
-        """Make the model run with ``version`` ("" = current); return the version used."""
-        version = version or self.current
+        """Make the model run with ``version`` ("" = the default); return the version used."""
+        version = version or self.default
         if version == BASE_VERSION:
             if self.records:
                 self.denoiser.disable_adapters()  # type: ignore[operator]
             return version
-        for r in self.records:
-            if r.version == version:
-                self.denoiser.set_adapter(r.name)  # type: ignore[operator]
-                self.denoiser.enable_adapters()  # type: ignore[operator]
-                return version
-        loaded = ", ".join(self.versions()) or "none"
-        raise NotFound(
-            f"adapter version {version!r} is not loaded (loaded: {loaded}; "
-            f"{BASE_VERSION!r} is the model without adapter)"
-        )
+        with self._lock:
+            record = self._find(version)
+        self.denoiser.set_adapter(record.name)  # type: ignore[operator]
+        self.denoiser.enable_adapters()  # type: ignore[operator]
+        return version
 
     def _remove(self, name: str) -> None:
         if name in getattr(self.denoiser, "peft_config", {}):

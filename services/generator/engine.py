@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +59,29 @@ class AdapterLoad:
 
     version: str
     previous_version: str
+    """The default version, which a load leaves as it was."""
     modules: int
     rank: int
     load_ms: float
     loaded_versions: list[str]
+    pinned: bool = False
+    evicted_versions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AdapterPromotion:
+    """The default version changed."""
+
+    version: str
+    previous_version: str
+
+
+@dataclass(frozen=True)
+class AdapterPin:
+    """A version's pin changed."""
+
+    version: str
+    pinned: bool
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,8 @@ class GeneratorInfo:
     current_adapter_version: str
     adapters: list[AdapterRecord]
     settings: GeneratorSettings
+    pinned: frozenset[str] = frozenset()
+    """Loaded versions that are never unloaded to make room."""
     suite_version: str = __version__
 
     def to_json(self) -> dict[str, Any]:
@@ -97,6 +118,7 @@ class GeneratorInfo:
                     "modules": a.modules,
                     "rank": a.rank,
                     "loaded_at": a.loaded_at,
+                    "pinned": a.version in self.pinned,
                 }
                 for a in self.adapters
             ],
@@ -256,8 +278,6 @@ class GeneratorEngine:
         self, req: GenerationRequest, deadline: Deadline, on_progress: OnProgress | None = None
     ) -> GeneratedVideo:
         """Generate the video ``req`` (already :meth:`resolve`-d) asks for."""
-        import torch
-
         arrived = time.perf_counter()
         r = self.resolve(req)  # cheap; makes the engine safe to call directly
         assert self.spec is not None and self.adapters is not None
@@ -265,12 +285,29 @@ class GeneratorEngine:
         assert r.width is not None and r.num_inference_steps is not None
         assert r.guidance_scale is not None and r.fps is not None
         emit = on_progress or (lambda p: None)
-        steps = r.num_inference_steps
         native = (
             self.spec.native_num_frames(r.num_frames),
             self.spec.native_side(r.height),
             self.spec.native_side(r.width),
         )
+        with self.adapters.hold(r.adapter_version):  # never unloaded while this waits or runs
+            return self._generate(r, arrived, native, deadline, emit)
+
+    def _generate(
+        self,
+        r: GenerationRequest,
+        arrived: float,
+        native: tuple[int, int, int],
+        deadline: Deadline,
+        emit: OnProgress,
+    ) -> GeneratedVideo:
+        import torch
+
+        assert self.spec is not None and self.adapters is not None
+        assert r.seed is not None and r.num_frames is not None and r.height is not None
+        assert r.width is not None and r.num_inference_steps is not None
+        assert r.guidance_scale is not None and r.fps is not None
+        steps = r.num_inference_steps
         self._acquire(deadline)
         try:
             version = self.adapters.activate(r.adapter_version)
@@ -360,12 +397,18 @@ class GeneratorEngine:
     # -- adapters ----------------------------------------------------------------
 
     def load_adapter(
-        self, version: str, source: AdapterFiles | str, deadline: Deadline | None = None
+        self,
+        version: str,
+        source: AdapterFiles | str,
+        deadline: Deadline | None = None,
+        pin: bool = False,
     ) -> AdapterLoad:
         """Validate and install an adapter (files, or a file:// URI) as ``version``.
 
-        A caller whose deadline passes while the generation in flight finishes gets
-        DEADLINE_EXCEEDED and nothing is installed.
+        The default version stays as it was: only :meth:`promote_adapter` changes what
+        callers naming no version get. A caller whose deadline passes while the
+        generation in flight finishes gets DEADLINE_EXCEEDED and nothing is installed;
+        when every loaded version is pinned the load is refused (RESOURCE_EXHAUSTED).
         """
         deadline = deadline or Deadline()
         if not self.ready or self.adapters is None:
@@ -388,8 +431,8 @@ class GeneratorEngine:
                 # Waits for the generation in flight: it finishes on its own version.
                 self._acquire(deadline)
                 try:
-                    previous = self.adapters.current
-                    record = self.adapters.install(version, parsed)
+                    installed = self.adapters.install(version, parsed, pin)
+                    default = self.adapters.default
                     versions = self.adapters.versions()
                 finally:
                     self._model_lock.release()
@@ -397,17 +440,53 @@ class GeneratorEngine:
             metrics.ADAPTER_LOADS.labels("refused").inc()
             raise
         metrics.ADAPTER_LOADS.labels("ok").inc()
-        metrics.ADAPTER_INFO.info({"version": version})
         load_ms = _ms(time.perf_counter() - start)
+        record = installed.record
         log.info(
-            "adapter %s installed (%d modules, rank %d, %.0f ms); was %s",
+            "adapter %s installed (%d modules, rank %d, %.0f ms%s); default stays %s%s",
             version,
             record.modules,
             record.rank,
             load_ms,
-            previous,
+            ", pinned" if installed.pinned else "",
+            default,
+            f"; unloaded {', '.join(installed.evicted)}" if installed.evicted else "",
         )
-        return AdapterLoad(version, previous, record.modules, record.rank, load_ms, versions)
+        return AdapterLoad(
+            version,
+            default,
+            record.modules,
+            record.rank,
+            load_ms,
+            versions,
+            installed.pinned,
+            installed.evicted,
+        )
+
+    def promote_adapter(self, version: str) -> AdapterPromotion:
+        """Make ``version`` (a loaded label, or "base"/"" for none) the default.
+
+        Generations already running finish on the version they started with; the
+        next request naming no version gets ``version``.
+        """
+        if not self.ready or self.adapters is None:
+            raise NotReady("the generator is still loading its model; retry shortly")
+        if version and version != BASE_VERSION:
+            check_version(version)
+        previous = self.adapters.promote(version)
+        now = self.adapters.default
+        metrics.ADAPTER_INFO.info({"version": now})
+        log.warning("adapter %s promoted: the default version was %s", now, previous)
+        return AdapterPromotion(now, previous)
+
+    def pin_adapter(self, version: str, pinned: bool) -> AdapterPin:
+        """Pin (never unloaded to make room) or unpin a loaded version."""
+        if not self.ready or self.adapters is None:
+            raise NotReady("the generator is still loading its model; retry shortly")
+        check_version(version)
+        now = self.adapters.pin(version, pinned)
+        log.info("adapter %s %s", version, "pinned" if pinned else "unpinned")
+        return AdapterPin(version, now)
 
     def info(self) -> GeneratorInfo:
         """Model, defaults, limits and adapters."""
@@ -420,9 +499,10 @@ class GeneratorEngine:
             demo=self.demo,
             device=self.device,
             dtype=self.dtype,
-            current_adapter_version=self.adapters.current,
+            current_adapter_version=self.adapters.default,
             adapters=list(self.adapters.records),
             settings=self.settings,
+            pinned=frozenset(v for v in self.adapters.versions() if self.adapters.is_pinned(v)),
         )
 
 

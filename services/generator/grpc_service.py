@@ -82,7 +82,9 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         else:
             raise InvalidInput("set the adapter's source: uri or files")
         deadline = Deadline(context.time_remaining())
-        r = await asyncio.to_thread(self.engine.load_adapter, request.version, source, deadline)
+        r = await asyncio.to_thread(
+            self.engine.load_adapter, request.version, source, deadline, request.pin
+        )
         return generator_pb2.LoadAdapterResponse(
             version=r.version,
             previous_version=r.previous_version,
@@ -90,7 +92,23 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             rank=r.rank,
             load_duration=duration(r.load_ms / 1000),
             loaded_versions=r.loaded_versions,
+            pinned=r.pinned,
+            evicted_versions=r.evicted_versions,
         )
+
+    async def PromoteAdapter(
+        self, request: generator_pb2.PromoteAdapterRequest, context: grpc.aio.ServicerContext
+    ) -> generator_pb2.PromoteAdapterResponse:
+        r = self.engine.promote_adapter(request.version)
+        return generator_pb2.PromoteAdapterResponse(
+            version=r.version, previous_version=r.previous_version
+        )
+
+    async def PinAdapter(
+        self, request: generator_pb2.PinAdapterRequest, context: grpc.aio.ServicerContext
+    ) -> generator_pb2.PinAdapterResponse:
+        r = self.engine.pin_adapter(request.version, request.pinned)
+        return generator_pb2.PinAdapterResponse(version=r.version, pinned=r.pinned)
 
     async def GetInfo(
         self,
@@ -104,6 +122,10 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         response = json_format.ParseDict(data, generator_pb2.GetInfoResponse())
         for a in info.adapters:
             response.adapters.add(
-                version=a.version, modules=a.modules, rank=a.rank, load_time=timestamp(a.loaded_at)
+                version=a.version,
+                modules=a.modules,
+                rank=a.rank,
+                load_time=timestamp(a.loaded_at),
+                pinned=a.version in info.pinned,
             )
         return response

@@ -25,7 +25,10 @@ from lift.services.generator.engine import GeneratorEngine
 from lift.services.generator.http_models import (
     AdapterForm,
     AdapterJSON,
+    AdapterListJSON,
     AdapterLoadJSON,
+    AdapterPinJSON,
+    AdapterPromotionJSON,
     GeneratedVideoJSON,
     GenerationJSON,
     GeneratorInfoJSON,
@@ -105,10 +108,10 @@ def create_app(engine: GeneratorEngine, limiter: WorkLimiter) -> FastAPI:
     @app.post(
         "/v1/adapters",
         tags=["generator"],
-        summary="Install a LoRA adapter (peft files) as a new version; in-flight videos finish "
-        "on the old one.",
+        summary="Install a LoRA adapter (peft or diffusers files) as a new version. It serves "
+        "requests that name it; the default changes only by promotion.",
         openapi_extra=request_body(app, {JSON: AdapterJSON, MULTIPART: AdapterForm}),
-        responses=error_responses(400, 404, 413, 415, 503, 504),
+        responses=error_responses(400, 404, 413, 415, 429, 503, 504),
     )
     async def adapters(request: Request) -> AdapterLoadJSON:
         kind = body_kind(
@@ -125,11 +128,50 @@ def create_app(engine: GeneratorEngine, limiter: WorkLimiter) -> FastAPI:
                 {"weights": limit, "config": _MAX_CONFIG_BYTES},
                 _MAX_CONFIG_BYTES,
             )
-            version, source = form.version, form.source()
+            version, source, pin = form.version, form.source(), form.pin
         else:
             body = parse_json(AdapterJSON, await read_json_body(request, limit, "adapter"))
-            version, source = body.version, body.source()
-        return AdapterLoadJSON.of(await asyncio.to_thread(engine.load_adapter, version, source))
+            version, source, pin = body.version, body.source(), body.pin
+        load = await asyncio.to_thread(engine.load_adapter, version, source, None, pin)
+        return AdapterLoadJSON.of(load)
+
+    @app.get(
+        "/v1/adapters",
+        tags=["generator"],
+        summary="The default version and the loaded versions (with their pins).",
+        responses=error_responses(503),
+    )
+    async def list_adapters() -> AdapterListJSON:
+        return AdapterListJSON.of(engine.info())
+
+    # Versions may hold "/" (a run's namespace, "run-7/s200"): the path converter takes it.
+    @app.post(
+        "/v1/adapters/{version:path}:promote",
+        tags=["generator"],
+        summary='Make a loaded version (or "base": no adapter) the default that requests '
+        "naming no version get.",
+        responses=error_responses(400, 404, 503),
+    )
+    async def promote_adapter(version: str) -> AdapterPromotionJSON:
+        return AdapterPromotionJSON.of(engine.promote_adapter(version))
+
+    @app.post(
+        "/v1/adapters/{version:path}:pin",
+        tags=["generator"],
+        summary="Pin a loaded version: it is never unloaded to make room for newer ones.",
+        responses=error_responses(400, 404, 503),
+    )
+    async def pin_adapter(version: str) -> AdapterPinJSON:
+        return AdapterPinJSON.of(engine.pin_adapter(version, True))
+
+    @app.post(
+        "/v1/adapters/{version:path}:unpin",
+        tags=["generator"],
+        summary="Unpin a version (the default stays pinned while it is the default).",
+        responses=error_responses(400, 404, 503),
+    )
+    async def unpin_adapter(version: str) -> AdapterPinJSON:
+        return AdapterPinJSON.of(engine.pin_adapter(version, False))
 
     @app.get(
         "/v1/info",

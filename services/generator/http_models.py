@@ -21,7 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from lift.errors import InvalidInput
 from lift.generation import AdapterFiles, GeneratedVideo, GenerationRequest, metadata_to_json
 from lift.http import schema_examples
-from lift.services.generator.engine import AdapterLoad, GeneratorInfo
+from lift.services.generator.engine import (
+    AdapterLoad,
+    AdapterPin,
+    AdapterPromotion,
+    GeneratorInfo,
+)
 
 _PROMPT = "a corgi runs along the beach at sunset"
 
@@ -96,6 +101,7 @@ class AdapterJSON(_Wire):
     config: dict[str, Any] | None = Field(
         None, description="peft's adapter_config.json (optional with weights_b64)."
     )
+    pin: bool = Field(False, description="Never unload this version to make room.")
 
     def source(self) -> AdapterFiles | str:
         """The engine's view: files, or a URI."""
@@ -118,6 +124,7 @@ class AdapterForm(_Wire):
     version: str = Field(..., description="New version label, e.g. 'run-7/step-200'.")
     weights: bytes = Field(..., description="peft's adapter_model.safetensors.")
     config: bytes | None = Field(None, description="peft's adapter_config.json (optional).")
+    pin: bool = Field(False, description="Never unload this version to make room.")
 
     def source(self) -> AdapterFiles:
         """The engine's view of the files."""
@@ -203,7 +210,7 @@ class GeneratedVideoJSON(_Wire):
 
 
 class AdapterLoadJSON(_Wire):
-    """Response of POST /v1/adapters: the version now current."""
+    """Response of POST /v1/adapters: the version installed (the default is unchanged)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -214,22 +221,52 @@ class AdapterLoadJSON(_Wire):
                 "modules": 240,
                 "rank": 16,
                 "load_ms": 412.7,
-                "loaded_versions": ["run-7/step-100", "run-7/step-200"],
+                "loaded_versions": ["run-7/step-200", "run-7/step-100"],
+                "pinned": False,
+                "evicted_versions": [],
             }
         ),
     )
 
     version: str
-    previous_version: str = Field(..., description='What was current before ("base": none).')
+    previous_version: str = Field(
+        ..., description='The default version, which a load leaves as it was ("base": none).'
+    )
     modules: int = Field(..., description="Modules the adapter changes.")
     rank: int = Field(..., description="LoRA rank.")
     load_ms: float
     loaded_versions: list[str] = Field(..., description="Every version held in memory.")
+    pinned: bool = Field(..., description="Whether the new version is pinned.")
+    evicted_versions: list[str] = Field(..., description="Unpinned versions unloaded to make room.")
 
     @classmethod
     def of(cls, load: AdapterLoad) -> AdapterLoadJSON:
         """The wire form of the engine's outcome."""
         return cls.model_validate(asdict(load))
+
+
+class AdapterPromotionJSON(_Wire):
+    """Response of POST /v1/adapters/{version}:promote."""
+
+    version: str = Field(..., description="The default version now.")
+    previous_version: str = Field(..., description="The default version before.")
+
+    @classmethod
+    def of(cls, promotion: AdapterPromotion) -> AdapterPromotionJSON:
+        """The wire form of the engine's outcome."""
+        return cls.model_validate(asdict(promotion))
+
+
+class AdapterPinJSON(_Wire):
+    """Response of POST /v1/adapters/{version}:pin and :unpin."""
+
+    version: str
+    pinned: bool = Field(..., description="Whether it is pinned now.")
+
+    @classmethod
+    def of(cls, pin: AdapterPin) -> AdapterPinJSON:
+        """The wire form of the engine's outcome."""
+        return cls.model_validate(asdict(pin))
 
 
 class AdapterInfoJSON(_Wire):
@@ -239,6 +276,26 @@ class AdapterInfoJSON(_Wire):
     modules: int
     rank: int
     loaded_at: float = Field(..., description="When it was installed, Unix seconds.")
+    pinned: bool = Field(
+        ..., description="Never unloaded to make room (default, pinned, or in use)."
+    )
+
+
+class AdapterListJSON(_Wire):
+    """Response of GET /v1/adapters."""
+
+    default_version: str = Field(
+        ..., description='What requests naming no version get ("base": no adapter).'
+    )
+    adapters: list[AdapterInfoJSON] = Field(..., description="Loaded versions, newest first.")
+
+    @classmethod
+    def of(cls, info: GeneratorInfo) -> AdapterListJSON:
+        """The adapter part of the engine's info."""
+        data = info.to_json()
+        return cls.model_validate(
+            {"default_version": data["current_adapter_version"], "adapters": data["adapters"]}
+        )
 
 
 class GeneratorDefaultsJSON(_Wire):

@@ -323,6 +323,9 @@ def test_hot_swap_under_concurrent_requests_never_mixes_versions(
             time.sleep(0.3)
             r = running.http.post("/v1/adapters", **_multipart(generator_loras[0], "v1"))
             assert r.status_code == 200, r.text
+            # loading is not serving: requests naming no version change only on promotion
+            r = running.http.post("/v1/adapters/v1:promote")
+            assert r.status_code == 200 and r.json()["previous_version"] == "base", r.text
             time.sleep(0.3)
             body = {
                 "version": "v2",
@@ -333,7 +336,9 @@ def test_hot_swap_under_concurrent_requests_never_mixes_versions(
             }
             r = running.http.post("/v1/adapters", json=body)
             assert r.status_code == 200, r.text
-            assert r.json()["previous_version"] == "v1"
+            assert r.json()["previous_version"] == "v1"  # the default, unchanged by the load
+            with GeneratorClient(running.grpc) as client:
+                assert client.promote("v2") == {"version": "v2", "previous_version": "v1"}
             for f in futures:
                 f.result()
         seen = {version for version, _ in results.values()}
@@ -381,6 +386,9 @@ def test_in_flight_generation_finishes_on_the_version_it_started_with(
             )
             assert np.array_equal(frames_of(video.data), frames_of(base.data))
             info = client.info()
+            assert info["current_adapter_version"] == "base"  # loads never change the default
+            client.promote("v1")
+            info = client.info()
             assert info["current_adapter_version"] == "v1"
             # Loaded adapters (load times are Timestamps on the wire) read as over HTTP.
             assert info == running.http.get("/v1/info").json()
@@ -397,6 +405,7 @@ def test_a_bad_adapter_is_refused_and_the_old_one_keeps_serving(
             running.http.post("/v1/adapters", **_multipart(generator_loras[0], "good")).status_code
             == 200
         )
+        assert running.http.post("/v1/adapters/good:promote").status_code == 200
         before = running.http.post("/v1/generations", json={"prompt": "x", "seed": 1, **SMALL})
         bad = {"version": "bad", "weights_b64": base64.b64encode(b"garbage").decode()}
         r = running.http.post("/v1/adapters", json=bad)

@@ -55,12 +55,16 @@ def test_adapter_changes_output_and_versions_are_reproducible(engine, generator_
     r = engine.load_adapter("v1", files(generator_loras[0]))
     assert (r.version, r.previous_version, r.rank) == ("v1", "base", 4)
     assert r.modules == 8  # to_q, to_k, to_v, to_out.0 in each of 2 blocks
-    one, version = make(engine)
+    # loading is not serving: a request naming no version still gets the base model
+    still, version = make(engine)
+    assert version == "base" and np.array_equal(still, base)
+    one, version = make(engine, "v1")
     assert version == "v1" and np.abs(one.astype(int) - base).mean() > 1
     engine.load_adapter("v2", files(generator_loras[1]))
+    engine.promote_adapter("v2")
     two, version = make(engine)
     assert version == "v2" and not np.array_equal(two, one)
-    # a pinned version and the base model give exactly what they gave before
+    # a named version and the base model give exactly what they gave before
     assert np.array_equal(make(engine, "v1")[0], one)
     assert np.array_equal(make(engine, "base")[0], base)
     assert make(engine)[1] == "v2"
@@ -68,20 +72,20 @@ def test_adapter_changes_output_and_versions_are_reproducible(engine, generator_
 
 def test_weights_without_config_mean_alpha_equals_rank(engine, generator_loras) -> None:
     engine.load_adapter("with-config", files(generator_loras[0]))
-    with_config = make(engine)[0]
+    with_config = make(engine, "with-config")[0]
     weights_only = AdapterFiles((generator_loras[0] / WEIGHTS_FILE).read_bytes())
     engine.load_adapter("weights-only", weights_only)
-    assert np.array_equal(make(engine)[0], with_config)
+    assert np.array_equal(make(engine, "weights-only")[0], with_config)
     config = json.loads((generator_loras[0] / CONFIG_FILE).read_text())
     config["lora_alpha"] = 4 * config["r"]
     engine.load_adapter("alpha-x4", AdapterFiles(weights_only.weights, json.dumps(config)))
-    assert not np.array_equal(make(engine)[0], with_config)
+    assert not np.array_equal(make(engine, "alpha-x4")[0], with_config)
 
 
 def test_old_versions_are_unloaded_past_the_limit(engine, generator_loras) -> None:
     for i, version in enumerate(("a", "b", "c")):
         engine.load_adapter(version, files(generator_loras[i % 2]))
-    assert engine.info().to_json()["current_adapter_version"] == "c"
+    assert engine.info().to_json()["current_adapter_version"] == "base"  # loads never promote
     assert [a["version"] for a in engine.info().to_json()["adapters"]] == ["c", "b"]
     with pytest.raises(NotFound, match="'a' is not loaded"):
         make(engine, "a")
@@ -130,6 +134,7 @@ def test_bad_weights_are_refused_and_the_old_version_keeps_serving(
     engine, generator_loras, kind: str, needle: str
 ) -> None:
     engine.load_adapter("good", files(generator_loras[0]))
+    engine.promote_adapter("good")
     before = make(engine)[0]
     config = (generator_loras[0] / CONFIG_FILE).read_text()
     with pytest.raises(InvalidInput, match=needle):
