@@ -197,6 +197,12 @@ class RunConfig(_Strict):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N (single process).")
     eval: EvalConfig = Field(default_factory=EvalConfig)
     guards: GuardConfig = Field(default_factory=GuardConfig)
+    promote_on_success: bool = Field(
+        False,
+        description="When the run succeeds, make its last adapter the generator's default "
+        "version (what callers naming no version get). Off: the run's versions serve only "
+        "requests that name them; a cancelled or failed run never changes the default.",
+    )
 
     @field_validator("prompts")
     @classmethod
@@ -205,6 +211,15 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
+        if self.promote_on_success and (
+            self.lora.full_finetune
+            or self.generator is None
+            or (self.mode == "offline" and not self.eval.prompts)
+        ):
+            raise ValueError(
+                "promote_on_success needs an adapter published to a generator: a LoRA run, "
+                "online (or offline with eval prompts)"
+            )
         if self.mode == "online":
             if self.generator is None or self.critic is None:
                 raise ValueError("online runs need both generator and critic endpoints")

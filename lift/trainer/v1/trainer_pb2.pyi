@@ -131,7 +131,7 @@ class OfflineDataConfig(_message.Message):
     def __init__(self, path: _Optional[str] = ...) -> None: ...
 
 class RunConfig(_message.Message):
-    __slots__ = ("name", "mode", "model", "generator", "critic", "prompts", "prompts_file", "strategy", "reward_map", "real_data", "offline_data", "lora", "optimizer", "sampling", "steps", "batch_size", "videos_per_prompt", "publish_every", "checkpoint_every", "seed", "mixed_precision", "device", "eval", "guards")
+    __slots__ = ("name", "mode", "model", "generator", "critic", "prompts", "prompts_file", "strategy", "reward_map", "real_data", "offline_data", "lora", "optimizer", "sampling", "steps", "batch_size", "videos_per_prompt", "publish_every", "checkpoint_every", "seed", "mixed_precision", "device", "eval", "guards", "promote_on_success")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +156,7 @@ class RunConfig(_message.Message):
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     EVAL_FIELD_NUMBER: _ClassVar[int]
     GUARDS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTE_ON_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     name: str
     mode: str
     model: str
@@ -180,7 +181,8 @@ class RunConfig(_message.Message):
     device: str
     eval: EvalConfig
     guards: GuardConfig
-    def __init__(self, name: _Optional[str] = ..., mode: _Optional[str] = ..., model: _Optional[str] = ..., generator: _Optional[_Union[EndpointConfig, _Mapping]] = ..., critic: _Optional[_Union[EndpointConfig, _Mapping]] = ..., prompts: _Optional[_Iterable[str]] = ..., prompts_file: _Optional[str] = ..., strategy: _Optional[str] = ..., reward_map: _Optional[_Union[RewardMapConfig, _Mapping]] = ..., real_data: _Optional[_Union[RealDataConfig, _Mapping]] = ..., offline_data: _Optional[_Union[OfflineDataConfig, _Mapping]] = ..., lora: _Optional[_Union[LoraConfig, _Mapping]] = ..., optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., sampling: _Optional[_Union[SamplingConfig, _Mapping]] = ..., steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., videos_per_prompt: _Optional[int] = ..., publish_every: _Optional[int] = ..., checkpoint_every: _Optional[int] = ..., seed: _Optional[int] = ..., mixed_precision: _Optional[str] = ..., device: _Optional[str] = ..., eval: _Optional[_Union[EvalConfig, _Mapping]] = ..., guards: _Optional[_Union[GuardConfig, _Mapping]] = ...) -> None: ...
+    promote_on_success: bool
+    def __init__(self, name: _Optional[str] = ..., mode: _Optional[str] = ..., model: _Optional[str] = ..., generator: _Optional[_Union[EndpointConfig, _Mapping]] = ..., critic: _Optional[_Union[EndpointConfig, _Mapping]] = ..., prompts: _Optional[_Iterable[str]] = ..., prompts_file: _Optional[str] = ..., strategy: _Optional[str] = ..., reward_map: _Optional[_Union[RewardMapConfig, _Mapping]] = ..., real_data: _Optional[_Union[RealDataConfig, _Mapping]] = ..., offline_data: _Optional[_Union[OfflineDataConfig, _Mapping]] = ..., lora: _Optional[_Union[LoraConfig, _Mapping]] = ..., optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., sampling: _Optional[_Union[SamplingConfig, _Mapping]] = ..., steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., videos_per_prompt: _Optional[int] = ..., publish_every: _Optional[int] = ..., checkpoint_every: _Optional[int] = ..., seed: _Optional[int] = ..., mixed_precision: _Optional[str] = ..., device: _Optional[str] = ..., eval: _Optional[_Union[EvalConfig, _Mapping]] = ..., guards: _Optional[_Union[GuardConfig, _Mapping]] = ..., promote_on_success: _Optional[bool] = ...) -> None: ...
 
 class GuardChange(_message.Message):
     __slots__ = ("before", "after")
