@@ -10,7 +10,12 @@ Files: ``trainable.safetensors`` (the weights that train), ``optimizer.safetenso
 (its moments), ``rng.safetensors`` (torch's CPU generator state), ``policy.safetensors``
 (the adapter the generator was serving, when one was published) and
 ``state.json`` (step, optimizer groups, scheduler, what was published, the
-evaluation before training).
+evaluation before training, and ``reward``: the mean step reward since the
+checkpoint before, which ranks checkpoints).
+
+Retention: after each save a run keeps its newest ``keep`` checkpoints plus its
+best one (highest ``reward``); older ones are deleted, so a long run with a
+checkpoint every step uses bounded disk. Resuming takes the newest, always kept.
 """
 
 from __future__ import annotations
@@ -96,10 +101,13 @@ def _fsync_dir(path: Path) -> None:
 
 
 class CheckpointDir:
-    """The checkpoints of one run."""
+    """The checkpoints of one run; ``keep`` newest ones (plus the best) survive a save."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keep: int = 3) -> None:
+        if keep < 1:
+            raise ValueError("keep must be at least 1 (resuming needs the newest checkpoint)")
         self.root = root
+        self.keep = keep
 
     def path(self, step: int) -> Path:
         """Where the checkpoint of ``step`` lives once complete."""
@@ -142,7 +150,40 @@ class CheckpointDir:
             shutil.rmtree(final)
         os.rename(tmp, final)
         _fsync_dir(self.root)
+        self.prune()
         return final
+
+    def reward(self, step: int) -> float | None:
+        """The ``reward`` a checkpoint recorded (None when it has none or cannot be read)."""
+        try:
+            value = json.loads((self.path(step) / "state.json").read_text()).get("reward")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return float(value) if isinstance(value, int | float) else None
+
+    def best(self) -> int | None:
+        """The step of the checkpoint with the highest recorded reward (the newest on ties)."""
+        scored = [(r, s) for s in self.steps() if (r := self.reward(s)) is not None]
+        return max(scored)[1] if scored else None
+
+    def prune(self) -> list[int]:
+        """Delete all but the newest ``keep`` checkpoints and the best; the steps deleted."""
+        steps = self.steps()
+        keep = set(steps[-self.keep :])
+        best = self.best()
+        if best is not None:
+            keep.add(best)
+        dropped = [s for s in steps if s not in keep]
+        for s in dropped:
+            # Rename first: a crash mid-delete leaves a partial directory that
+            # clear_partial removes, never a half-deleted "complete" checkpoint.
+            doomed = self.root / f"{PARTIAL}drop-{self.path(s).name}"
+            shutil.rmtree(doomed, ignore_errors=True)
+            os.rename(self.path(s), doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+        if dropped:
+            _fsync_dir(self.root)
+        return dropped
 
     def load(self, step: int) -> Checkpoint:
         """Read the complete checkpoint of ``step``."""

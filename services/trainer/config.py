@@ -19,10 +19,21 @@ from lift.errors import InvalidInput
 from lift.reward import DEFAULT_BAD, DEFAULT_GOOD, DEFAULT_NORMAL, RewardMap, check_reward_map
 
 MAX_PROMPT_CHARS = 2000
+MAX_STEPS = 100_000
+MAX_STEP_VIDEOS = 256
+"""Most generated (or dataset) videos in one optimizer step (batch_size x videos_per_prompt)."""
+MAX_VIDEO_VOXELS = 160 * 1024 * 1024
+"""Most frames x height x width of one sampled video (HunyuanVideo's 129 x 720 x 1280 fits)."""
+MAX_STEP_VOXELS = 2 * 1024**3
+"""Most frames x height x width over one step's videos (6 GiB of uint8 RGB)."""
+MAX_EVAL_VIDEOS = 1024
+MAX_TIMEOUT_S = 3600.0
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every float finite: NaN slips through ge/le bounds and inf through gt, and either
+    # turns a run into one that never ends (grad_clip: .inf) or never learns.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RewardMapConfig(_Strict):
@@ -47,9 +58,10 @@ class RealDataConfig(_Strict):
 
     path: Path = Field(
         description="A directory of videos (captions from a captions.json {file: caption} or "
-        "a .txt beside each video) or a JSON/JSONL file of {video, caption} records."
+        "a .txt beside each video) or a JSON/JSONL file of {video, caption} records, under "
+        "the trainer's data roots (LIFT_TRAINER_DATA_ROOTS)."
     )
-    weight: float = Field(1.0, ge=0, description="λ, the weight of the real-video loss.")
+    weight: float = Field(1.0, ge=0, le=100, description="λ, the weight of the real-video loss.")
     ratio: float = Field(
         0.5,
         ge=0,
@@ -62,10 +74,11 @@ class LoraConfigModel(_Strict):
     """Which weights train: a LoRA adapter on the denoiser (default) or all of it."""
 
     rank: int = Field(8, ge=1, le=512)
-    alpha: float = Field(8.0, gt=0)
+    alpha: float = Field(8.0, gt=0, le=4096)
     target_modules: list[str] = Field(
         default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"],
         min_length=1,
+        max_length=256,
         description="Names (or name suffixes) of Linear layers of the denoiser.",
     )
     full_finetune: bool = Field(
@@ -81,9 +94,9 @@ class OptimizerConfig(_Strict):
     lr: float = Field(1e-5, gt=0, le=1)
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = Field(0.0, ge=0, le=1)
-    eps: float = Field(1e-8, gt=0)
-    grad_clip: float = Field(1.0, gt=0, description="Max global gradient norm.")
-    warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up.")
+    eps: float = Field(1e-8, gt=0, le=1)
+    grad_clip: float = Field(1.0, gt=0, le=1e6, description="Max global gradient norm.")
+    warmup_steps: int = Field(0, ge=0, le=MAX_STEPS, description="Linear learning-rate warm-up.")
 
     @field_validator("betas")
     @classmethod
@@ -96,31 +109,67 @@ class OptimizerConfig(_Strict):
 class SamplingConfig(_Strict):
     """How the generator is asked for videos (unset: the generator's defaults)."""
 
-    num_frames: int | None = Field(None, ge=1, le=1000)
-    height: int | None = Field(None, ge=16, le=4096)
-    width: int | None = Field(None, ge=16, le=4096)
-    num_inference_steps: int | None = Field(None, ge=1, le=1000)
+    num_frames: int | None = Field(None, ge=1, le=257)
+    height: int | None = Field(None, ge=16, le=2048)
+    width: int | None = Field(None, ge=16, le=2048)
+    num_inference_steps: int | None = Field(None, ge=1, le=500)
     guidance_scale: float | None = Field(None, ge=0, le=100)
     fps: float | None = Field(None, gt=0, le=240)
+
+    @model_validator(mode="after")
+    def _video_size(self) -> SamplingConfig:
+        if self.num_frames and self.height and self.width:
+            voxels = self.num_frames * self.height * self.width
+            if voxels > MAX_VIDEO_VOXELS:
+                raise ValueError(
+                    f"num_frames x height x width is {voxels:,}; the limit is "
+                    f"{MAX_VIDEO_VOXELS:,} per video"
+                )
+        return self
+
+    def voxels(self) -> int | None:
+        """frames x height x width of one video, when all three are set."""
+        if self.num_frames and self.height and self.width:
+            return self.num_frames * self.height * self.width
+        return None
 
 
 class EndpointConfig(_Strict):
     """A gRPC dependency and how the trainer calls it."""
 
-    address: str = Field(min_length=1, description="host:port of the gRPC server.")
-    timeout_s: float = Field(120.0, gt=0, description="Deadline of one call.")
+    address: str = Field(
+        min_length=1,
+        max_length=300,
+        description="host:port of the gRPC server; it must be on the trainer's allow-list "
+        "(LIFT_TRAINER_ALLOWED_ENDPOINTS).",
+    )
+    timeout_s: float = Field(120.0, gt=0, le=MAX_TIMEOUT_S, description="Deadline of one call.")
     retries: int = Field(4, ge=0, le=20, description="Retries after a failed call.")
-    backoff_s: float = Field(0.5, gt=0, description="First retry delay; doubles each retry.")
+    backoff_s: float = Field(0.5, gt=0, le=60, description="First retry delay; doubles each retry.")
     down_after_s: float = Field(
-        60.0, gt=0, description="A dependency unreachable this long fails the run."
+        60.0,
+        gt=0,
+        le=MAX_TIMEOUT_S,
+        description="A dependency unreachable this long fails the run.",
     )
 
 
 class EvalConfig(_Strict):
     """Held-out evaluation before and after the run (same prompts and seeds both times)."""
 
-    prompts: list[str] = Field(default_factory=list, description="Empty: skip evaluation.")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
+    prompts: list[str] = Field(
+        default_factory=list, max_length=MAX_EVAL_VIDEOS, description="Empty: skip evaluation."
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _videos(self) -> EvalConfig:
+        n = len(self.prompts) * len(self.seeds)
+        if n > MAX_EVAL_VIDEOS:
+            raise ValueError(
+                f"prompts x seeds is {n} videos per evaluation; the limit is {MAX_EVAL_VIDEOS}"
+            )
+        return self
 
     @field_validator("prompts")
     @classmethod
@@ -146,7 +195,9 @@ class GuardConfig(_Strict):
         description="Relative worsening of a guard (dynamic degree falling, real-clip loss "
         "rising) that raises a warning while the reward rises.",
     )
-    min_reward_rise: float = Field(0.02, ge=0, description="Reward gain that counts as rising.")
+    min_reward_rise: float = Field(
+        0.02, ge=0, le=1, description="Reward gain that counts as rising."
+    )
     stop_on_warning: bool = Field(False, description="Fail the run when a warning fires.")
 
 
@@ -156,7 +207,7 @@ class OfflineDataConfig(_Strict):
     path: Path = Field(
         description="JSON or JSONL of {video, caption, reward} records (or {labels: "
         "{dimension: good|normal|bad}} instead of / beside reward); video paths are "
-        "relative to the file."
+        "relative to the file; all under the trainer's data roots (LIFT_TRAINER_DATA_ROOTS)."
     )
 
 
@@ -167,7 +218,8 @@ class RunConfig(_Strict):
     mode: Literal["online", "offline"] = "online"
     model: Path | None = Field(
         None,
-        description="The trainer's own copy of the T2V model (a diffusers pipeline directory). "
+        description="The trainer's own copy of the T2V model (a diffusers pipeline directory "
+        "under the trainer's data roots, LIFT_TRAINER_DATA_ROOTS). "
         "Unset: the embedded tiny demo model. It must be the model the generator serves.",
     )
     generator: EndpointConfig | None = Field(
@@ -176,8 +228,14 @@ class RunConfig(_Strict):
     critic: EndpointConfig | None = Field(
         default_factory=lambda: EndpointConfig(address="localhost:50051")
     )
-    prompts: list[str] = Field(default_factory=list, description="Training prompts.")
-    prompts_file: Path | None = Field(None, description="A text file, one prompt per line.")
+    prompts: list[str] = Field(
+        default_factory=list, max_length=100_000, description="Training prompts."
+    )
+    prompts_file: Path | None = Field(
+        None,
+        description="A text file, one prompt per line, under the trainer's data roots "
+        "(LIFT_TRAINER_DATA_ROOTS); relative paths are relative to a root.",
+    )
     strategy: Literal["reward_weighted", "rejection_sampling"] = "reward_weighted"
     reward_map: RewardMapConfig = Field(default_factory=RewardMapConfig)
     real_data: RealDataConfig | None = None
@@ -185,16 +243,28 @@ class RunConfig(_Strict):
     lora: LoraConfigModel = Field(default_factory=LoraConfigModel)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    steps: int = Field(100, ge=1, le=10_000_000, description="Optimizer steps.")
-    batch_size: int = Field(2, ge=1, le=1024, description="Prompts per step.")
+    steps: int = Field(100, ge=1, le=MAX_STEPS, description="Optimizer steps.")
+    batch_size: int = Field(2, ge=1, le=MAX_STEP_VIDEOS, description="Prompts per step.")
     videos_per_prompt: int = Field(1, ge=1, le=64)
     publish_every: int = Field(
-        10, ge=0, description="Publish the adapter to the generator every K steps (0: never)."
+        10,
+        ge=0,
+        le=MAX_STEPS,
+        description="Publish the adapter to the generator every K steps (0: never).",
     )
-    checkpoint_every: int = Field(10, ge=1, description="Checkpoint every K steps.")
+    checkpoint_every: int = Field(
+        10,
+        ge=1,
+        le=MAX_STEPS,
+        description="Checkpoint every K steps (the trainer keeps the newest few and the best).",
+    )
     seed: int = Field(0, ge=0, lt=2**63)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N (single process).")
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:[0-9]{1,2})?)$",
+        description="auto, cpu, cuda or cuda:N (single process).",
+    )
     eval: EvalConfig = Field(default_factory=EvalConfig)
     guards: GuardConfig = Field(default_factory=GuardConfig)
     promote_on_success: bool = Field(
@@ -219,6 +289,18 @@ class RunConfig(_Strict):
             raise ValueError(
                 "promote_on_success needs an adapter published to a generator: a LoRA run, "
                 "online (or offline with eval prompts)"
+            )
+        if self.per_step_videos > MAX_STEP_VIDEOS:
+            raise ValueError(
+                f"batch_size x videos_per_prompt is {self.per_step_videos} videos per step; "
+                f"the limit is {MAX_STEP_VIDEOS}"
+            )
+        voxels = self.sampling.voxels()
+        if voxels is not None and voxels * self.per_step_videos > MAX_STEP_VOXELS:
+            raise ValueError(
+                f"a step's videos hold {voxels * self.per_step_videos:,} voxels (batch_size x "
+                f"videos_per_prompt x num_frames x height x width); the limit is "
+                f"{MAX_STEP_VOXELS:,}: sample fewer or smaller videos"
             )
         if self.mode == "online":
             if self.generator is None or self.critic is None:
@@ -267,8 +349,14 @@ def validation_message(exc: ValidationError, limit: int = 6) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-def parse_run_config(source: str | bytes | dict[str, Any]) -> RunConfig:
-    """A validated config from YAML/JSON text or already-parsed data."""
+def parse_run_config(
+    source: str | bytes | dict[str, Any], defaults: dict[str, Any] | None = None
+) -> RunConfig:
+    """A validated config from YAML/JSON text or already-parsed data.
+
+    ``defaults`` fill top-level fields the source leaves out (the trainer's own
+    generator and critic endpoints) before validation.
+    """
     data: Any = source
     if isinstance(source, bytes | str):
         text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
@@ -282,6 +370,8 @@ def parse_run_config(source: str | bytes | dict[str, Any]) -> RunConfig:
             raise InvalidInput(f"the run config is not valid YAML or JSON{at}") from None
     if not isinstance(data, dict):
         raise InvalidInput("the run config must be a mapping of fields (YAML or JSON object)")
+    if defaults:
+        data = {**defaults, **data}
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:

@@ -4,12 +4,15 @@ Videos are read with the suite's decoder and brought to the training shape
 (frames, height, width) here, once, so the training step only sees uint8 arrays
 of one shape: first ``frames`` frames (the last repeated if the clip is shorter),
 centre-cropped to the aspect ratio, then resized with area averaging.
+
+Every file is read through a :class:`DataAccess`: under the trainer's data roots,
+regular files only, each with a size cap (see :mod:`lift.services.trainer.access`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -17,12 +20,27 @@ import numpy as np
 
 from lift.errors import InvalidInput, LiftError
 from lift.reward import RewardMap, labels_reward
-from lift.services.trainer.config import RunConfig
+from lift.services.trainer.access import DataRoots
+from lift.services.trainer.config import MAX_PROMPT_CHARS, RunConfig
 from lift.video.decode import VideoLimits, decode_video
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".gif")
 MAX_CLIPS = 100_000
 _LIMITS = VideoLimits()
+
+
+@dataclass(frozen=True)
+class DataAccess:
+    """Where a run may read from and how much: roots plus size caps."""
+
+    roots: DataRoots = field(default_factory=lambda: DataRoots.of(None))
+    """Default: anywhere (a library caller is its own operator); the service passes its roots."""
+    max_prompts_file_bytes: int = 4 * 1024 * 1024
+    max_file_bytes: int = 256 * 1024 * 1024
+
+    def read(self, path: Path, field: str) -> bytes:
+        """A dataset file's bytes (a video, a record file, captions)."""
+        return self.roots.read(path, field, self.max_file_bytes)
 
 
 @dataclass(frozen=True)
@@ -44,17 +62,24 @@ class Clip:
     all_good: bool | None = None
 
 
-def load_prompts(config: RunConfig) -> list[str]:
+def load_prompts(config: RunConfig, access: DataAccess | None = None) -> list[str]:
     """The config's prompts followed by the prompts file's non-empty lines."""
+    access = access or DataAccess()
     prompts = list(config.prompts)
     if config.prompts_file is not None:
+        data = access.roots.read(config.prompts_file, "prompts_file", access.max_prompts_file_bytes)
         try:
-            lines = config.prompts_file.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
+            lines = data.decode("utf-8").splitlines()
+        except UnicodeDecodeError as exc:
             raise InvalidInput(
-                f"prompts_file: cannot read {config.prompts_file}: {exc.strerror}"
+                f"prompts_file: {config.prompts_file} is not UTF-8 text (byte {exc.start})"
             ) from None
         prompts += [line.strip() for line in lines if line.strip()]
+        if any(len(p) > MAX_PROMPT_CHARS for p in prompts):
+            raise InvalidInput(
+                f"prompts_file: a line is longer than {MAX_PROMPT_CHARS} characters "
+                "(one prompt per line)"
+            )
     if config.mode == "online" and not prompts:
         raise InvalidInput("prompts_file: the file has no prompts (one per line)")
     return prompts
@@ -91,16 +116,9 @@ def to_shape(frames: np.ndarray, shape: Shape) -> np.ndarray:
     )
 
 
-def _read(path: Path, field: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"{field}: cannot read {path}: {exc.strerror}") from None
-
-
-def _records(path: Path, field: str) -> list[dict[str, object]]:
+def _records(path: Path, field: str, access: DataAccess) -> list[dict[str, object]]:
     """Records from a JSON list or a JSONL file."""
-    text = _read(path, field).decode("utf-8", errors="replace")
+    text = access.read(path, field).decode("utf-8", errors="replace")
     try:
         if path.suffix == ".jsonl":
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -128,26 +146,37 @@ def _caption(row: dict[str, object], field: str, i: int) -> str:
 
 def _video_path(row: dict[str, object], base: Path, field: str, i: int) -> Path:
     video = row.get("video")
-    if not isinstance(video, str) or not video:
+    if not isinstance(video, str) or not video or "\x00" in video:
         raise InvalidInput(f"{field}: record {i} needs 'video' (a path)")
     return base / video
 
 
-def load_real_clips(path: Path, shape: Shape) -> list[Clip]:
+def load_real_clips(path: Path, shape: Shape, access: DataAccess | None = None) -> list[Clip]:
     """Real clips from a directory (captions.json or .txt sidecars) or a JSON/JSONL file."""
+    access = access or DataAccess()
     field = "real_data.path"
+    path = access.roots.file_or_directory(path, field)
     pairs: list[tuple[Path, str]] = []
     if path.is_dir():
         captions: dict[str, str] = {}
         if (path / "captions.json").is_file():
-            loaded = json.loads(_read(path / "captions.json", field))
+            try:
+                loaded = json.loads(access.read(path / "captions.json", field))
+            except ValueError:
+                raise InvalidInput(f"{field}: captions.json is not valid JSON") from None
             if not isinstance(loaded, dict):
                 raise InvalidInput(f"{field}: captions.json must map file names to captions")
             captions = {str(k): str(v) for k, v in loaded.items()}
         for video in sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES):
+            if len(pairs) >= MAX_CLIPS:
+                raise InvalidInput(f"{field}: more than {MAX_CLIPS} videos")
             sidecar = video.with_suffix(".txt")
             caption = captions.get(video.name) or (
-                sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else ""
+                access.read(sidecar, f"{field} {sidecar.name}")
+                .decode("utf-8", errors="replace")
+                .strip()
+                if sidecar.is_file()
+                else ""
             )
             if not caption:
                 raise InvalidInput(
@@ -155,32 +184,40 @@ def load_real_clips(path: Path, shape: Shape) -> list[Clip]:
                     f"{sidecar.name})"
                 )
             pairs.append((video, caption))
-    elif path.is_file():
-        rows = _records(path, field)
+    else:
+        rows = _records(path, field, access)
         pairs = [
             (_video_path(r, path.parent, field, i), _caption(r, field, i))
             for i, r in enumerate(rows)
         ]
-    else:
-        raise InvalidInput(f"{field}: {path} does not exist")
     if not pairs:
-        raise InvalidInput(f"{field}: {path} holds no videos ({', '.join(VIDEO_SUFFIXES)})")
+        raise InvalidInput(f"{field}: the directory holds no videos ({', '.join(VIDEO_SUFFIXES)})")
     return [
-        Clip(to_shape(decode_all(_read(v, field), f"{field} {v.name}"), shape), c) for v, c in pairs
+        Clip(
+            to_shape(
+                decode_all(access.read(v, f"{field} video {v.name}"), f"{field} {v.name}"), shape
+            ),
+            c,
+        )
+        for v, c in pairs
     ]
 
 
 _LABELS = ("good", "normal", "bad")
 
 
-def load_offline_clips(path: Path, shape: Shape | None, reward_map: RewardMap) -> list[Clip]:
+def load_offline_clips(
+    path: Path, shape: Shape | None, reward_map: RewardMap, access: DataAccess | None = None
+) -> list[Clip]:
     """Pre-scored clips; ``shape`` None takes the first video's own shape.
 
     A record gives its ``reward`` (or ``score``) in [0, 1], or ``labels`` per
     dimension whose Eq. 2 reward under ``reward_map`` is used (labels count as certain).
     """
+    access = access or DataAccess()
     field = "offline_data.path"
-    rows = _records(path, field)
+    path = access.roots.file(path, field)  # resolved: videos are relative to the real file
+    rows = _records(path, field, access)
     clips: list[Clip] = []
     for i, row in enumerate(rows):
         caption = _caption(row, field, i)
@@ -202,7 +239,7 @@ def load_offline_clips(path: Path, shape: Shape | None, reward_map: RewardMap) -
                 reward = labels_reward(labels, reward_map)
         if isinstance(reward, bool) or not isinstance(reward, int | float) or not 0 <= reward <= 1:
             raise InvalidInput(f"{field}: record {i} needs 'reward' in [0, 1] (or 'labels')")
-        frames = decode_all(_read(video, field), f"{field} record {i}")
+        frames = decode_all(access.read(video, f"{field} record {i} video"), f"{field} record {i}")
         if shape is None:
             n, h, w = frames.shape[:3]
             shape = Shape(n, h - h % 16, w - w % 16)

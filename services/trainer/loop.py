@@ -54,6 +54,7 @@ from lift.services.trainer.checkpoints import (
 from lift.services.trainer.config import RunConfig
 from lift.services.trainer.data import (
     Clip,
+    DataAccess,
     Shape,
     decode_all,
     load_offline_clips,
@@ -76,12 +77,18 @@ class RunFailed(LiftError):
     """The run cannot go on; the message is its reason."""
 
 
+def run_version(run_id: str, step: int) -> str:
+    """The adapter version a run publishes for ``step``: its run id is the namespace."""
+    return f"{run_id}/s{step}"
+
+
 class Dependencies(Protocol):
     """The generator and the critic as an online run uses them (see remote.Services)."""
 
     def generator_info(self) -> dict[str, Any]: ...
     def generate(self, request: GenerationRequest) -> bytes: ...
     def publish(self, version: str, files: AdapterFiles) -> None: ...
+    def promote(self, version: str) -> None: ...
     def score(self, items: list[tuple[bytes, str]]) -> list[Critique]: ...
     def close(self) -> None: ...
 
@@ -115,6 +122,8 @@ class AlignmentLoop:
         stop: threading.Event,
         history: Callable[[int], list[dict[str, Any]]] | None = None,
         resumes: int = 0,
+        access: DataAccess | None = None,
+        keep_checkpoints: int = 3,
     ) -> None:
         self.run_id = run_id
         self.config = config
@@ -125,8 +134,10 @@ class AlignmentLoop:
         self.stop = stop
         self.history = history or (lambda step: [])
         self.resumes = resumes
+        self.access = access or DataAccess()
         self.reward_map: RewardMap = config.reward_map.reward_map()
-        self.checkpoints = CheckpointDir(workdir / "checkpoints")
+        self.checkpoints = CheckpointDir(workdir / "checkpoints", keep_checkpoints)
+        self._rewards_since_checkpoint: list[float] = []
         self.watch = HackingWatch(config.guards)
         self.current_version = "base"
         self.policy_weights: bytes | None = None
@@ -172,18 +183,20 @@ class AlignmentLoop:
             f"loaded the trainer's model in {loaded:.1f} s",
             {"model_load_seconds": loaded},
         )
-        self.prompts = load_prompts(cfg)
+        self.prompts = load_prompts(cfg, self.access)
         self.shape = self._shape()
         self.offline: list[Clip] = []
         if cfg.mode == "offline":
             assert cfg.offline_data is not None
-            self.offline = load_offline_clips(cfg.offline_data.path, self.shape, self.reward_map)
+            self.offline = load_offline_clips(
+                cfg.offline_data.path, self.shape, self.reward_map, self.access
+            )
             first = self.offline[0].frames.shape
             self.shape = Shape(first[0], first[1], first[2])
         assert self.shape is not None
         self.real: list[Clip] = []
         if cfg.real_data is not None and cfg.real_data.weight > 0:
-            self.real = load_real_clips(cfg.real_data.path, self.shape)
+            self.real = load_real_clips(cfg.real_data.path, self.shape, self.access)
         params = list(self.policy.trainable().values())
         if not params:
             raise InvalidInput("lora: nothing to train (no trainable parameter)")
@@ -213,8 +226,13 @@ class AlignmentLoop:
         ]
         # Each process of a multi-GPU run samples its share; gradients are averaged.
         mine = items[self.acc.process_index :: self.acc.num_processes] or items[:1]
-        videos = [self._generate(self._request(p, seed, self.current_version)) for p, seed in mine]
+        videos = []
+        for p, seed in mine:  # a cancel takes effect between videos, not after the batch
+            self._check_stop()
+            videos.append(self._generate(self._request(p, seed, self.current_version)))
+        self._check_stop()
         critiques = self.deps.score([(v, p) for v, (p, _) in zip(videos, mine, strict=True)])
+        self._check_stop()
         batch = _Batch(
             [
                 Clip(to_shape(decode_all(v, "generated video"), self.shape), p)
@@ -349,12 +367,15 @@ class AlignmentLoop:
     def _publish_policy(self, weights: bytes) -> None:
         """Install ``weights`` on the generator under a label it has never seen.
 
-        Labels are never reused by the generator, so a run that resumed (or that
-        re-installs a version the generator lost) adds ``-r<resumes>.<n>``.
+        Every label lies in the run's own namespace, ``<run id>/s<step>``, and a load
+        never changes what other callers get (only a promotion does: see
+        :meth:`_promote`). Labels are never reused by the generator, so a run that
+        resumed (or that re-installs a version the generator lost) adds
+        ``-r<resumes>.<n>``.
         """
         assert self.deps is not None
         self._labels += 1
-        version = f"{self.run_id}-s{self.published_step}"
+        version = run_version(self.run_id, self.published_step)
         if self.resumes or self._labels > 1:
             version += f"-r{self.resumes}.{self._labels}"
         self.deps.publish(version, AdapterFiles(weights, self.policy.adapter_config()))
@@ -384,6 +405,10 @@ class AlignmentLoop:
             "current_version": self.current_version,
             "published_step": self.published_step,
             "eval_before": self.eval_before.to_json() if self.eval_before else None,
+            # Ranks checkpoints for retention (the best is kept besides the newest).
+            "reward": float(np.mean(self._rewards_since_checkpoint))
+            if self._rewards_since_checkpoint
+            else None,
         }
         path = self.checkpoints.save(
             Checkpoint(
@@ -395,6 +420,7 @@ class AlignmentLoop:
                 self.policy_weights,
             )
         )
+        self._rewards_since_checkpoint = []
         self.emit("checkpoint", step, f"checkpoint written: {path.name}", {"path": str(path)})
 
     def _resume(self) -> int:
@@ -483,10 +509,13 @@ class AlignmentLoop:
             began = time.perf_counter()
             batch = self._online_batch(step) if cfg.mode == "online" else self._offline_batch(step)
             real = self._real_batch(step, len(batch.clips))
+            self._check_stop()
             m = self._train_step(step, batch, real, began)
             if not math.isfinite(m.loss):
                 raise RunFailed(f"the loss became {m.loss} at step {step}: lower optimizer.lr")
             self._observe(m)
+            self._rewards_since_checkpoint.append(m.reward)
+            self._check_stop()
             if cfg.publish_every and step % cfg.publish_every == 0 and not cfg.lora.full_finetune:
                 self._publish(step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -522,4 +551,24 @@ class AlignmentLoop:
         if self.eval_before is not None and after is not None:
             result.update(compare(self.eval_before, after))
         result["warnings"] = sorted(self.watch.firing)
+        if cfg.promote_on_success:
+            self._promote()
         return result
+
+    def _promote(self) -> None:
+        """Make the run's last version the generator's default: the run's very last act.
+
+        Only a run that got here succeeds; a cancel seen before the call leaves the
+        default as it was, as does any failure or cancel earlier in the run.
+        """
+        if self.deps is None or not self.acc.is_main_process or self.current_version == "base":
+            return
+        self._check_stop()
+        version = self.current_version
+        self.deps.promote(version)
+        self.emit(
+            "log",
+            self.config.steps,
+            f"promoted adapter version {version} to the generator's default",
+            {},
+        )

@@ -2,8 +2,14 @@
 
 Every state change and event is committed to SQLite before anyone is told, so
 what a watcher saw is what a restarted trainer finds. On start-up, runs that were
-running when the process died are resumed from their last checkpoint, and queued
-runs are queued again, in the order they were submitted.
+running when the process died are resumed from their last checkpoint (at most
+``max_crash_resumes`` times: a run that keeps killing the trainer ends failed),
+and queued runs are queued again, in the order they were submitted.
+
+A run touches only what the operator allows (:mod:`lift.services.trainer.access`):
+its paths are checked against the data roots and its endpoints against the
+allow-list when it is submitted, and again when it starts or resumes. Cancelling a
+running run ends it at once (``cancelled``); its worker stops at its next check.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import binascii
 import json
 import logging
 import queue
+import re
 import secrets
 import threading
 import time
@@ -21,13 +28,18 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from lift import __version__
+from lift.clients.base import Credentials
 from lift.errors import Cancelled, Conflict, InvalidInput, LiftError, NotFound, NotReady, Overloaded
 from lift.runs import Event, RunState, is_final_event
 from lift.services.trainer import metrics
-from lift.services.trainer.config import RunConfig, parse_run_config
+from lift.services.trainer.access import DataRoots, Endpoints
+from lift.services.trainer.config import RunConfig, parse_run_config, validation_message
+from lift.services.trainer.data import DataAccess
 from lift.services.trainer.loop import AlignmentLoop, Dependencies
-from lift.services.trainer.remote import Services
+from lift.services.trainer.remote import Services, client_credentials
 from lift.services.trainer.settings import TrainerSettings
 from lift.services.trainer.store import RunRecord, Store
 
@@ -37,12 +49,17 @@ FOLLOW_POLL_S = 0.2
 DepsFactory = Callable[[RunConfig, threading.Event], Dependencies | None]
 
 
-def default_deps(config: RunConfig, stop: threading.Event) -> Dependencies | None:
-    """gRPC clients for the run's generator and critic (None when it needs neither)."""
+def default_deps(
+    config: RunConfig, stop: threading.Event, credentials: Credentials | None = None
+) -> Dependencies | None:
+    """gRPC clients for the run's generator and critic (None when it needs neither).
+
+    ``credentials`` are the trainer's own (:func:`client_credentials`), never a caller's.
+    """
     needs = config.mode == "online" or bool(config.eval.prompts)
     if not needs or config.generator is None or config.critic is None:
         return None
-    return Services(config.generator, config.critic, stop)
+    return Services(config.generator, config.critic, stop, credentials)
 
 
 def new_run_id() -> str:
@@ -53,9 +70,11 @@ def new_run_id() -> str:
 class RunManager:
     """Runs, their lifecycle and their events; thread-safe."""
 
-    def __init__(self, settings: TrainerSettings, deps_factory: DepsFactory = default_deps) -> None:
+    def __init__(self, settings: TrainerSettings, deps_factory: DepsFactory | None = None) -> None:
         self.settings = settings
-        self.deps_factory = deps_factory
+        self.deps_factory = deps_factory or (
+            lambda config, stop: default_deps(config, stop, client_credentials(settings))
+        )
         self.store: Store | None = None
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stops: dict[str, threading.Event] = {}
@@ -68,21 +87,51 @@ class RunManager:
         )
         self._subscribers: list[Callable[[Event], None]] = [self.run_metrics.observe]
         """Called with every event once it is stored (the Prometheus metrics, first)."""
+        data = settings.data_dir
+        # The trainer's own files stay off limits even under a root: the database holds
+        # every run's config and events, runs/ every run's checkpoints and adapters.
+        internal = [data / "runs", *(data / f"trainer.sqlite{x}" for x in ("", "-wal", "-shm"))]
+        self.access = DataAccess(
+            DataRoots.of(settings.roots(), exclude=internal),
+            max_prompts_file_bytes=settings.max_prompts_file_bytes,
+            max_file_bytes=settings.max_data_file_bytes,
+        )
+        self.endpoints = Endpoints.of(settings.endpoints())
 
     # ---- lifecycle ------------------------------------------------------------------
 
     def load(self) -> None:
         """Open the database, requeue unfinished runs, start the workers."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.settings.data_roots:  # the default root: where operators put run data
+            (self.settings.data_dir / "inputs").mkdir(exist_ok=True)
         self.store = Store(self.settings.data_dir / "trainer.sqlite")
         unfinished = [
             r
             for r in reversed(self.store.runs(limit=1_000_000))
             if r.state in (RunState.RUNNING, RunState.QUEUED)
         ]
-        for run in unfinished:
+        for run in list(unfinished):
             if run.state == RunState.RUNNING:
-                self.store.update(run.id, state=RunState.QUEUED, resumes=run.resumes + 1)
+                # Still "running" at start-up: the trainer died under it (a clean shutdown
+                # re-queues). Resume it a bounded number of times: a run that kills the
+                # trainer must not kill it again on every restart.
+                crashes = run.crashes + 1
+                if crashes > self.settings.max_crash_resumes:
+                    self.store.update(run.id, crashes=crashes)
+                    self._finish(
+                        run.id,
+                        RunState.FAILED,
+                        f"the run crashed the trainer {crashes} times; it is not resumed "
+                        f"again (LIFT_TRAINER_MAX_CRASH_RESUMES="
+                        f"{self.settings.max_crash_resumes})",
+                        run.step,
+                    )
+                    unfinished.remove(run)
+                    continue
+                self.store.update(
+                    run.id, state=RunState.QUEUED, resumes=run.resumes + 1, crashes=crashes
+                )
                 self._emit(
                     run.id,
                     "state",
@@ -128,8 +177,8 @@ class RunManager:
                 f"the run config is {len(source)} bytes; the limit is "
                 f"{self.settings.max_config_bytes}"
             )
-        config = parse_run_config(source)
-        _preflight(config)
+        config = parse_run_config(source, self._config_defaults())
+        self.check_access(config)
         if self._queue.qsize() >= self.settings.max_queued_runs:
             raise Overloaded(
                 f"{self._queue.qsize()} runs are waiting already; retry when one has started"
@@ -178,16 +227,24 @@ class RunManager:
         return page, page_token(last, state) if more else ""
 
     def cancel_run(self, run_id: str) -> RunRecord:
-        """Cancel a queued or running run (a running one stops at its next step)."""
+        """Cancel a queued or running run: it is ``cancelled`` when this returns.
+
+        A running run's worker is told to stop and abandons the run at its next check
+        (between videos, calls and steps); whatever it still reports is dropped, so a
+        run stuck in a long step is cancelled all the same.
+        """
         run = self.get_run(run_id)
         if run.state.final:
             raise Conflict(f"run {run_id} already {run.state.value}; only unfinished runs cancel")
         with self._lock:
             self._stops.setdefault(run_id, threading.Event()).set()
             run = self.get_run(run_id)
-            if run.state == RunState.QUEUED:
-                self._finish(run_id, RunState.CANCELLED, "cancelled before it started", run.step)
-        self._emit(run_id, "log", run.step, "cancel requested", {})
+            reason = "cancelled before it started" if run.state == RunState.QUEUED else "cancelled"
+            if not self._finish(run_id, RunState.CANCELLED, reason, run.step):
+                run = self.get_run(run_id)  # it ended meanwhile: say so, as for a final run
+                raise Conflict(
+                    f"run {run_id} already {run.state.value}; only unfinished runs cancel"
+                )
         return self.get_run(run_id)
 
     def events(self, run_id: str, after_seq: int = 0) -> list[Event]:
@@ -246,9 +303,11 @@ class RunManager:
         with self._changed:
             self._changed.notify_all()
 
-    def _finish(self, run_id: str, state: RunState, reason: str, step: int) -> None:
+    def _finish(self, run_id: str, state: RunState, reason: str, step: int) -> bool:
+        """End a run unless it has ended already (a cancel wins over its worker); True if ended."""
         assert self.store is not None
-        self.store.update(run_id, state=state, reason=reason, finished=time.time())
+        if not self.store.finish_unless_final(run_id, state, reason):
+            return False
         self._emit(
             run_id,
             "state",
@@ -256,6 +315,7 @@ class RunManager:
             f"{state.value}" + (f": {reason}" if reason else ""),
             {"state": state.value, "reason": reason},
         )
+        return True
 
     def _worker(self) -> None:
         while True:
@@ -276,13 +336,14 @@ class RunManager:
             self.store.update(run_id, state=RunState.RUNNING, started=run.started or time.time())
         stop = self._stops.setdefault(run_id, threading.Event())
         self._emit(run_id, "state", run.step, "running", {"state": "running"})
-        config = RunConfig.model_validate(run.config)
         workdir = self.settings.data_dir / "runs" / run_id
         deps: Dependencies | None = None
         step = run.step
 
         def emit(kind: str, s: int, message: str, data: dict[str, Any]) -> None:
             nonlocal step
+            if stop.is_set():  # cancelled (or shutting down): report nothing more
+                raise Cancelled("the run was cancelled")
             if kind == "step":
                 step = s
                 assert self.store is not None
@@ -294,6 +355,10 @@ class RunManager:
             self._emit(run_id, kind, s, message, data)
 
         try:
+            # Inside the try: a stored config that no longer validates (limits tightened
+            # since it was queued) or whose paths left the roots fails the run, with why.
+            config = RunConfig.model_validate(run.config)
+            self.check_access(config)
             deps = self.deps_factory(config, stop)
             loop = AlignmentLoop(
                 run_id,
@@ -305,23 +370,38 @@ class RunManager:
                 stop,
                 history=lambda upto: self.store.metrics(run_id, upto) if self.store else [],
                 resumes=run.resumes,
+                access=self.access,
+                keep_checkpoints=self.settings.keep_checkpoints,
             )
             result = loop.run()
         except Cancelled:
-            if self.ready:  # a cancel; at shutdown the run stays resumable
-                self._finish(run_id, RunState.CANCELLED, "cancelled", step)
+            if not self.ready:  # shutting down: the run stays resumable
+                with self._lock:
+                    current = self.store.get(run_id)
+                    if current is not None and current.state == RunState.RUNNING:
+                        self.store.update(run_id, state=RunState.QUEUED, resumes=run.resumes + 1)
             else:
-                self.store.update(run_id, state=RunState.QUEUED, resumes=run.resumes + 1)
+                self._finish(run_id, RunState.CANCELLED, "cancelled", step)
         except LiftError as exc:
             self._finish(run_id, RunState.FAILED, exc.message, step)
+        except ValidationError as exc:
+            self._finish(
+                run_id, RunState.FAILED, "invalid run config: " + validation_message(exc), step
+            )
         except Exception as exc:
             log.exception("run %s failed", run_id)
-            self._finish(
-                run_id, RunState.FAILED, f"internal error: {type(exc).__name__}: {exc}", step
-            )
+            self._finish(run_id, RunState.FAILED, crash_reason(exc), step)
         else:
-            self.store.update(run_id, result=result)
-            self._finish(run_id, RunState.SUCCEEDED, "", config.steps)
+            with self._lock:
+                if self.store.finish_unless_final(run_id, RunState.SUCCEEDED, ""):
+                    self.store.update(run_id, result=result)
+                    self._emit(
+                        run_id,
+                        "state",
+                        config.steps,
+                        "succeeded",
+                        {"state": "succeeded", "reason": ""},
+                    )
         finally:
             self.run_metrics.run_ended()
             if deps is not None:
@@ -329,28 +409,50 @@ class RunManager:
 
     def _model_dir(self, config: RunConfig) -> Path:
         if config.model is not None:
-            return config.model
+            return self.access.roots.directory(config.model, "model")
         from lift.t2v.tiny import ensure_tiny_generator
 
         return ensure_tiny_generator(self.settings.cache_dir)
 
+    def _config_defaults(self) -> dict[str, Any]:
+        """What a config that names no generator or critic gets: the trainer's own."""
+        return {
+            "generator": {"address": self.settings.generator_address},
+            "critic": {"address": self.settings.critic_address},
+        }
 
-def _preflight(config: RunConfig) -> None:
-    """Refuse configs whose local paths do not exist, naming the field."""
-    checks: list[tuple[str, Path | None]] = [
-        ("model", config.model),
-        ("prompts_file", config.prompts_file),
-        ("real_data.path", config.real_data.path if config.real_data else None),
-        ("offline_data.path", config.offline_data.path if config.offline_data else None),
-    ]
-    for field, path in checks:
-        if path is not None and not path.exists():
-            raise InvalidInput(f"invalid run config: {field}: {path} does not exist on the trainer")
-    if config.model is not None and not (config.model / "model_index.json").is_file():
-        raise InvalidInput(
-            f"invalid run config: model: {config.model} is not a diffusers pipeline directory "
-            "(no model_index.json)"
-        )
+    def check_access(self, config: RunConfig) -> None:
+        """Refuse a config that names a path outside the data roots or an endpoint off the list.
+
+        Runs at submit (INVALID_ARGUMENT / 400) and again when the run starts. The
+        message is the same whether a path is missing or outside the roots.
+        """
+        for field, endpoint in (("generator", config.generator), ("critic", config.critic)):
+            if endpoint is not None:
+                self.endpoints.check(endpoint.address, f"{field}.address")
+        roots = self.access.roots
+        if config.prompts_file is not None:
+            roots.file(config.prompts_file, "prompts_file")
+        if config.real_data is not None:
+            roots.file_or_directory(config.real_data.path, "real_data.path")
+        if config.offline_data is not None:
+            roots.file(config.offline_data.path, "offline_data.path")
+        if config.model is not None:
+            model = roots.directory(config.model, "model")
+            roots.file(model / "model_index.json", "model (its model_index.json)")
+
+
+_PATHS = re.compile(r"(?<![\w.])/[^\s'\"():,]+")
+
+
+def crash_reason(exc: BaseException) -> str:
+    """A failed run's reason for an unexpected exception: its type and message, no paths.
+
+    The reason is shown to whoever can read the run; server paths in an exception
+    message (a file the model loader could not open, say) are replaced.
+    """
+    message = _PATHS.sub("<path>", str(exc))[:300]
+    return f"the run's worker crashed: {type(exc).__name__}" + (f": {message}" if message else "")
 
 
 # A page token is opaque to callers: base64 of the last run's (created, id) and the

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from lift.settings import ServiceSettings, default_cache_dir
 
@@ -39,6 +40,82 @@ class TrainerSettings(ServiceSettings):
         64, ge=0, description="Runs allowed to wait; more are refused with RESOURCE_EXHAUSTED."
     )
     max_config_bytes: int = Field(1024 * 1024, ge=1024, description="Largest run config, bytes.")
+    # -- the trainer's own credentials towards the generator and critic ------------------
+    # Its own, never a caller's: a run config cannot make the trainer spend someone
+    # else's token, and a caller's token never leaves the trainer.
+    client_token: SecretStr | None = Field(
+        None, description="Bearer token the trainer sends to the generator and critic."
+    )
+    client_token_file: Path | None = Field(
+        None, description="File holding that token (e.g. a mounted secret); read at each run."
+    )
+    client_tls: bool = Field(False, description="Reach the generator and critic over TLS.")
+    client_ca_file: Path | None = Field(
+        None, description="PEM CA their certificates must chain to (implies TLS) [system]."
+    )
+    client_cert_file: Path | None = Field(
+        None, description="PEM client certificate for mutual TLS with them."
+    )
+    client_key_file: Path | None = Field(None, description="PEM key of client_cert_file.")
     max_message_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent."
     )
+    # -- what runs may touch (see services/trainer/access.py) ---------------------------
+    data_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories run configs may read from (prompts_file, real_data, "
+        "offline_data, model), comma-separated: every path must resolve under one, symlinks "
+        "followed. Unset: <data_dir>/inputs only.",
+    )
+    generator_address: str = Field(
+        "localhost:50052", description="The generator runs use when their config names none."
+    )
+    critic_address: str = Field(
+        "localhost:50051", description="The critic runs use when their config names none."
+    )
+    allowed_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="host:port generator and critic addresses run configs may name, "
+        "comma-separated (* allows any). Unset: generator_address and critic_address only.",
+    )
+    max_prompts_file_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=1024**3, description="Largest prompts_file, bytes."
+    )
+    max_data_file_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        le=16 * 1024**3,
+        description="Largest dataset file (a video, a JSON/JSONL record file), bytes.",
+    )
+    # -- bounded runs ---------------------------------------------------------------------
+    keep_checkpoints: int = Field(
+        3, ge=1, le=1000, description="Checkpoints kept per run: the newest N plus the best."
+    )
+    max_crash_resumes: int = Field(
+        2,
+        ge=0,
+        le=100,
+        description="Times a run that was running when the trainer died is resumed; the next "
+        "such crash ends it failed.",
+    )
+
+    @field_validator("data_roots", "allowed_endpoints", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: Any) -> Any:
+        """Environment values are comma-separated (a JSON list works too)."""
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return v
+
+    def roots(self) -> list[Path]:
+        """The data roots in force (the configured ones, or <data_dir>/inputs)."""
+        return list(self.data_roots) or [self.data_dir / "inputs"]
+
+    def endpoints(self) -> list[str]:
+        """The allowed endpoints in force (the configured ones, or the trainer's own two)."""
+        return list(self.allowed_endpoints) or [self.generator_address, self.critic_address]

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS runs (
     reason TEXT NOT NULL DEFAULT '',
     adapter_version TEXT NOT NULL DEFAULT '',
     result TEXT,
-    resumes INTEGER NOT NULL DEFAULT 0
+    resumes INTEGER NOT NULL DEFAULT 0,
+    crashes INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL,
@@ -70,6 +71,8 @@ class RunRecord:
     adapter_version: str
     result: dict[str, Any] | None
     resumes: int
+    crashes: int = 0
+    """Times the trainer died while the run was running (bounds resuming; not in the API)."""
 
     def to_json(self) -> dict[str, Any]:
         """The HTTP (and proto JSON) form."""
@@ -99,6 +102,7 @@ _UPDATABLE = {
     "adapter_version",
     "result",
     "resumes",
+    "crashes",
 }
 
 
@@ -114,6 +118,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(runs)").fetchall()}
+        if "crashes" not in columns:  # a database from before crash counting
+            self._db.execute("ALTER TABLE runs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close the database."""
@@ -169,6 +176,20 @@ class Store:
         counts = {s: 0 for s in RunState}
         counts.update({RunState(r[0]): r[1] for r in rows})
         return counts
+
+    def finish_unless_final(self, run_id: str, state: RunState, reason: str) -> bool:
+        """Move an unfinished run to a final ``state``; False when it was final already.
+
+        One statement, so a cancel and a worker ending the same run cannot both win.
+        """
+        final = [s.value for s in RunState if s.final]
+        with self._lock:
+            cur = self._db.execute(
+                f"UPDATE runs SET state = ?, reason = ?, finished = ? "
+                f"WHERE id = ? AND state NOT IN ({', '.join('?' * len(final))})",
+                (state.value, reason, time.time(), run_id, *final),
+            )
+        return cur.rowcount == 1
 
     def update(self, run_id: str, **fields: Any) -> None:
         """Set some columns of a run."""
@@ -261,4 +282,5 @@ def _record(row: sqlite3.Row) -> RunRecord:
         adapter_version=row["adapter_version"],
         result=None if row["result"] is None else json.loads(row["result"]),
         resumes=row["resumes"],
+        crashes=row["crashes"],
     )

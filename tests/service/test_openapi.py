@@ -328,7 +328,12 @@ def test_generator_replies_match_the_document(tiny_generator_dir) -> None:
 def test_trainer_replies_and_events_match_the_document(
     tmp_path: Path, tiny_generator_dir: Path, offline_dataset: Path
 ) -> None:
-    settings = TrainerSettings(grpc_port=0, http_port=0, data_dir=tmp_path / "data")
+    settings = TrainerSettings(
+        grpc_port=0,
+        http_port=0,
+        data_dir=tmp_path / "data",
+        data_roots=[tmp_path.parent],  # pytest's base temp: the tiny model, the dataset
+    )
     runner_limit = settings.max_config_bytes
     runner, stop = start_in_thread(build_trainer, settings)
     c = Contract(f"http://127.0.0.1:{runner.http_port}")

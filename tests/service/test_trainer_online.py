@@ -51,7 +51,13 @@ def test_online_run_publishes_and_evaluates(
         "checkpoint_every": 3,
         "eval": {"prompts": ["a cat"], "seeds": [0, 1, 2]},
     }
-    manager = RunManager(TrainerSettings(data_dir=tmp_path / "data"))
+    manager = RunManager(
+        TrainerSettings(
+            data_dir=tmp_path / "data",
+            data_roots=[tmp_path.parent],  # pytest's base temp: the tiny model, the dataset
+            allowed_endpoints=[gen, critic],
+        )
+    )
     manager.load()
     try:
         run = manager.start_run(json.dumps(cfg))

@@ -29,6 +29,15 @@ from tools.processes import StartError, free_port, wait_ready
 pytestmark = pytest.mark.timeout(600)
 
 
+def trainer_settings(data_dir: Path, **kw: Any) -> TrainerSettings:
+    """A trainer whose data_dir is ``tmp_path / X``: it may read the session's temporary
+    files (the tiny model, the datasets: pytest's base temp directory, two levels up) and
+    call any endpoint (the tests start generators and critics on ephemeral ports)."""
+    return TrainerSettings(
+        data_dir=data_dir, data_roots=[data_dir.parents[1]], allowed_endpoints=["*"], **kw
+    )
+
+
 def offline_config(model: Path, data: Path, steps: int = 6, **extra: Any) -> dict[str, Any]:
     return {
         "name": "offline-test",
@@ -50,7 +59,7 @@ def offline_config(model: Path, data: Path, steps: int = 6, **extra: Any) -> dic
 @pytest.fixture()
 def trainer(tmp_path: Path):
     runner, stop = start_in_thread(
-        build_trainer, TrainerSettings(grpc_port=0, http_port=0, data_dir=tmp_path / "data")
+        build_trainer, trainer_settings(tmp_path / "data", grpc_port=0, http_port=0)
     )
     yield runner
     stop()
@@ -68,7 +77,7 @@ def _wait_final(client: TrainerClient, run_id: str, timeout_s: float = 300) -> R
 
 def _run_to_end(data_dir: Path, config: str) -> RunRecord:
     """Train ``config`` to the end with a fresh in-process manager."""
-    manager = RunManager(TrainerSettings(data_dir=data_dir))
+    manager = RunManager(trainer_settings(data_dir))
     manager.load()
     try:
         run = manager.start_run(config)
@@ -235,7 +244,7 @@ def test_interrupted_run_resumes_to_the_same_adapter(
     cfg = json.dumps(offline_config(tiny_generator_dir, offline_dataset, steps=6))
     a = _run_to_end(tmp_path / "a", cfg).to_json()
 
-    first = RunManager(TrainerSettings(data_dir=tmp_path / "b"))
+    first = RunManager(trainer_settings(tmp_path / "b"))
     first.load()
     run_b = first.start_run(cfg)
     seq = 0
@@ -247,7 +256,7 @@ def test_interrupted_run_resumes_to_the_same_adapter(
                 first.close()
                 stopped = True
                 break
-    second = RunManager(TrainerSettings(data_dir=tmp_path / "b"))
+    second = RunManager(trainer_settings(tmp_path / "b"))
     second.load()
     try:
         while not second.get_run(run_b.id).state.final:
@@ -273,7 +282,11 @@ def test_kill_9_then_restart_resumes_from_the_last_checkpoint(
         sys.executable, "-m", "lift.cli.main", "trainer", "serve", "--data-dir", str(data),
         "--grpc-port", str(grpc_port), "--http-port", str(http_port),
     ]  # fmt: skip
-    env = {**os.environ, "LIFT_TRAINER_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "LIFT_TRAINER_LOG_LEVEL": "WARNING",
+        "LIFT_TRAINER_DATA_ROOTS": str(tmp_path.parent),  # the tiny model and the dataset
+    }
 
     def start() -> subprocess.Popen[bytes]:
         p = subprocess.Popen(cmd, env=env)
