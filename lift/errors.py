@@ -75,6 +75,13 @@ class DeadlineExceeded(LiftError):
     http_status = 504
 
 
+class RequestTimeout(LiftError):
+    """The client sent its request (body or upload stream) too slowly; it was cut off."""
+
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    http_status = 408
+
+
 class Cancelled(LiftError):
     """The caller went away; the work was stopped."""
 

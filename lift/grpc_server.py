@@ -168,12 +168,35 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return _refusal(handler, code, message)
 
 
+def limit_options(max_message_bytes: int, max_concurrent_streams: int) -> list[tuple[str, int]]:
+    """Channel arguments that bound what one client can hold on the gRPC front.
+
+    Messages past ``max_message_bytes`` are refused by grpc before they reach a servicer
+    (RESOURCE_EXHAUSTED); a connection may carry ``max_concurrent_streams`` calls; pings
+    more often than every 10 s are answered with GOAWAY (too_many_pings) after two
+    strikes; idle connections are closed after 10 minutes; metadata is capped at 16 KiB.
+    """
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_concurrent_streams", max_concurrent_streams),
+        ("grpc.max_metadata_size", 16 * 1024),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_time_ms", 120_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.max_connection_idle_ms", 600_000),
+    ]
+
+
 def build_server(
     service: str,
     registrations: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]],
     max_message_bytes: int,
     auth: Authenticator | None = None,
     reflection_on: bool = True,
+    max_concurrent_rpcs: int | None = None,
+    max_concurrent_streams: int = 64,
 ) -> tuple[grpc.aio.Server, HealthServicer]:
     """A grpc.aio server with the given servicers, health and (``reflection_on``) reflection.
 
@@ -186,10 +209,9 @@ def build_server(
         interceptors.append(AuthInterceptor(service, auth))
     server = grpc.aio.server(
         interceptors=interceptors,
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ],
+        options=limit_options(max_message_bytes, max_concurrent_streams),
+        # Calls past this many get RESOURCE_EXHAUSTED at once instead of piling up.
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

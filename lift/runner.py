@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from lift.auth import is_loopback
 from lift.grpc_server import HealthServicer, build_server, set_serving
+from lift.http.limits import HttpLimits
 from lift.http.security import secure_app
 from lift.serving import WorkLimiter
 from lift.settings import ServiceSettings
@@ -78,6 +79,7 @@ class ServiceRunner:
         close: Callable[[], None] | None = None,
         grpc_credentials: grpc.ServerCredentials | None = None,
         http_ssl: dict[str, Any] | None = None,
+        http_limits: HttpLimits | None = None,
     ) -> None:
         self.name = name
         self.grpc_server = grpc_server
@@ -100,11 +102,12 @@ class ServiceRunner:
         self.http_port = self._sock.getsockname()[1]
         self._uvicorn = _QuietUvicorn(
             uvicorn.Config(
-                app,
+                http_limits.wrap(app) if http_limits is not None else app,
                 log_level=log_level.lower(),
                 access_log=False,
                 lifespan="off",
                 **(http_ssl or {}),
+                **(http_limits.uvicorn_options() if http_limits is not None else {}),
             )
         )
         self._http_task: asyncio.Task[None] | None = None
@@ -133,6 +136,9 @@ class ServiceRunner:
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop taking requests, let those in flight finish (up to ``grace_s``), shut down."""
         await set_serving(self.health, self.service_names, up=False)
+        # Requests still running after the grace (a slow upload, a slow URI) are cancelled
+        # rather than waited for: uvicorn's default waits for every one of them.
+        self._uvicorn.config.timeout_graceful_shutdown = grace_s  # type: ignore[assignment]
         self._uvicorn.should_exit = True
         await self.grpc_server.stop(grace_s)
         if self._http_task is not None:
@@ -188,6 +194,8 @@ def assemble_service(
         settings.max_message_bytes,
         auth=auth,
         reflection_on=settings.reflection,
+        max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+        max_concurrent_streams=settings.grpc_max_concurrent_streams,
     )
     grpc_credentials, http_ssl = tls_options(settings)
     return ServiceRunner(
@@ -204,6 +212,7 @@ def assemble_service(
         close=engine.close,
         grpc_credentials=grpc_credentials,
         http_ssl=http_ssl,
+        http_limits=HttpLimits.of(settings),
     )
 
 

@@ -46,6 +46,37 @@ class ServiceSettings(BaseSettings):
         description="Requests allowed to wait for a worker; more get RESOURCE_EXHAUSTED / 429.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    # -- limits (see lift/http/bodies.py and lift/grpc_server.py) -------------------
+    max_body_bytes: int | None = Field(
+        None,
+        ge=1024,
+        description="Largest HTTP request body, counted while it streams (chunked or not); "
+        "unset: room for one max_message_bytes payload in base64 JSON (4/3 of it + 1 MiB).",
+    )
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="Time a client has to send a request's headers."
+    )
+    body_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="Time a client has to send a whole request body (HTTP) or upload stream "
+        "(gRPC); slower clients are cut off.",
+    )
+    http_keepalive_s: int = Field(
+        5, ge=1, le=600, description="Idle time before a kept-alive HTTP connection is closed."
+    )
+    http_max_connections: int = Field(
+        256,
+        ge=1,
+        description="Open HTTP connections served at once; requests beyond get 503 at once.",
+    )
+    grpc_max_concurrent_rpcs: int = Field(
+        256, ge=1, description="gRPC calls handled at once; more get RESOURCE_EXHAUSTED."
+    )
+    grpc_max_concurrent_streams: int = Field(
+        64, ge=1, description="gRPC calls one client connection may have open at once."
+    )
     # -- access (see lift/auth.py and the README's SECURITY section) ---------------
     auth_file: Path | None = Field(
         default_factory=lambda: SharedSettings().auth_file,
@@ -93,6 +124,13 @@ class ServiceSettings(BaseSettings):
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
         return self
+
+    @property
+    def body_limit(self) -> int:
+        """The HTTP body cap: max_body_bytes, or a max_message_bytes payload in base64 JSON."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.max_message_bytes * 4 // 3 + 1024 * 1024
 
     @property
     def tls(self) -> bool:

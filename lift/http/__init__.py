@@ -4,6 +4,8 @@
   self-hosted docs) and :func:`run_until_disconnect`;
 - :mod:`lift.http.errors`: the one error model and the status of each kind of failure;
 - :mod:`lift.http.bodies`: JSON and multipart bodies, size-capped, read into models;
+- :mod:`lift.http.limits`: body size and time caps for every route, header deadline,
+  connection cap (wired by :mod:`lift.runner`);
 - :mod:`lift.http.docs`: the OpenAPI document (bodies of several media types) and the
   Swagger UI / ReDoc pages served without a CDN.
 """
@@ -14,6 +16,7 @@ from lift.http.bodies import (
     MULTIPART,
     body_kind,
     parse_json,
+    read_body,
     read_form_model,
     read_json_body,
     read_upload,
@@ -34,6 +37,7 @@ __all__ = [
     "error_body",
     "error_responses",
     "parse_json",
+    "read_body",
     "read_form_model",
     "read_json_body",
     "read_upload",

@@ -15,7 +15,8 @@ from pydantic.fields import FieldInfo
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from lift.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from lift.errors import InvalidInput, LiftError, PayloadTooLarge, UnsupportedMediaType
+from lift.http.limits import tighten_body_limit
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -59,24 +60,50 @@ def parse_json(model: type[M], raw: bytes) -> M:
         raise InvalidInput(_message(exc, "JSON body")) from None
 
 
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The raw body, counted while it streams in and refused (413) past ``limit`` bytes.
+
+    Chunked bodies have no Content-Length to check up front: the count is what holds,
+    so at most ``limit`` bytes plus one chunk are ever held.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is {declared} bytes; the {what} limit is {limit}")
+    tighten_body_limit(request.scope, limit)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"the request body is larger than the {what} limit of {limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_json_body(request: Request, payload_limit: int, what: str) -> bytes:
     """The raw body of a JSON request that carries up to ``payload_limit`` bytes in base64.
 
-    A body announced larger than the payload could need (base64 is 4/3 of the bytes,
-    plus room for the rest of the JSON) is refused before it is read.
+    The body may be as large as the payload could need (base64 is 4/3 of the bytes,
+    plus room for the rest of the JSON); past that it is refused while it streams.
     """
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > payload_limit * 4 // 3 + 1024 * 1024:
-        raise PayloadTooLarge(
-            f"the request body is {declared} bytes; the {what} limit is {payload_limit}"
-        )
-    return await request.body()
+    return await read_body(request, payload_limit * 4 // 3 + 1024 * 1024, f"{what} request")
 
 
-async def read_form(request: Request, max_files: int, max_part_size: int) -> FormData:
-    """A multipart form; a broken one becomes InvalidInput."""
+async def read_form(
+    request: Request, max_files: int, max_part_size: int, max_bytes: int | None = None
+) -> FormData:
+    """A multipart form of at most ``max_bytes`` in all; a broken one becomes InvalidInput."""
+    if max_bytes is not None:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise PayloadTooLarge(
+                f"the request body is {declared} bytes; the limit here is {max_bytes}"
+            )
+        tighten_body_limit(request.scope, max_bytes)
     try:
         return await request.form(max_files=max_files, max_fields=4, max_part_size=max_part_size)
+    except LiftError:  # a body limit or deadline (lift.http.limits) keeps its own status
+        raise
     except Exception as exc:  # starlette raises several types for broken multipart
         raise InvalidInput(f"could not parse the multipart body: {exc}") from None
 
@@ -107,7 +134,11 @@ async def read_form_model(
     field is taken as that file's content (``curl -F config='{...}'``).
     """
     files = [name for name, f in model.model_fields.items() if _is_file(f)]
-    form = await read_form(request, max_files=len(files), max_part_size=max_text_bytes)
+    # The whole form may hold every file at its limit, the text parts and the framing.
+    total = sum(file_limits.get(name, 0) for name in files) + max_text_bytes * 4 + 1024 * 1024
+    form = await read_form(
+        request, max_files=len(files), max_part_size=max_text_bytes, max_bytes=total
+    )
     values: dict[str, Any] = {}
     for name in model.model_fields:
         value = form.get(name)

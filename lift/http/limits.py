@@ -1,0 +1,233 @@
+"""What one HTTP client may hold: body size and time, header time, connections.
+
+Three pieces, wired by :mod:`lift.runner` for every service alike:
+
+- :class:`BodyLimits`, ASGI middleware around the whole app: it counts the bytes of
+  every ``http.request`` message as they stream in (chunked or with a Content-Length,
+  multipart or JSON, any route) and stops at the cap with 413; it gives the whole body
+  one deadline (408 past it), so a client trickling a body is cut off. A route may
+  tighten the cap for its own body (:func:`tighten_body_limit`) before reading it.
+- :class:`LimitedH11Protocol`, uvicorn's h11 protocol with a header deadline: a client
+  that opens a connection, or starts a request, and does not finish its headers in time
+  is disconnected (uvicorn itself waits forever). It also closes a connection whose
+  response went out before its request body was read, rather than reading and
+  discarding whatever the client keeps sending.
+- :func:`uvicorn_options`: those plus uvicorn's own connection cap (``limit_concurrency``:
+  requests past it get 503 at once), keep-alive time and header size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import h11
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from lift.errors import LiftError, PayloadTooLarge, RequestTimeout
+from lift.http.errors import error_body
+
+SCOPE_KEY = "lift.body_budget"
+"""Where :class:`BodyLimits` keeps the request's :class:`BodyBudget` in the ASGI scope."""
+
+MAX_HEADER_BYTES = 64 * 1024
+"""Largest request line plus headers (h11 refuses bigger with 400)."""
+
+
+class BodyBudget:
+    """How many bytes of one request's body may still be read, and until when."""
+
+    def __init__(self, limit: int, timeout_s: float) -> None:
+        self.limit = limit
+        self.timeout_s = timeout_s
+        self.expires_at = time.monotonic() + timeout_s
+        self.read = 0
+        self.complete = False
+        self.aborted = False
+
+    def refusal(self) -> PayloadTooLarge:
+        """The error for a body past :attr:`limit`."""
+        return PayloadTooLarge(f"the request body is larger than the {self.limit}-byte limit")
+
+
+def tighten_body_limit(scope: Scope, limit: int) -> None:
+    """Lower the body cap of this request to ``limit`` (no-op without :class:`BodyLimits`).
+
+    Raises at once when more than ``limit`` bytes were already read.
+    """
+    budget: BodyBudget | None = scope.get(SCOPE_KEY)
+    if budget is not None and limit < budget.limit:
+        budget.limit = limit
+        if budget.read > limit:
+            budget.aborted = True
+            raise budget.refusal()
+
+
+class BodyLimits:
+    """ASGI middleware: request bodies capped at ``max_bytes`` and ``timeout_s``, streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        budget = BodyBudget(self.max_bytes, self.timeout_s)
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > budget.limit:
+            budget.aborted = True
+            await _reply(budget.refusal(), send)
+            return
+        scope[SCOPE_KEY] = budget
+        started = False
+
+        async def limited_receive() -> Message:
+            if budget.complete:  # after the body: disconnect waits run as long as they like
+                return await receive()
+            left = budget.expires_at - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                message = await asyncio.wait_for(receive(), left)
+            except TimeoutError:
+                budget.aborted = True
+                raise RequestTimeout(
+                    f"the request body did not arrive within {budget.timeout_s:g} s; "
+                    "send it faster or in a smaller request"
+                ) from None
+            if message["type"] == "http.request":
+                budget.read += len(message.get("body", b""))
+                if budget.read > budget.limit:
+                    budget.aborted = True
+                    raise budget.refusal()
+                budget.complete = not message.get("more_body", False)
+            else:
+                budget.complete = True
+            return message
+
+        async def closing_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if budget.aborted:
+                    # The rest of the body will not be read: end the connection after
+                    # this reply instead of waiting for (or reading) what is still coming.
+                    MutableHeaders(scope=message)["connection"] = "close"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, closing_send)
+        except (PayloadTooLarge, RequestTimeout) as exc:
+            # Raised where no route's handler caught it (e.g. a middleware reading the body).
+            if started or not budget.aborted:
+                raise
+            await _reply(exc, closing_send)
+
+
+async def _reply(exc: LiftError, send: Send) -> None:
+    response = JSONResponse(
+        error_body(exc.code_name, exc.message),
+        status_code=exc.http_status,
+        headers={"connection": "close"},
+    )
+    await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class LimitedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, plus a deadline for each request's headers.
+
+    The clock starts when the connection opens and again when the first bytes of a
+    later request arrive on a kept-alive connection; a client whose headers are not
+    complete by then is disconnected. (uvicorn's keep-alive timer covers idle time
+    between requests, but it stops at the first byte of the next one.)
+    """
+
+    header_timeout_s: ClassVar[float] = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE:  # a request's headers have begun, not ended
+            self._arm_header_timer()
+        else:
+            self._disarm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            # Answered before the body was read (a refusal): close rather than keep
+            # reading and discarding whatever the client still sends.
+            self.transport.close()
+        super().on_response_complete()
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.logger.info("closing a connection whose request headers were too slow")
+            self.transport.close()
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """The limits of one service's HTTP front (see :class:`lift.settings.ServiceSettings`)."""
+
+    max_body_bytes: int
+    body_timeout_s: float = 120.0
+    header_timeout_s: float = 10.0
+    keepalive_s: int = 5
+    max_connections: int = 256
+
+    @classmethod
+    def of(cls, settings: Any) -> HttpLimits:
+        """The limits a :class:`~lift.settings.ServiceSettings` asks for."""
+        return cls(
+            max_body_bytes=settings.body_limit,
+            body_timeout_s=settings.body_timeout_s,
+            header_timeout_s=settings.http_header_timeout_s,
+            keepalive_s=settings.http_keepalive_s,
+            max_connections=settings.http_max_connections,
+        )
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """``app`` behind :class:`BodyLimits`."""
+        return BodyLimits(app, self.max_body_bytes, self.body_timeout_s)
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``uvicorn.Config``."""
+        protocol = type(
+            "LimitedH11Protocol", (LimitedH11Protocol,), {"header_timeout_s": self.header_timeout_s}
+        )
+        return {
+            "http": protocol,
+            "limit_concurrency": self.max_connections,
+            "timeout_keep_alive": self.keepalive_s,
+            "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        }
