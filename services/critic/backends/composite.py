@@ -21,15 +21,19 @@ import numpy as np
 
 from lift.critique import DIMENSIONS, Dimension, DimensionVerdict, ModelInfo
 from lift.services.critic.backends.base import CriticBackend, Judgement
-from lift.video import DecodedVideo
+from lift.video import DecodedVideo, even_indices
 
 
 def subsample(video: DecodedVideo, count: int) -> DecodedVideo:
-    """``count`` frames of ``video``, uniformly spread (all of them when it has fewer)."""
+    """``count`` frames of ``video``, evenly spread in time (all of them when it has fewer).
+
+    The decoder's own rule (:func:`lift.video.even_indices`), so a backend
+    shown a subset sees what decoding for it alone would have given it.
+    """
     n = video.num_sampled
     if n <= count:
         return video
-    keep = np.unique(np.round(np.linspace(0, n - 1, count)).astype(np.int64))
+    keep = even_indices(video.timestamps, count)
     return replace(
         video,
         frames=video.frames[keep],
