@@ -205,14 +205,49 @@ class CheckpointDir:
         return self.load(steps[-1]) if steps else None
 
 
+_PEFT_PREFIX = "base_model.model."
+_DIFFUSERS_PREFIX = "transformer."
+_METADATA_KEY = "lora_adapter_metadata"
+
+
+def diffusers_lora(weights: bytes, config_json: str | None) -> bytes:
+    """peft adapter weights in the layout diffusers' ``pipe.load_lora_weights(dir)`` applies.
+
+    diffusers' CogVideoX loader (diffusers/loaders/lora_pipeline.py,
+    ``CogVideoXLoraLoaderMixin``) reads ``pytorch_lora_weights.safetensors`` and keeps
+    the keys under the pipeline's ``transformer.`` prefix, each named as peft names
+    it (``<module>.lora_A.weight`` / ``.lora_B.weight``); the ``LoraConfig`` comes from
+    the safetensors metadata ``lora_adapter_metadata``, a JSON object of the config's
+    fields under the same prefix (diffusers/loaders/lora_base.py,
+    ``_pack_lora_weights``). Without it diffusers would take alpha = rank, which is
+    not ours when ``lora.alpha`` differs from ``lora.rank``.
+    """
+    tensors = tensors_from_bytes(weights)
+    renamed = {_DIFFUSERS_PREFIX + k.removeprefix(_PEFT_PREFIX): v for k, v in tensors.items()}
+    metadata = {"format": "pt"}
+    if config_json:
+        config = json.loads(config_json)
+        packed = {_DIFFUSERS_PREFIX + k: v for k, v in config.items()}
+        metadata[_METADATA_KEY] = json.dumps(packed, indent=2, sort_keys=True)
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in renamed.items()}, metadata=metadata)
+
+
 def write_adapter(directory: Path, weights: bytes, config_json: str | None) -> None:
-    """Write a peft adapter directory atomically (replacing an older one)."""
-    from lift.generation import CONFIG_FILE, WEIGHTS_FILE
+    """Write an adapter directory atomically (replacing an older one), in two layouts.
+
+    peft's (``adapter_model.safetensors`` + ``adapter_config.json``: the generator's
+    LoadAdapter and ``PeftModel.from_pretrained``) and diffusers'
+    (``pytorch_lora_weights.safetensors``: ``pipe.load_lora_weights(dir)``).
+    """
+    from lift.generation import CONFIG_FILE, DIFFUSERS_WEIGHTS_FILE, WEIGHTS_FILE
 
     tmp = directory.with_name(PARTIAL + directory.name)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     _fsync_write(tmp / WEIGHTS_FILE, weights)
+    _fsync_write(tmp / DIFFUSERS_WEIGHTS_FILE, diffusers_lora(weights, config_json))
     if config_json is not None:
         _fsync_write(tmp / CONFIG_FILE, config_json.encode())
     _fsync_dir(tmp)

@@ -118,11 +118,15 @@ class Services:
         return self.generator.call("Generate", lambda: self._gen.generate(request).data)
 
     def publish(self, version: str, files: AdapterFiles) -> None:
-        """Install an adapter version on the generator."""
+        """Install an adapter version on the generator (unpinned; the default stays)."""
         self.generator.call(
             "LoadAdapter",
-            lambda: self._gen.load_adapter(version, files.weights, files.config_json),
+            lambda: self._gen.load_adapter(version, files.weights, files.config_json, pin=False),
         )
+
+    def promote(self, version: str) -> None:
+        """Make ``version`` the generator's default (a run that asked, on success only)."""
+        self.generator.call("PromoteAdapter", lambda: self._gen.promote(version))
 
     def score(self, items: list[tuple[bytes, str]]) -> list[Critique]:
         """Critiques (no reasons) of a batch; an item the critic refuses fails the run."""
