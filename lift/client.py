@@ -7,8 +7,10 @@
 
 The clients live in :mod:`lift.clients` on one base (:mod:`lift.clients.base`):
 every error is a :class:`ClientError` with the gRPC status name in ``code``; every
-client takes ``timeout_s`` (the deadline of a call) and ``credentials`` (TLS and
-call metadata; by default a bearer token from ``LIFT_TOKEN`` when it is set), and
+client takes ``timeout_s`` (the deadline of a call), ``token`` (a bearer token; by
+default ``LIFT_TOKEN`` when it is set) and ``credentials`` (TLS and call metadata:
+``Credentials.create(token, tls=True, ca_file=..., client_cert=..., client_key=...)``;
+by default from ``LIFT_TLS``, ``LIFT_CA_FILE``, ``LIFT_CLIENT_CERT``/``_KEY``), and
 closes as a context manager. None of them imports torch.
 """
 

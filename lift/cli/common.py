@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NoReturn, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -44,6 +45,56 @@ OPTIONAL_MODULES = frozenset(
         "tritonclient",
     }
 )
+
+
+# How a remote command reaches its server: every command with a server takes these.
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="LIFT_TOKEN",
+        show_default=False,
+        help="Bearer token for the server [env LIFT_TOKEN; prefer the env: flags show in ps]",
+    ),
+]
+TlsOpt = Annotated[
+    bool,
+    typer.Option("--tls", envvar="LIFT_TLS", help="Connect with TLS, verifying the server"),
+]
+CaFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        envvar="LIFT_CA_FILE",
+        help="PEM CA the server's certificate must chain to (implies --tls) [system roots]",
+    ),
+]
+ClientCertOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--client-cert", envvar="LIFT_CLIENT_CERT", help="PEM client certificate (mutual TLS)"
+    ),
+]
+ClientKeyOpt = Annotated[
+    Path | None,
+    typer.Option("--client-key", envvar="LIFT_CLIENT_KEY", help="PEM key of --client-cert"),
+]
+
+
+def credentials(
+    token: str | None,
+    tls: bool = False,
+    ca_file: Path | None = None,
+    client_cert: Path | None = None,
+    client_key: Path | None = None,
+) -> Any:
+    """The client Credentials of a remote command's flags; unreadable files exit with code 2."""
+    from lift.clients.base import Credentials
+
+    try:
+        return Credentials.create(token, tls, ca_file, client_cert, client_key)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot set up the connection: {exc}", code=2)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

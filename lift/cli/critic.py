@@ -9,7 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-from lift.cli.common import fail, needs_extra, run_service, settings_or_exit
+from lift.cli.common import (
+    CaFileOpt,
+    ClientCertOpt,
+    ClientKeyOpt,
+    TlsOpt,
+    TokenOpt,
+    credentials,
+    fail,
+    needs_extra,
+    run_service,
+    settings_or_exit,
+)
 
 critic_app = typer.Typer(help="The critic service.", no_args_is_help=True)
 
@@ -123,6 +134,11 @@ def critique(
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
     templates: TemplatesOpt = None,
+    token: TokenOpt = None,
+    tls: TlsOpt = False,
+    ca_file: CaFileOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
 ) -> None:
     """Critique videos against a prompt and print a table (or JSON)."""
     from rich.console import Console
@@ -147,7 +163,8 @@ def critique(
     if server:
         from lift.client import CriticClient, CriticError
 
-        with CriticClient(server) as client:
+        creds = credentials(token, tls, ca_file, client_cert, client_key)
+        with CriticClient(server, credentials=creds) as client:
             for v in videos:
                 try:
                     show(v, client.critique(v, prompt))

@@ -7,7 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from lift.cli.common import fail, needs_extra, run_service, settings_or_exit
+from lift.cli.common import (
+    CaFileOpt,
+    ClientCertOpt,
+    ClientKeyOpt,
+    TlsOpt,
+    TokenOpt,
+    credentials,
+    fail,
+    needs_extra,
+    run_service,
+    settings_or_exit,
+)
 
 generator_app = typer.Typer(help="The generator service.", no_args_is_help=True)
 
@@ -68,6 +79,11 @@ def load_adapter(
     adapter: Annotated[str, typer.Argument(help="peft adapter directory, or a file:// URI")],
     version: Annotated[str, typer.Option(help="New version label for the adapter")],
     server: Annotated[str, typer.Option(help="Generator gRPC address")] = "127.0.0.1:50052",
+    token: TokenOpt = None,
+    tls: TlsOpt = False,
+    ca_file: CaFileOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
     pin: Annotated[
         bool, typer.Option("--pin", help="Never unload this version to make room for newer ones")
     ] = False,
@@ -80,7 +96,9 @@ def load_adapter(
     from lift.client import GeneratorClient, GeneratorError
 
     try:
-        with GeneratorClient(server) as client:
+        with GeneratorClient(
+            server, credentials=credentials(token, tls, ca_file, client_cert, client_key)
+        ) as client:
             r = client.load_adapter(version, adapter, pin=pin)
     except (GeneratorError, OSError) as exc:
         typer.secho(str(exc), fg="red", err=True)
@@ -99,12 +117,19 @@ def promote(
         str, typer.Argument(help='A loaded adapter version, or "base" for the model without one')
     ],
     server: Annotated[str, typer.Option(help="Generator gRPC address")] = "127.0.0.1:50052",
+    token: TokenOpt = None,
+    tls: TlsOpt = False,
+    ca_file: CaFileOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
 ) -> None:
     """Make VERSION what every request that names no adapter version gets."""
     from lift.client import GeneratorClient, GeneratorError
 
     try:
-        with GeneratorClient(server) as client:
+        with GeneratorClient(
+            server, credentials=credentials(token, tls, ca_file, client_cert, client_key)
+        ) as client:
             r = client.promote(version)
     except (GeneratorError, OSError) as exc:
         typer.secho(str(exc), fg="red", err=True)
@@ -130,6 +155,11 @@ def generate(
     adapter_version: Annotated[
         str, typer.Option(help='Adapter version ("" the default, "base" none)')
     ] = "",
+    token: TokenOpt = None,
+    tls: TlsOpt = False,
+    ca_file: CaFileOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
 ) -> None:
     """Generate a video from a prompt and write it as H.264 mp4 (progress bar on stderr)."""
     from rich.console import Console
@@ -164,7 +194,11 @@ def generate(
             bar.update(task, description=e.stage.value, completed=e.step, total=e.total_steps)
 
         video: GeneratedVideo = (
-            _generate_remote(server, req, show) if server else _generate_local(model, req, show)
+            _generate_remote(
+                server, req, show, credentials(token, tls, ca_file, client_cert, client_key)
+            )
+            if server
+            else _generate_local(model, req, show)
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(video.data)
@@ -176,11 +210,11 @@ def generate(
     )
 
 
-def _generate_remote(server: str, req: Any, show: Any) -> Any:
+def _generate_remote(server: str, req: Any, show: Any, creds: Any) -> Any:
     from lift.client import GeneratorClient, GeneratorError
 
     try:
-        with GeneratorClient(server) as client:
+        with GeneratorClient(server, credentials=creds) as client:
             return client.generate(req, on_progress=show)
     except GeneratorError as exc:
         typer.secho(str(exc), fg="red", err=True)

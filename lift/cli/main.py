@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typer
 
+from lift.cli.auth import auth_app
 from lift.cli.critic import critic_app, critique
 from lift.cli.debug import debug_app
 from lift.cli.generator import generate, generator_app
@@ -29,6 +30,7 @@ app.add_typer(runs_app, name="runs")
 app.command("up")(up)
 app.add_typer(hra_app, name="hra")
 app.add_typer(debug_app, name="debug")
+app.add_typer(auth_app, name="auth")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,18 @@ from typing import Annotated, Any
 
 import typer
 
-from lift.cli.common import fail, needs_extra, run_service, settings_or_exit
+from lift.cli.common import (
+    CaFileOpt,
+    ClientCertOpt,
+    ClientKeyOpt,
+    TlsOpt,
+    TokenOpt,
+    credentials,
+    fail,
+    needs_extra,
+    run_service,
+    settings_or_exit,
+)
 
 trainer_app = typer.Typer(help="The trainer service.", no_args_is_help=True)
 runs_app = typer.Typer(
@@ -170,6 +181,11 @@ def align(
             "and messages go to stderr",
         ),
     ] = False,
+    token: TokenOpt = None,
+    tls: TlsOpt = False,
+    ca_file: CaFileOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
 ) -> None:
     """Run an alignment run, show its progress, and report the held-out reward before/after.
 
@@ -210,7 +226,8 @@ def align(
         if server is not None:
             from lift.client import TrainerClient
 
-            client: Any = stack.enter_context(TrainerClient(server))
+            creds = credentials(token, tls, ca_file, client_cert, client_key)
+            client: Any = stack.enter_context(TrainerClient(server, credentials=creds))
         else:
             with needs_extra("trainer", "lift align without --server"):
                 client = _LocalTrainer(data_dir)
@@ -338,12 +355,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout inst
 
 
 @contextlib.contextmanager
-def _trainer(server: str) -> Iterator[Any]:
+def _trainer(server: str, creds: Any = None) -> Iterator[Any]:
     """A connected TrainerClient; a refused call ends the command with its message."""
     from lift.client import TrainerClient, TrainerError
 
     try:
-        with TrainerClient(server) as client:
+        with TrainerClient(server, credentials=creds) as client:
             yield client
     except TrainerError as exc:
         fail(f"trainer {server}: {exc}")
@@ -352,11 +369,16 @@ def _trainer(server: str) -> Iterator[Any]:
 @runs_app.command("list")
 def runs_list(
     server: ServerOpt = DEFAULT_TRAINER,
+    token: TokenOpt = None,
+    tls: TlsOpt = False,
+    ca_file: CaFileOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="Most runs to list, newest first")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """List the trainer's runs, newest first."""
-    with _trainer(server) as client:
+    with _trainer(server, credentials(token, tls, ca_file, client_cert, client_key)) as client:
         runs = [run_json(r) for r in client.list_runs(limit=limit)]
     if as_json:
         sys.stdout.write(json.dumps(runs) + "\n")
@@ -372,10 +394,15 @@ def runs_list(
 def runs_show(
     run_id: Annotated[str, typer.Argument(help="Run id")],
     server: ServerOpt = DEFAULT_TRAINER,
+    token: TokenOpt = None,
+    tls: TlsOpt = False,
+    ca_file: CaFileOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show one run: state, progress, config name, and its result when it has one."""
-    with _trainer(server) as client:
+    with _trainer(server, credentials(token, tls, ca_file, client_cert, client_key)) as client:
         run = run_json(client.get_run(run_id))
     if as_json:
         sys.stdout.write(json.dumps(run) + "\n")
@@ -391,6 +418,11 @@ def runs_show(
 def runs_watch(
     run_id: Annotated[str, typer.Argument(help="Run id")],
     server: ServerOpt = DEFAULT_TRAINER,
+    token: TokenOpt = None,
+    tls: TlsOpt = False,
+    ca_file: CaFileOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Follow a run until it ends (Ctrl-C stops watching, not the run); exit 1 unless it succeeds.
@@ -398,7 +430,7 @@ def runs_watch(
     With --json, every event is one JSON line on stdout.
     """
     err = _stderr_console()
-    with _trainer(server) as client:
+    with _trainer(server, credentials(token, tls, ca_file, client_cert, client_key)) as client:
         if as_json:
             try:
                 for e in client.watch(run_id):
@@ -424,10 +456,15 @@ def runs_watch(
 def runs_cancel(
     run_id: Annotated[str, typer.Argument(help="Run id")],
     server: ServerOpt = DEFAULT_TRAINER,
+    token: TokenOpt = None,
+    tls: TlsOpt = False,
+    ca_file: CaFileOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a queued or running run (a finished run stays as it is)."""
-    with _trainer(server) as client:
+    with _trainer(server, credentials(token, tls, ca_file, client_cert, client_key)) as client:
         run = run_json(client.cancel_run(run_id))
     if as_json:
         sys.stdout.write(json.dumps(run) + "\n")

@@ -4,15 +4,20 @@ What every client shares lives here: the error class (the gRPC status of a refus
 the channel (target, message-size options, TLS or plaintext), the default deadline of
 a call, the credentials hook, and closing as a context manager, blocking and asyncio.
 
-Credentials: a :class:`Credentials` carries TLS channel credentials and/or metadata
-sent with every call. Without one, a client reads ``LIFT_TOKEN`` from the environment
-and, when it is set, sends ``authorization: Bearer <token>`` (over HTTP too). The
-services do not check tokens yet; the hook is where authentication plugs in.
+Credentials: a :class:`Credentials` carries TLS (verify the server against a CA
+file or the system roots; optionally present a client certificate) and metadata sent
+with every call. Without one, a client reads the environment (:class:`ClientSettings`:
+``LIFT_TOKEN``, ``LIFT_TLS``, ``LIFT_CA_FILE``, ``LIFT_CLIENT_CERT``,
+``LIFT_CLIENT_KEY``); a token is sent as ``authorization: Bearer <token>`` (over HTTP
+too). Every client also takes ``token=`` (it replaces the environment's). TLS always
+verifies the server: there is no switch that skips it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import grpc
@@ -28,6 +33,14 @@ class ClientSettings(BaseSettings):
     token: SecretStr | None = Field(
         None, description="Bearer token sent with every call (LIFT_TOKEN); unset: none."
     )
+    tls: bool = Field(False, description="Connect with TLS (LIFT_TLS); implied by the files below.")
+    ca_file: Path | None = Field(
+        None, description="PEM CA bundle the server must chain to (LIFT_CA_FILE); unset: system."
+    )
+    client_cert: Path | None = Field(
+        None, description="PEM client certificate for mutual TLS (LIFT_CLIENT_CERT)."
+    )
+    client_key: Path | None = Field(None, description="PEM key of the client certificate.")
 
 
 class ClientError(Exception):
@@ -55,30 +68,94 @@ class ClientError(Exception):
         return cls(code.name if code is not None else "UNKNOWN", exc.details() or "")  # type: ignore[attr-defined]
 
 
+def _bearer(token: str | None) -> tuple[tuple[str, str], ...]:
+    token = (token or "").strip()
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
 @dataclass(frozen=True)
 class Credentials:
-    """How a client authenticates: TLS for the channel and/or metadata for every call."""
+    """How a client authenticates: TLS for the channel and/or metadata for every call.
+
+    Build one with :meth:`create` (token and TLS files) or :meth:`from_env`.
+    """
 
     channel: grpc.ChannelCredentials | None = None
     """TLS channel credentials (``grpc.ssl_channel_credentials(...)``); None: plaintext."""
     metadata: tuple[tuple[str, str], ...] = ()
     """Sent with every call, e.g. ``(("authorization", "Bearer ..."),)``; HTTP headers too."""
+    ca_file: Path | None = None
+    """The CA bundle HTTPS verifies the server against (None: the system's)."""
+    client_cert: tuple[Path, Path] | None = None
+    """Certificate and key files presented over HTTPS (mutual TLS)."""
+
+    @classmethod
+    def create(
+        cls,
+        token: str | None = None,
+        tls: bool = False,
+        ca_file: Path | str | None = None,
+        client_cert: Path | str | None = None,
+        client_key: Path | str | None = None,
+    ) -> Credentials:
+        """A bearer ``token`` and, when ``tls`` or any file is given, verified TLS.
+
+        ``ca_file`` is the CA the server's certificate must chain to (default: the
+        system roots); ``client_cert`` + ``client_key`` are presented for mutual TLS.
+        """
+        if (client_cert is None) != (client_key is None):
+            raise ValueError("give both client_cert and client_key, or neither")
+        ca = Path(ca_file) if ca_file is not None else None
+        pair = (Path(client_cert), Path(client_key)) if client_cert and client_key else None
+        channel = None
+        if tls or ca is not None or pair is not None:
+            channel = grpc.ssl_channel_credentials(
+                root_certificates=ca.read_bytes() if ca is not None else None,
+                private_key=pair[1].read_bytes() if pair else None,
+                certificate_chain=pair[0].read_bytes() if pair else None,
+            )
+        return cls(channel=channel, metadata=_bearer(token), ca_file=ca, client_cert=pair)
 
     @classmethod
     def from_env(cls) -> Credentials:
-        """A bearer token from ``LIFT_TOKEN`` if set; otherwise none (plaintext, no metadata)."""
-        secret = ClientSettings().token
-        token = secret.get_secret_value().strip() if secret is not None else ""
-        return cls(metadata=(("authorization", f"Bearer {token}"),) if token else ())
+        """Token and TLS from the environment (:class:`ClientSettings`); unset: plaintext."""
+        env = ClientSettings()
+        return cls.create(
+            token=env.token.get_secret_value() if env.token is not None else None,
+            tls=env.tls,
+            ca_file=env.ca_file,
+            client_cert=env.client_cert,
+            client_key=env.client_key,
+        )
+
+    def with_token(self, token: str | None) -> Credentials:
+        """The same TLS with ``token`` as the bearer token (None: no token)."""
+        kept = tuple((k, v) for k, v in self.metadata if k != "authorization")
+        return replace(self, metadata=kept + _bearer(token))
+
+    def with_tls(self) -> Credentials:
+        """These credentials, with TLS against the system roots when they had none."""
+        if self.channel is not None:
+            return self
+        return replace(self, channel=grpc.ssl_channel_credentials())
 
     def http_headers(self) -> dict[str, str]:
         """The metadata as HTTP headers."""
         return dict(self.metadata)
 
+    def http_verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies HTTPS servers with: our CA file (and client cert), or the system."""
+        if self.ca_file is None and self.client_cert is None:
+            return True
+        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.client_cert is not None:
+            ctx.load_cert_chain(str(self.client_cert[0]), str(self.client_cert[1]))
+        return ctx
+
 
 def grpc_target(server: str) -> str:
-    """ "host:port" from "host:port" or "grpc://host:port"."""
-    return server.removeprefix("grpc://")
+    """ "host:port" from "host:port", "grpc://host:port" or "grpcs://host:port"."""
+    return server.removeprefix("grpc://").removeprefix("grpcs://")
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -96,9 +173,20 @@ class ClientBase:
     """The error class this client raises (CriticError, GeneratorError, ...)."""
     max_message_bytes: ClassVar[int] = 64 * 1024 * 1024
 
-    def __init__(self, timeout_s: float | None, credentials: Credentials | None) -> None:
+    def __init__(
+        self,
+        timeout_s: float | None,
+        credentials: Credentials | None,
+        token: str | None = None,
+        server: str = "",
+    ) -> None:
         self.timeout_s = timeout_s
-        self.credentials = credentials if credentials is not None else Credentials.from_env()
+        creds = credentials if credentials is not None else Credentials.from_env()
+        if token is not None:  # an explicit token wins over the environment's
+            creds = creds.with_token(token)
+        if server.startswith("grpcs://"):  # the scheme asks for TLS
+            creds = creds.with_tls()
+        self.credentials = creds
 
     def _call_kwargs(self, timeout_s: float | None) -> dict[str, Any]:
         """Deadline and metadata of one call (``timeout_s`` overrides the client's)."""
@@ -117,8 +205,9 @@ class GrpcClient(ClientBase):
         stub_class: Any,
         timeout_s: float | None,
         credentials: Credentials | None = None,
+        token: str | None = None,
     ) -> None:
-        super().__init__(timeout_s, credentials)
+        super().__init__(timeout_s, credentials, token, server)
         target, options = grpc_target(server), channel_options(self.max_message_bytes)
         if self.credentials.channel is not None:
             self._channel = grpc.secure_channel(target, self.credentials.channel, options=options)
@@ -157,8 +246,9 @@ class AsyncGrpcClient(ClientBase):
         stub_class: Any,
         timeout_s: float | None,
         credentials: Credentials | None = None,
+        token: str | None = None,
     ) -> None:
-        super().__init__(timeout_s, credentials)
+        super().__init__(timeout_s, credentials, token, server)
         target, options = grpc_target(server), channel_options(self.max_message_bytes)
         if self.credentials.channel is not None:
             self._channel = grpc.aio.secure_channel(

@@ -123,16 +123,22 @@ class CriticClient(GrpcClient):
         timeout_s: float = 120.0,
         upload_chunk_bytes: int = CHUNK,
         credentials: Credentials | None = None,
+        token: str | None = None,
     ) -> None:
         self.chunk = upload_chunk_bytes
         self._http: httpx.Client | None = None
         if server.startswith(("http://", "https://")):
-            ClientBase.__init__(self, timeout_s, credentials)
+            ClientBase.__init__(self, timeout_s, credentials, token)
             self._http = httpx.Client(
-                base_url=server, timeout=timeout_s, headers=self.credentials.http_headers()
+                base_url=server,
+                timeout=timeout_s,
+                headers=self.credentials.http_headers(),
+                verify=self.credentials.http_verify(),
             )
         else:
-            super().__init__(server, critic_pb2_grpc.CriticServiceStub, timeout_s, credentials)
+            super().__init__(
+                server, critic_pb2_grpc.CriticServiceStub, timeout_s, credentials, token
+            )
 
     def close(self) -> None:
         """Close the connection."""
@@ -210,8 +216,9 @@ class AsyncCriticClient(AsyncGrpcClient):
         timeout_s: float = 120.0,
         upload_chunk_bytes: int = CHUNK,
         credentials: Credentials | None = None,
+        token: str | None = None,
     ) -> None:
-        super().__init__(server, critic_pb2_grpc.CriticServiceStub, timeout_s, credentials)
+        super().__init__(server, critic_pb2_grpc.CriticServiceStub, timeout_s, credentials, token)
         self.chunk = upload_chunk_bytes
 
     async def critique(self, video: Video, prompt: str) -> Critique:

@@ -64,9 +64,13 @@ class TrainerClient(GrpcClient):
     error = TrainerError
 
     def __init__(
-        self, server: str, timeout_s: float | None = 60.0, credentials: Credentials | None = None
+        self,
+        server: str,
+        timeout_s: float | None = 60.0,
+        credentials: Credentials | None = None,
+        token: str | None = None,
     ) -> None:
-        super().__init__(server, trainer_pb2_grpc.TrainerServiceStub, timeout_s, credentials)
+        super().__init__(server, trainer_pb2_grpc.TrainerServiceStub, timeout_s, credentials, token)
 
     def start_run(self, config: str | bytes | Mapping[str, Any]) -> Run:
         """Queue a run from its config: YAML/JSON text or the parsed mapping."""

@@ -18,6 +18,7 @@ from typing import TypeVar
 from lift.client import (
     AdapterNotFound,
     ClientError,
+    Credentials,
     CriticClient,
     CriticError,
     GeneratorClient,
@@ -27,6 +28,7 @@ from lift.errors import Cancelled, LiftError
 from lift.generation import AdapterFiles, GenerationRequest
 from lift.services.trainer import metrics
 from lift.services.trainer.config import EndpointConfig
+from lift.services.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,14 +95,49 @@ class Retrying:
             delay *= 2
 
 
+def client_credentials(settings: TrainerSettings) -> Credentials:
+    """The trainer's own token and TLS towards the generator and critic.
+
+    Built from the trainer's settings only: not from LIFT_TOKEN (the operator's shell)
+    and never from the caller who started the run.
+    """
+    token = settings.client_token.get_secret_value() if settings.client_token else None
+    if settings.client_token_file is not None:
+        try:
+            token = settings.client_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise DependencyFailed(
+                f"cannot read the trainer's client token file: {exc.strerror}"
+            ) from None
+    try:
+        return Credentials.create(
+            token,
+            tls=settings.client_tls,
+            ca_file=settings.client_ca_file,
+            client_cert=settings.client_cert_file,
+            client_key=settings.client_key_file,
+        )
+    except (OSError, ValueError) as exc:
+        raise DependencyFailed(f"cannot set up TLS towards the services: {exc}") from None
+
+
 class Services:
     """The generator and critic of an online run, behind retries."""
 
     def __init__(
-        self, generator: EndpointConfig, critic: EndpointConfig, stop: threading.Event
+        self,
+        generator: EndpointConfig,
+        critic: EndpointConfig,
+        stop: threading.Event,
+        credentials: Credentials | None = None,
     ) -> None:
-        self._gen = GeneratorClient(generator.address, timeout_s=generator.timeout_s)
-        self._critic = CriticClient(critic.address, timeout_s=critic.timeout_s)
+        # No credentials: none at all (an explicit empty set, so the clients do not fall
+        # back to LIFT_TOKEN from the environment).
+        creds = credentials if credentials is not None else Credentials()
+        self._gen = GeneratorClient(
+            generator.address, timeout_s=generator.timeout_s, credentials=creds
+        )
+        self._critic = CriticClient(critic.address, timeout_s=critic.timeout_s, credentials=creds)
         self.generator = Retrying("generator", generator, stop)
         self.critic = Retrying("critic", critic, stop)
 
