@@ -113,12 +113,24 @@ def _demo_services() -> Iterator[tuple[str, str]]:
 
 
 class _LocalTrainer:
-    """The TrainerClient interface over a RunManager in this process."""
+    """The TrainerClient interface over a RunManager in this process.
 
-    def __init__(self, data_dir: Path | None) -> None:
+    The caller is the operator here: unless LIFT_TRAINER_DATA_ROOTS /
+    LIFT_TRAINER_ALLOWED_ENDPOINTS say otherwise, the run may read under ``roots``
+    (the working directory, the config's directory) and call any endpoint.
+    """
+
+    def __init__(self, data_dir: Path | None, roots: list[Path]) -> None:
+        import os
+
         from lift.services.trainer.manager import RunManager
 
-        self.manager = RunManager(trainer_settings({"data_dir": data_dir}))
+        overrides: dict[str, Any] = {"data_dir": data_dir}
+        if not os.environ.get("LIFT_TRAINER_DATA_ROOTS"):
+            overrides["data_roots"] = roots
+        if not os.environ.get("LIFT_TRAINER_ALLOWED_ENDPOINTS"):
+            overrides["allowed_endpoints"] = ["*"]
+        self.manager = RunManager(trainer_settings(overrides))
         self.manager.load()
 
     def start_run(self, config: str) -> dict[str, Any]:
@@ -196,6 +208,7 @@ def align(
 
     if (config is None) == (not demo):
         fail("give exactly one of --config FILE or --demo", code=2)
+    roots = [Path.cwd()]  # what an in-process run may read (see _LocalTrainer)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     err = _stderr_console()
     with contextlib.ExitStack() as stack:
@@ -212,11 +225,20 @@ def align(
                     gen_addr, critic_addr = stack.enter_context(_demo_services())
             else:  # a trainer started by `lift up` reaches the services on their default ports
                 gen_addr, critic_addr = "127.0.0.1:50052", "127.0.0.1:50051"
-            cfg: Any = demo_config(gen_addr, critic_addr, write_real_clips(work / "real"))
+            real: Path | None = None
+            if server is not None:
+                # The trainer reads only under its data roots: a trainer on this machine
+                # (`lift up`) with its default settings reads <data_dir>/inputs.
+                with contextlib.suppress(OSError):
+                    real = write_real_clips(trainer_settings({}).roots()[0] / "demo-real")
+            real = real or write_real_clips(work / "real")
+            cfg: Any = demo_config(gen_addr, critic_addr, real)
+            roots.append(work)
             if data_dir is None and server is None:
                 data_dir = work / "trainer"
         else:
             assert config is not None
+            roots.append(config.resolve().parent)
             try:
                 cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
             except (OSError, yaml.YAMLError) as exc:
@@ -230,7 +252,7 @@ def align(
             client: Any = stack.enter_context(TrainerClient(server, credentials=creds))
         else:
             with needs_extra("trainer", "lift align without --server"):
-                client = _LocalTrainer(data_dir)
+                client = _LocalTrainer(data_dir, roots)
             stack.callback(client.close)
         summary = _run_and_report(client, json.dumps(cfg), plot, err)
     if as_json:
