@@ -71,7 +71,14 @@ def trainer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("trainer-data")
     runner, stop = start_in_thread(
         build_trainer,
-        TrainerSettings(grpc_port=0, http_port=0, data_dir=data, log_level="WARNING"),
+        TrainerSettings(
+            grpc_port=0,
+            http_port=0,
+            data_dir=data,
+            log_level="WARNING",
+            # the session's temp files: the tiny model and the offline dataset
+            data_roots=[tmp_path_factory.getbasetemp()],
+        ),
     )
     yield f"127.0.0.1:{runner.grpc_port}"
     stop()
