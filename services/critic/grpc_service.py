@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -9,7 +10,7 @@ import grpc
 from lift.common.v1 import common_pb2
 from lift.critic.v1 import critic_pb2, critic_pb2_grpc
 from lift.critique import dimension_to_proto, to_proto
-from lift.errors import InvalidInput, PayloadTooLarge
+from lift.errors import InvalidInput, PayloadTooLarge, RequestTimeout
 from lift.services.critic.engine import CriticEngine, VideoSource
 from lift.serving import Deadline, WorkLimiter
 from lift.wire import duration
@@ -51,8 +52,30 @@ class CriticServicer(critic_pb2_grpc.CriticServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> critic_pb2.CritiqueUploadResponse:
         limit = self.engine.settings.max_video_bytes
-        header: critic_pb2.CritiqueUploadHeader | None = None
         chunks: list[bytes] = []
+        try:
+            # A client trickling its chunks is cut off like a slow HTTP body.
+            async with asyncio.timeout(self.engine.settings.body_timeout_s):
+                header = await self._receive_upload(request_iterator, chunks, limit)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the upload did not arrive within {self.engine.settings.body_timeout_s:g} s; "
+                "send it faster"
+            ) from None
+        source, prompt = VideoSource(data=b"".join(chunks)), header.prompt
+        c = await self.limiter.run(
+            lambda d: self.engine.critique(source, prompt, d), _deadline(context)
+        )
+        return critic_pb2.CritiqueUploadResponse(critique=to_proto(c))
+
+    @staticmethod
+    async def _receive_upload(
+        request_iterator: AsyncIterator[critic_pb2.CritiqueUploadRequest],
+        chunks: list[bytes],
+        limit: int,
+    ) -> critic_pb2.CritiqueUploadHeader:
+        """Read an upload's header and chunks (into ``chunks``), capped at ``limit`` bytes."""
+        header: critic_pb2.CritiqueUploadHeader | None = None
         total = 0
         async for msg in request_iterator:
             part = msg.WhichOneof("part")
@@ -75,11 +98,7 @@ class CriticServicer(critic_pb2_grpc.CriticServiceServicer):
                 raise InvalidInput("an upload message must set either header or chunk")
         if header is None:
             raise InvalidInput("the upload was empty: send a header, then the video in chunks")
-        source, prompt = VideoSource(data=b"".join(chunks)), header.prompt
-        c = await self.limiter.run(
-            lambda d: self.engine.critique(source, prompt, d), _deadline(context)
-        )
-        return critic_pb2.CritiqueUploadResponse(critique=to_proto(c))
+        return header
 
     async def Score(
         self, request: critic_pb2.ScoreRequest, context: grpc.aio.ServicerContext
