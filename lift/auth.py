@@ -109,9 +109,21 @@ ACCESS: Final[Mapping[str, Mapping[str, Rule]]] = {
 """Per service: gRPC full method or HTTP ``"METHOD /route"`` → the scope it needs."""
 
 
+COMMON_ACCESS: Final[Mapping[str, Rule]] = {
+    "GET /metrics": ANY_TOKEN,
+    "GET /docs": ANY_TOKEN,
+    "GET /redoc": ANY_TOKEN,
+    "GET /openapi.json": ANY_TOKEN,
+}
+"""What every service's shared routes need when the settings do not open them."""
+
+
 def required_scope(service: str, call: str) -> Rule:
     """The scope ``call`` needs on ``service``; ``admin`` for calls the table does not list."""
-    return ACCESS.get(service, {}).get(call, Scope.ADMIN)
+    table = ACCESS.get(service, {})
+    if call in table:
+        return table[call]
+    return COMMON_ACCESS.get(call, Scope.ADMIN)
 
 
 class TokenEntry(BaseModel):

@@ -44,7 +44,17 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CONVERTER = re.compile(r"\{(\w+):\w+\}")
 
 
-def _reply(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Any:
+def _reply(
+    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Any:
+    """An error reply sent before the request's body was read.
+
+    A request that may carry a body is answered with ``Connection: close``: its unread
+    body would otherwise be taken for the next request on the connection.
+    """
+    headers = dict(headers or {})
+    if scope["method"] not in _SAFE_METHODS:
+        headers["connection"] = "close"
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -107,10 +117,10 @@ class AuthMiddleware:
         if decision is Decision.UNAUTHENTICATED:
             challenge = 'Bearer realm="lift"' + (', error="invalid_token"' if token else "")
             response = _reply(
-                401, "UNAUTHENTICATED", message, headers={"WWW-Authenticate": challenge}
+                scope, 401, "UNAUTHENTICATED", message, headers={"WWW-Authenticate": challenge}
             )
         else:
-            response = _reply(403, "PERMISSION_DENIED", message)
+            response = _reply(scope, 403, "PERMISSION_DENIED", message)
         await response(scope, receive, send)
 
 
@@ -149,6 +159,7 @@ class TrustedHosts:
             await self.app(scope, receive, send)
             return
         response = _reply(
+            scope,
             400,
             "INVALID_ARGUMENT",
             "the Host header is not one this service answers to; "
@@ -178,6 +189,7 @@ class CrossOriginWrites:
             await self.app(scope, receive, send)
             return
         response = _reply(
+            scope,
             403,
             "PERMISSION_DENIED",
             f"cross-origin requests from {origin[:100]} are not allowed; "
