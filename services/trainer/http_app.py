@@ -115,7 +115,7 @@ def create_app(manager: RunManager, limiter: WorkLimiter) -> FastAPI:
     @app.post(
         "/v1/runs/{run_id}:cancel",
         tags=["trainer"],
-        summary="Cancel a queued or running run (it stops before its next step).",
+        summary="Cancel a queued or running run: it is cancelled when this returns.",
         responses=error_responses(404, 409, 503),
     )
     async def cancel_run(run_id: RunId) -> RunJSON:
