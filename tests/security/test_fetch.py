@@ -9,7 +9,6 @@ judging workers and the shutdown.
 from __future__ import annotations
 
 import socket
-import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -201,6 +200,7 @@ def test_size_cap_while_streaming() -> None:
         exc = _refusal(f"{server.url}/v", policy, max_bytes=256 * 1024)
         assert isinstance(exc, PayloadTooLarge) and exc.http_status == 413
         assert time.monotonic() - start < 5
+
     def big(conn: socket.socket, head: bytes) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n")
         time.sleep(5)
@@ -309,8 +309,7 @@ def test_slow_uris_do_not_starve_uploads_or_shutdown(slow_critic, mp4s) -> None:
     with serving(slow) as server, ThreadPoolExecutor(24) as pool:
         body = {"prompt": "a dog", "video_uri": f"{server.url}/slow.mp4"}
         pending = [
-            pool.submit(httpx.post, f"{url}/v1/critiques", json=body, timeout=60)
-            for _ in range(24)
+            pool.submit(httpx.post, f"{url}/v1/critiques", json=body, timeout=60) for _ in range(24)
         ]
         deadline = time.monotonic() + 15
         while server.connections < 8 and time.monotonic() < deadline:
