@@ -37,10 +37,22 @@ class DataAccess:
     """Default: anywhere (a library caller is its own operator); the service passes its roots."""
     max_prompts_file_bytes: int = 4 * 1024 * 1024
     max_file_bytes: int = 256 * 1024 * 1024
+    max_dataset_bytes: int = 16 * 1024**3
+    """Most memory a dataset's clips may take at the training shape (uint8 RGB)."""
 
     def read(self, path: Path, field: str) -> bytes:
         """A dataset file's bytes (a video, a record file, captions)."""
         return self.roots.read(path, field, self.max_file_bytes)
+
+    def check_size(self, clips: int, shape: Shape, field: str) -> None:
+        """Refuse, before decoding, a dataset that would not fit ``max_dataset_bytes``."""
+        need = clips * shape.frames * shape.height * shape.width * 3
+        if need > self.max_dataset_bytes:
+            raise InvalidInput(
+                f"{field}: {clips} clips of {shape.frames}x{shape.height}x{shape.width} take "
+                f"{need / 1024**3:.1f} GiB; the trainer's limit is "
+                f"{self.max_dataset_bytes / 1024**3:.1f} GiB (fewer or smaller clips)"
+            )
 
 
 @dataclass(frozen=True)
@@ -192,6 +204,7 @@ def load_real_clips(path: Path, shape: Shape, access: DataAccess | None = None) 
         ]
     if not pairs:
         raise InvalidInput(f"{field}: the directory holds no videos ({', '.join(VIDEO_SUFFIXES)})")
+    access.check_size(len(pairs), shape, field)
     return [
         Clip(
             to_shape(
@@ -243,5 +256,7 @@ def load_offline_clips(
         if shape is None:
             n, h, w = frames.shape[:3]
             shape = Shape(n, h - h % 16, w - w % 16)
+        if i == 0:
+            access.check_size(len(rows), shape, field)
         clips.append(Clip(to_shape(frames, shape), caption, float(reward), all_good))
     return clips

@@ -95,6 +95,7 @@ class RunManager:
             DataRoots.of(settings.roots(), exclude=internal),
             max_prompts_file_bytes=settings.max_prompts_file_bytes,
             max_file_bytes=settings.max_data_file_bytes,
+            max_dataset_bytes=settings.max_dataset_bytes,
         )
         self.endpoints = Endpoints.of(settings.endpoints())
 

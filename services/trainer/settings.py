@@ -87,6 +87,12 @@ class TrainerSettings(ServiceSettings):
         le=16 * 1024**3,
         description="Largest dataset file (a video, a JSON/JSONL record file), bytes.",
     )
+    max_dataset_bytes: int = Field(
+        16 * 1024**3,
+        ge=1024 * 1024,
+        description="Most memory a run's real or offline clips may take at the training "
+        "shape (uint8 RGB), bytes; a larger dataset is refused before decoding.",
+    )
     # -- bounded runs ---------------------------------------------------------------------
     keep_checkpoints: int = Field(
         3, ge=1, le=1000, description="Checkpoints kept per run: the newest N plus the best."

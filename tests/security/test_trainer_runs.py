@@ -185,6 +185,15 @@ def test_reads_are_capped(tmp_path: Path, root: Path) -> None:
         DataRoots.of([Path("/dev")]).read(Path("/dev/zero"), "prompts_file", 4096)
 
 
+def test_a_dataset_too_big_for_memory_is_refused_before_decoding(offline_dataset: Path) -> None:
+    from lift.services.trainer.data import Shape, load_real_clips
+
+    access = DataAccess(DataRoots.of([offline_dataset]), max_dataset_bytes=1024 * 1024)
+    with pytest.raises(InvalidInput, match="GiB"):  # 1 clip of 257x2048x2048: 3 GiB
+        load_real_clips(offline_dataset / "real", Shape(257, 2048, 2048), access)
+    assert load_real_clips(offline_dataset / "real", Shape(9, 32, 32), access)
+
+
 def test_a_file_swapped_for_a_fifo_after_the_check_is_refused_not_read(root: Path) -> None:
     roots = DataRoots.of([root])
     target = root / "prompts.txt"
