@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -21,9 +22,12 @@ class SharedSettings(BaseSettings):
 
 
 def _split_list(v: object) -> object:
-    """A comma-separated env value as a list ("a, b" -> ["a", "b"]); lists pass as they are."""
+    """A comma-separated env value as a list ("a, b" -> ["a", "b"]); a JSON list works too."""
     if isinstance(v, str):
-        return [item.strip() for item in v.split(",") if item.strip()]
+        text = v.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
     return v
 
 
