@@ -51,7 +51,7 @@ from lift.services.trainer.checkpoints import (
     optimizer_state,
     write_adapter,
 )
-from lift.services.trainer.config import RunConfig
+from lift.services.trainer.config import MAX_STEP_VOXELS, MAX_VIDEO_VOXELS, RunConfig
 from lift.services.trainer.data import (
     Clip,
     DataAccess,
@@ -194,6 +194,7 @@ class AlignmentLoop:
             first = self.offline[0].frames.shape
             self.shape = Shape(first[0], first[1], first[2])
         assert self.shape is not None
+        self._check_shape(self.shape)
         self.real: list[Clip] = []
         if cfg.real_data is not None and cfg.real_data.weight > 0:
             self.real = load_real_clips(cfg.real_data.path, self.shape, self.access)
@@ -210,6 +211,18 @@ class AlignmentLoop:
             self.policy.denoiser, optimizer, scheduler
         )
         self.params = params
+
+    def _check_shape(self, shape: Shape) -> None:
+        """The run-config bounds again, for a shape that came from the generator or the data."""
+        voxels = shape.frames * shape.height * shape.width
+        step = voxels * self.config.per_step_videos
+        if voxels > MAX_VIDEO_VOXELS or step > MAX_STEP_VOXELS:
+            raise InvalidInput(
+                f"sampling: the training shape {shape.frames}x{shape.height}x{shape.width} "
+                f"(from the generator's defaults or the data) x {self.config.per_step_videos} "
+                "videos per step is over the trainer's limits: set sampling.num_frames, "
+                "height and width, or fewer videos per step"
+            )
 
     # ---- sampling -------------------------------------------------------------------
 
