@@ -120,7 +120,7 @@ def test_prompts_file_outside_the_roots_is_refused_with_one_message(
 def test_every_path_field_is_checked(manager: RunManager, tmp_path: Path, root: Path) -> None:
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model_index.json").write_text("{}")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"real_data": {"path": "/etc"}}, "real_data.path"),
         ({"real_data": {"path": "/etc/passwd"}}, "real_data.path"),
         ({"model": str(tmp_path / "model")}, "model"),
