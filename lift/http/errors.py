@@ -8,7 +8,11 @@ sentence saying what to fix. The status follows the kind of failure, on every se
 400   INVALID_ARGUMENT      malformed or invalid input: bad JSON, YAML or multipart, a
                             body, query or path field that fails validation (FastAPI's
                             own request validation included: never 422), an
-                            undecodable video, a URI outside policy
+                            undecodable video, a URI outside policy; a Host header
+                            not on the trusted list
+401   UNAUTHENTICATED       no bearer token, or an unknown one (with WWW-Authenticate)
+403   PERMISSION_DENIED     the token lacks the scope the call needs; a cross-origin
+                            write from a browser page whose origin is not allowed
 404   NOT_FOUND             a referenced thing is missing: run id, file, adapter version,
                             unknown path
 405   UNIMPLEMENTED         the path exists but not with this method
@@ -46,6 +50,8 @@ from lift.errors import (
     NotReady,
     Overloaded,
     PayloadTooLarge,
+    PermissionDenied,
+    Unauthenticated,
     UnsupportedMediaType,
 )
 from lift.http.docs import schema_examples
@@ -61,8 +67,9 @@ class ErrorDetail(BaseModel):
     code: str = Field(
         ...,
         description="The gRPC status name of the failure (the gRPC front returns the same): "
-        "INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, UNAVAILABLE, "
-        "DEADLINE_EXCEEDED, UNIMPLEMENTED, CANCELLED or INTERNAL.",
+        "INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, FAILED_PRECONDITION, "
+        "RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED, UNIMPLEMENTED, CANCELLED or "
+        "INTERNAL.",
         examples=["INVALID_ARGUMENT"],
     )
     message: str = Field(
@@ -98,6 +105,17 @@ _KINDS: dict[int, tuple[type[LiftError], str, str]] = {
         "Invalid input: malformed JSON or multipart, a field that fails validation, an "
         "undecodable video or a URI outside policy. The message says what to fix.",
         "invalid request: prompt: Field required",
+    ),
+    401: (
+        Unauthenticated,
+        "Unauthenticated: no bearer token, or one this service does not know.",
+        "no bearer token was sent; send 'authorization: Bearer <token>' (clients: --token or "
+        "LIFT_TOKEN)",
+    ),
+    403: (
+        PermissionDenied,
+        "Permission denied: the token lacks the scope this call needs.",
+        "the token 'ci' lacks the 'runs' scope this call needs",
     ),
     404: (
         NotFound,

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lift.auth import ANY_TOKEN, Authenticator, Decision, Rule, bearer_token, check, required_scope
 from lift.http.docs import ASSETS_URL
-from lift.http.errors import error_body
+from lift.http.errors import error_body, error_responses
 from lift.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -205,6 +205,37 @@ class CrossOriginWrites:
         return origin != "null" and authority == host.strip().lower()
 
 
+def document_bearer_auth(app: FastAPI, open_paths: frozenset[str]) -> None:
+    """Declare the bearer scheme in the OpenAPI document (Swagger UI's "Authorize" button).
+
+    Every operation but the open ones needs it and may answer 401 and 403.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        if "bearer" not in schemes:
+            schemes["bearer"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A token from `lift auth add NAME --scope S`; each operation "
+                "needs its scope (judge, generate, adapters, runs; admin: all).",
+            }
+            schema["security"] = [{"bearer": []}]
+            refusals = error_responses(401, 403)
+            for path, operations in schema.get("paths", {}).items():
+                for operation in operations.values():
+                    if path in open_paths:
+                        operation["security"] = []
+                    else:
+                        for status, reply in refusals.items():
+                            operation.setdefault("responses", {}).setdefault(str(status), reply)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def secure_app(app: FastAPI, service: str, settings: ServiceSettings) -> Authenticator | None:
     """Add tokens, trusted hosts, CORS and the cross-origin write guard to a service's app.
 
@@ -221,6 +252,7 @@ def secure_app(app: FastAPI, service: str, settings: ServiceSettings) -> Authent
         if settings.open_docs:
             open_paths |= DOCS_PATHS
             open_prefixes = (ASSETS_URL + "/",)
+        document_bearer_auth(app, frozenset(open_paths))
         # Innermost (after the request metrics, so refusals are counted), before routing.
         app.user_middleware.append(
             Middleware(
