@@ -548,3 +548,28 @@ def test_cors_allow_list_and_trusted_hosts(tmp_path: Path) -> None:
     finally:
         svc.close()
         stop()
+
+
+def test_streaming_rpcs_are_refused_before_they_run(
+    services: dict[str, Svc], tokens: Tokens, mp4s: dict[str, bytes]
+) -> None:
+    """Client-streaming (CritiqueUpload) and server-streaming (WatchRun) calls are checked too."""
+    critic = critic_pb2_grpc.CriticServiceStub(services["critic"].channel)
+    mp4 = mp4s["clean"]
+
+    def upload() -> Iterator[critic_pb2.CritiqueUploadRequest]:
+        header = critic_pb2.CritiqueUploadHeader(prompt="a ball", total_bytes=len(mp4))
+        yield critic_pb2.CritiqueUploadRequest(header=header)
+        yield critic_pb2.CritiqueUploadRequest(chunk=mp4)
+
+    with pytest.raises(grpc.RpcError) as err:
+        critic.CritiqueUpload(upload(), timeout=30)
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    md = tuple(_bearer(tokens.by_scope["judge"]).items())
+    assert critic.CritiqueUpload(upload(), metadata=md, timeout=60).critique.dimensions
+
+    trainer = trainer_pb2_grpc.TrainerServiceStub(services["trainer"].channel)
+    md = tuple(_bearer(tokens.by_scope["judge"]).items())
+    with pytest.raises(grpc.RpcError) as err:
+        list(trainer.WatchRun(trainer_pb2.WatchRunRequest(id="run-x"), metadata=md, timeout=30))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
