@@ -9,9 +9,9 @@ Three pieces, wired by :mod:`lift.runner` for every service alike:
   tighten the cap for its own body (:func:`tighten_body_limit`) before reading it.
 - :class:`LimitedH11Protocol`, uvicorn's h11 protocol with a header deadline: a client
   that opens a connection, or starts a request, and does not finish its headers in time
-  is disconnected (uvicorn itself waits forever). It also closes a connection whose
-  response went out before its request body was read, rather than reading and
-  discarding whatever the client keeps sending.
+  is disconnected (uvicorn itself waits forever). It also ends a connection whose
+  response went out before its request body was read (a refusal) with a short
+  lingering close, rather than reading and discarding whatever the client keeps sending.
 - :func:`uvicorn_options`: those plus uvicorn's own connection cap (``limit_concurrency``:
   requests past it get 503 at once), keep-alive time and header size.
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import h11
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -37,6 +37,11 @@ SCOPE_KEY = "lift.body_budget"
 
 MAX_HEADER_BYTES = 64 * 1024
 """Largest request line plus headers (h11 refuses bigger with 400)."""
+
+LINGER_S = 2.0
+"""How long a refused request's connection is kept half-closed, discarding input, so the
+client can read the refusal before the close (closing with unread input sends a reset,
+which can destroy the reply in the client's buffer)."""
 
 
 class BodyBudget:
@@ -113,31 +118,24 @@ class BodyLimits:
                 budget.complete = True
             return message
 
-        async def closing_send(message: Message) -> None:
+        async def watched_send(message: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                if budget.aborted:
-                    # The rest of the body will not be read: end the connection after
-                    # this reply instead of waiting for (or reading) what is still coming.
-                    MutableHeaders(scope=message)["connection"] = "close"
+            started = started or message["type"] == "http.response.start"
             await send(message)
 
+        # The connection of a refused body is ended by LimitedH11Protocol (a lingering
+        # close); a "Connection: close" here would make uvicorn close at once instead.
         try:
-            await self.app(scope, limited_receive, closing_send)
+            await self.app(scope, limited_receive, watched_send)
         except (PayloadTooLarge, RequestTimeout) as exc:
             # Raised where no route's handler caught it (e.g. a middleware reading the body).
             if started or not budget.aborted:
                 raise
-            await _reply(exc, closing_send)
+            await _reply(exc, watched_send)
 
 
 async def _reply(exc: LiftError, send: Send) -> None:
-    response = JSONResponse(
-        error_body(exc.code_name, exc.message),
-        status_code=exc.http_status,
-        headers={"connection": "close"},
-    )
+    response = JSONResponse(error_body(exc.code_name, exc.message), status_code=exc.http_status)
     await response({"type": "http"}, _no_receive, send)
 
 
@@ -159,9 +157,12 @@ class LimitedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_timer: asyncio.TimerHandle | None = None
+        self._lingering = False
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a refused body: dropped unparsed
         super().data_received(data)
         if self.conn.their_state is h11.IDLE:  # a request's headers have begun, not ended
             self._arm_header_timer()
@@ -173,11 +174,15 @@ class LimitedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
-        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
-            # Answered before the body was read (a refusal): close rather than keep
-            # reading and discarding whatever the client still sends.
-            self.transport.close()
         super().on_response_complete()
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            # Answered before the body was read (a refusal): send our FIN, drop what
+            # still arrives for a moment so the client can read the reply, then close.
+            self._lingering = True
+            self._unset_keepalive_if_required()
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
 
     def _arm_header_timer(self) -> None:
         if self._header_timer is None:

@@ -166,7 +166,6 @@ def test_body_limits_reads_at_most_the_limit_plus_one_chunk() -> None:
     asyncio.run(middleware(scope, endless_receive, send))
     assert pulled <= BODY_LIMIT + len(chunk)
     assert sent[0]["status"] == 413
-    assert (b"connection", b"close") in sent[0]["headers"]
 
 
 def test_declared_oversize_body_is_refused_before_reading(critic) -> None:
@@ -211,15 +210,20 @@ def test_slow_body_gets_408_within_the_body_deadline(critic) -> None:
             b"Content-Length: 10000\r\n\r\n{"
         )
         reply = b""
-        for _ in range(40):
+        answered = closed = None
+        for _ in range(50):  # a byte every 0.2 s, also after the refusal
             with contextlib.suppress(OSError):
                 sock.sendall(b" ")
             done, got = _closed_within(sock, 0.2)
             reply += got
+            if answered is None and b"\r\n\r\n" in reply:
+                answered = time.monotonic() - start
             if done:
+                closed = time.monotonic() - start
                 break
     assert b" 408 " in reply.split(b"\r\n", 1)[0], reply[:200]
-    assert time.monotonic() - start < 4
+    assert answered is not None and answered < 3, answered  # body deadline 1.5 s
+    assert closed is not None and closed < 6, closed  # then a short linger, then closed
 
 
 def test_other_clients_are_served_while_slow_ones_wait(critic, mp4s) -> None:  # type: ignore[no-untyped-def]
