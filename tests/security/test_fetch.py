@@ -333,3 +333,61 @@ def test_slow_uris_do_not_starve_uploads_or_shutdown(slow_critic, mp4s) -> None:
             except httpx.HTTPError:
                 continue  # cut off by the shutdown: fine
             assert status >= 400
+
+
+def test_sigterm_is_prompt_with_slow_fetches_pending(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The issue's SIGTERM hung ~45 s behind slow URIs; the real process must exit quickly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    grpc_port, http_port = closed_port(), closed_port()
+    env = {
+        **os.environ,
+        "LIFT_CRITIC_ALLOW_HTTP_URIS": "true",
+        "LIFT_CRITIC_HTTP_URI_ALLOW": "127.0.0.1/32",
+        "LIFT_CRITIC_HTTP_URI_TIMEOUT_S": "60",
+    }
+    env.pop("LIFT_AUTH_FILE", None)
+    cmd = [sys.executable, "-m", "lift.cli.main", "critic", "serve"]
+    cmd += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    release = threading.Event()
+
+    def slow(conn: socket.socket, head: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+        while not release.wait(0.5):
+            conn.sendall(b"\0")
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, "the critic did not start"
+            time.sleep(0.2)
+        with serving(slow) as server, ThreadPoolExecutor(24) as pool:
+            body = {"prompt": "a dog", "video_uri": f"{server.url}/slow.mp4"}
+            for _ in range(24):
+                pool.submit(httpx.post, f"{url}/v1/critiques", json=body, timeout=60)
+            while server.connections < 8 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.connections >= 8
+            start = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            took = time.monotonic() - start
+            release.set()
+        assert took < 10, took
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
