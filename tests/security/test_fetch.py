@@ -391,3 +391,33 @@ def test_sigterm_is_prompt_with_slow_fetches_pending(tmp_path) -> None:  # type:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_fetch_gate_bounds_running_and_waiting_fetches() -> None:
+    """Past concurrency + queue, a fetch is refused at once (429), not queued forever."""
+    import asyncio
+
+    from lift.errors import Overloaded
+    from lift.uris import FetchGate
+
+    release = threading.Event()
+
+    def slow(conn: socket.socket, head: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+        release.wait(10)
+        conn.sendall(b"0123456789")
+
+    policy = UriPolicy(allow_http=True, http_allow=("127.0.0.1/32",), http_timeout_s=10)
+
+    async def main(url: str) -> list[object]:
+        gate = FetchGate(concurrency=2, queue=1)
+        tasks = [asyncio.create_task(gate.fetch(url, policy, 100)) for _ in range(3)]
+        await asyncio.sleep(0.3)
+        assert gate.admitted == 3
+        with pytest.raises(Overloaded):
+            await gate.fetch(url, policy, 100)
+        release.set()
+        return list(await asyncio.gather(*tasks))
+
+    with serving(slow) as server:
+        assert asyncio.run(main(f"{server.url}/v")) == [b"0123456789"] * 3
