@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from lift.errors import LiftError, PayloadTooLarge, RequestTimeout
+from lift.errors import InvalidInput, LiftError, PayloadTooLarge, RequestTimeout
 from lift.http.errors import error_body
 
 SCOPE_KEY = "lift.body_budget"
@@ -60,6 +60,12 @@ class BodyBudget:
         return PayloadTooLarge(f"the request body is larger than the {self.limit}-byte limit")
 
 
+class HeadersTooLarge(InvalidInput):
+    """The request's headers are over :data:`MAX_HEADER_BYTES` (HTTP 431)."""
+
+    http_status = 431
+
+
 def tighten_body_limit(scope: Scope, limit: int) -> None:
     """Lower the body cap of this request to ``limit`` (no-op without :class:`BodyLimits`).
 
@@ -86,6 +92,11 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         budget = BodyBudget(self.max_bytes, self.timeout_s)
+        # h11 bounds headers that arrive in pieces; these arrived in one read.
+        if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+            budget.aborted = True
+            await _reply(HeadersTooLarge("the request headers are too large"), send)
+            return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > budget.limit:
             budget.aborted = True

@@ -230,7 +230,7 @@ def test_other_clients_are_served_while_slow_ones_wait(critic, mp4s) -> None:  #
     url = f"http://127.0.0.1:{critic.http_port}"
     slow: list[socket.socket] = []
     try:
-        for _ in range(40):  # half-sent requests, each one holding a connection
+        for _ in range(200):  # hundreds of half-sent requests, each holding a connection
             sock = _connect(critic)
             sock.sendall(b"POST /v1/critiques HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n")
             slow.append(sock)
@@ -318,3 +318,18 @@ def test_payload_too_large_is_413_over_http_too(critic) -> None:
         timeout=20,
     )
     assert r.status_code == 413 and r.json()["error"]["code"] == PayloadTooLarge.grpc_code.name
+
+
+def test_oversize_headers_are_refused(critic) -> None:
+    with _connect(critic) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 100_000 + b"\r\n\r\n")
+        closed, reply = _closed_within(sock, 5)
+    assert closed and b" 431 " in reply.split(b"\r\n", 1)[0], reply[:100]
+    with _connect(critic) as sock:  # the same headers sent in pieces: h11's own bound
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+        for _ in range(10):
+            with contextlib.suppress(OSError):
+                sock.sendall(b"a" * 10_000)
+            time.sleep(0.01)
+        closed, reply = _closed_within(sock, 5)
+    assert closed and b" 400 " in reply.split(b"\r\n", 1)[0], reply[:100]
