@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import select
 import socket
 import time
@@ -130,7 +131,12 @@ def _flood_chunked(
     ],
 )
 def test_chunked_oversize_body_is_refused_while_streaming(critic, path, content_type) -> None:
+    peak_before = resource.getrusage(
+        resource.RUSAGE_SELF
+    ).ru_maxrss  # KiB; the server is in-process
     sent, reply = _flood_chunked(critic, path, content_type, total=300 * 1024 * 1024)
+    peak_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert peak_growth_mb < 150, peak_growth_mb  # the critic grew by 1.1 GB
     status = reply.split(b"\r\n", 1)[0]
     if path == "/v1/nowhere":  # never read: answered, then the connection is closed
         assert b" 404 " in status, reply[:200]
