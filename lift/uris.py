@@ -368,7 +368,7 @@ async def fetch_http(uri: str, policy: UriPolicy, max_bytes: int) -> bytes:
     try:
         async with asyncio.timeout(policy.http_timeout_s):
             return await _fetch(url, policy, max_bytes)
-    except (TimeoutError, httpx.HTTPError, OSError) as exc:
+    except (TimeoutError, httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
         # Refused, reset, timed out, TLS or protocol failure: the detail goes to the
         # log only, so the answer does not tell an open port from a closed one.
         log.info("could not fetch video URI %s: %r", url, exc)
