@@ -421,3 +421,19 @@ def test_fetch_gate_bounds_running_and_waiting_fetches() -> None:
 
     with serving(slow) as server:
         assert asyncio.run(main(f"{server.url}/v")) == [b"0123456789"] * 3
+
+
+@pytest.mark.parametrize(
+    ("location", "needle"),
+    [
+        ("file:///etc/passwd", "non-http(s)"),
+        ("gopher://127.0.0.1:25/", "non-http(s)"),
+        ("http://[::1", FETCH_FAILED),
+        ("/a%00b", "control character"),
+    ],
+)
+def test_odd_redirect_targets_are_refused(location: str, needle: str) -> None:
+    with serving(respond("302 Found", headers={"Location": location})) as server:
+        policy = UriPolicy(allow_http=True, http_allow=("127.0.0.1/32",))
+        exc = _refusal(f"{server.url}/v", policy)
+    assert exc.http_status == 400 and needle in exc.message, exc.message
