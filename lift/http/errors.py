@@ -16,9 +16,11 @@ sentence saying what to fix. The status follows the kind of failure, on every se
 404   NOT_FOUND             a referenced thing is missing: run id, file, adapter version,
                             unknown path
 405   UNIMPLEMENTED         the path exists but not with this method
+408   DEADLINE_EXCEEDED     the request body arrived too slowly (``body_timeout_s``)
 409   FAILED_PRECONDITION   the request does not fit the resource's state
 413   INVALID_ARGUMENT      the body (or a part of it) is over a configured size limit
 415   INVALID_ARGUMENT      the Content-Type is not one the endpoint reads
+431   INVALID_ARGUMENT      the request headers are over 64 KiB
 429   RESOURCE_EXHAUSTED    overloaded: the queue is full; retry with backoff
 499   CANCELLED             the caller went away (logged; nobody reads the reply)
 500   INTERNAL              a bug; the trace is in the server log, never in the reply
