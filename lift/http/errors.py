@@ -20,8 +20,8 @@ sentence saying what to fix. The status follows the kind of failure, on every se
 409   FAILED_PRECONDITION   the request does not fit the resource's state
 413   INVALID_ARGUMENT      the body (or a part of it) is over a configured size limit
 415   INVALID_ARGUMENT      the Content-Type is not one the endpoint reads
-431   INVALID_ARGUMENT      the request headers are over 64 KiB
 429   RESOURCE_EXHAUSTED    overloaded: the queue is full; retry with backoff
+431   INVALID_ARGUMENT      the request headers are over 64 KiB
 499   CANCELLED             the caller went away (logged; nobody reads the reply)
 500   INTERNAL              a bug; the trace is in the server log, never in the reply
 503   UNAVAILABLE           not ready: the model is still loading
