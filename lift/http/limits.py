@@ -31,6 +31,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from lift.errors import InvalidInput, LiftError, PayloadTooLarge, RequestTimeout
 from lift.http.errors import error_body
+from lift.settings import ServiceSettings
 
 SCOPE_KEY = "lift.body_budget"
 """Where :class:`BodyLimits` keeps the request's :class:`BodyBudget` in the ASGI scope."""
@@ -222,7 +223,7 @@ class HttpLimits:
     max_connections: int = 256
 
     @classmethod
-    def of(cls, settings: Any) -> HttpLimits:
+    def of(cls, settings: ServiceSettings) -> HttpLimits:
         """The limits a :class:`~lift.settings.ServiceSettings` asks for."""
         return cls(
             max_body_bytes=settings.body_limit,
