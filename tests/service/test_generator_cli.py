@@ -80,11 +80,12 @@ def test_generate_through_the_server_and_swap_an_adapter(server, generator_loras
         ],
     )
     assert r.exit_code == 0, r.output
-    assert "cli-1 installed" in r.output and "previous base" in r.output
-    r = CliRunner().invoke(
-        app, ["generate", "--prompt", "a cat", "--out", str(out), "--server", server, *SHAPE]
-    )
-    assert "adapter cli-1" in r.output
+    assert "cli-1 installed" in r.output and "default stays base" in r.output
+    gen = ["generate", "--prompt", "a cat", "--out", str(out), "--server", server, *SHAPE]
+    assert "adapter base" in CliRunner().invoke(app, gen).output  # loaded, not yet served
+    r = CliRunner().invoke(app, ["generator", "promote", "cli-1", "--server", server])
+    assert r.exit_code == 0 and "default adapter version: cli-1 (was base)" in r.output
+    assert "adapter cli-1" in CliRunner().invoke(app, gen).output
 
 
 def test_bad_input_exits_with_the_reason(server, tmp_path) -> None:
