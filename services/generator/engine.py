@@ -12,7 +12,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -383,6 +384,15 @@ class GeneratorEngine:
             ),
         )
         return GeneratedVideo(data, "video/mp4", meta)
+
+    @contextmanager
+    def hold(self, version: str) -> Iterator[None]:
+        """Keep ``version`` loaded while a request that named it waits in the queue and runs."""
+        if self.adapters is None:
+            yield
+            return
+        with self.adapters.hold(version):
+            yield
 
     def _acquire(self, deadline: Deadline) -> None:
         # Wait for the model in short slices so a caller who leaves stops waiting.

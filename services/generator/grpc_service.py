@@ -43,32 +43,36 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         def on_progress(p: Progress) -> None:
             loop.call_soon_threadsafe(events.put_nowait, p)
 
-        work = asyncio.ensure_future(
-            self.limiter.run(
-                lambda d: self.engine.generate(req, d, on_progress),
-                Deadline(context.time_remaining()),
+        # The version it names stays loaded while it waits in the queue and runs.
+        with self.engine.hold(req.adapter_version):
+            work = asyncio.ensure_future(
+                self.limiter.run(
+                    lambda d: self.engine.generate(req, d, on_progress),
+                    Deadline(context.time_remaining()),
+                )
             )
-        )
-        nxt: asyncio.Future[Progress] | None = None
-        try:
-            while not work.done():
-                nxt = asyncio.ensure_future(events.get())
-                await asyncio.wait({nxt, work}, return_when=asyncio.FIRST_COMPLETED)
-                if nxt.done():
-                    yield generator_pb2.GenerateResponse(progress=progress_to_proto(nxt.result()))
-                else:
+            nxt: asyncio.Future[Progress] | None = None
+            try:
+                while not work.done():
+                    nxt = asyncio.ensure_future(events.get())
+                    await asyncio.wait({nxt, work}, return_when=asyncio.FIRST_COMPLETED)
+                    if nxt.done():
+                        yield generator_pb2.GenerateResponse(
+                            progress=progress_to_proto(nxt.result())
+                        )
+                    else:
+                        nxt.cancel()
+                while not events.empty():
+                    p = events.get_nowait()
+                    yield generator_pb2.GenerateResponse(progress=progress_to_proto(p))
+                yield generator_pb2.GenerateResponse(video=video_to_proto(work.result()))
+            finally:
+                if nxt is not None and not nxt.done():
                     nxt.cancel()
-            while not events.empty():
-                p = events.get_nowait()
-                yield generator_pb2.GenerateResponse(progress=progress_to_proto(p))
-            yield generator_pb2.GenerateResponse(video=video_to_proto(work.result()))
-        finally:
-            if nxt is not None and not nxt.done():
-                nxt.cancel()
-            if not work.done():  # the caller left: stop denoising at the next step
-                work.cancel()
-                with contextlib.suppress(asyncio.CancelledError, LiftError):
-                    await work
+                if not work.done():  # the caller left: stop denoising at the next step
+                    work.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, LiftError):
+                        await work
 
     async def LoadAdapter(
         self, request: generator_pb2.LoadAdapterRequest, context: grpc.aio.ServicerContext

@@ -90,7 +90,8 @@ def create_app(engine: GeneratorEngine, limiter: WorkLimiter) -> FastAPI:
         body_kind(request, (JSON,), "send application/json")
         body = parse_json(GenerationJSON, await request.body())
         req = engine.resolve(body.to_request())  # bad input is refused before queueing
-        video = await run_until_disconnect(request, limiter, lambda d: engine.generate(req, d))
+        with engine.hold(req.adapter_version):  # a queued request's version stays loaded
+            video = await run_until_disconnect(request, limiter, lambda d: engine.generate(req, d))
         if _wants_json(request):
             reply = GeneratedVideoJSON.of(video)
             return Response(reply.model_dump_json(), media_type="application/json")

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +227,36 @@ def test_a_version_a_waiting_generation_named_is_not_evicted(
     assert np.array_equal(frames_of(results[0].data), frames_of(alone.data))
     # Once nobody uses it, the unpinned version makes room as before.
     assert engine.load_adapter("intruder", files(generator_loras[1])).evicted_versions == ["mine"]
+
+
+def test_a_version_a_queued_request_named_is_not_evicted(
+    tiny_generator_dir: Path, generator_loras: list[Path]
+) -> None:
+    g = Generator(tiny_generator_dir, adapter_keep=1, workers=1, max_queue=4)
+    try:
+        assert (
+            g.http.post("/v1/adapters", **multipart(generator_loras[0], "mine")).status_code == 200
+        )
+        _, alone = g.video("mine")
+        slow = {
+            "prompt": "a dog",
+            "seed": 1,
+            **{**SMALL, "height": 64, "width": 64, "num_inference_steps": 200},
+        }
+        with ThreadPoolExecutor(2) as pool:
+            ahead = pool.submit(g.http.post, "/v1/generations", json=slow)
+            time.sleep(0.3)  # the only worker is busy: the next request waits in the queue
+            queued = pool.submit(g.video, "mine")
+            time.sleep(0.3)
+            r = g.http.post("/v1/adapters", **multipart(generator_loras[1], "intruder"))
+            assert r.status_code == 429, r.text
+            assert ahead.result().status_code == 200
+            version, frames = queued.result()
+        assert version == "mine" and np.array_equal(frames, alone)
+        r = g.http.post("/v1/adapters", **multipart(generator_loras[1], "intruder"))
+        assert r.status_code == 200 and r.json()["evicted_versions"] == ["mine"]
+    finally:
+        g.close()
 
 
 # -- runs change the default only by asking, and only on success -----------------------------
