@@ -83,7 +83,7 @@ class _OneVideoTrainer:
 
     instances: ClassVar[list[_OneVideoTrainer]] = []
 
-    def __init__(self, data_dir: Path | None) -> None:
+    def __init__(self, data_dir: Path | None, roots: list[Path]) -> None:
         self.started: dict[str, Any] = {}
         self.closed = False
         _OneVideoTrainer.instances.append(self)
