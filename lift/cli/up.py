@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -117,7 +118,22 @@ def _pump(child: _Child, stream: IO[bytes]) -> None:
             sys.stderr.flush()
 
 
-def _start_service(svc: _Service) -> _Child:
+def _trainer_env(services: list[_Service]) -> dict[str, str]:
+    """The trainer reaches the generator and critic on the ports `lift up` gives them.
+
+    Its defaults (and so its endpoint allow-list) would otherwise be the default ports
+    even when LIFT_GENERATOR_GRPC_PORT / LIFT_CRITIC_GRPC_PORT moved the services.
+    Addresses the operator set for the trainer win.
+    """
+    env = dict(os.environ)
+    for svc in services:
+        if svc.name in ("generator", "critic"):
+            key = f"LIFT_TRAINER_{svc.name.upper()}_ADDRESS"
+            env.setdefault(key, f"{svc.probe_host}:{svc.settings.grpc_port}")
+    return env
+
+
+def _start_service(svc: _Service, env: dict[str, str] | None = None) -> _Child:
     s = svc.settings
     cmd = [
         sys.executable,
@@ -132,6 +148,7 @@ def _start_service(svc: _Service) -> _Child:
     ]
     proc = subprocess.Popen(
         cmd,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -250,7 +267,8 @@ def up(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for svc in services:
-            children.append(_start_service(svc))
+            env = _trainer_env(services) if svc.name == "trainer" else None
+            children.append(_start_service(svc, env))
             say(f"{svc.name} started (pid {children[-1].proc.pid})")
         if with_prometheus:
             from lift.cli.prometheus import PrometheusError

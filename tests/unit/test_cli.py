@@ -199,3 +199,20 @@ def test_a_command_without_its_extra_names_the_extra(
     assert r.returncode == 3, r.stderr[-2000:]
     assert f"pip install 'lift-suite[{extra}]'" in " ".join(r.stderr.split())
     assert "Traceback" not in r.stderr
+
+
+def test_lift_up_points_the_trainer_at_the_ports_it_gives_the_services(monkeypatch) -> None:
+    from lift.cli import up
+
+    monkeypatch.setenv("LIFT_GENERATOR_GRPC_PORT", "61052")
+    monkeypatch.setenv("LIFT_CRITIC_GRPC_PORT", "61051")
+    monkeypatch.delenv("LIFT_TRAINER_GENERATOR_ADDRESS", raising=False)
+    monkeypatch.setenv("LIFT_TRAINER_CRITIC_ADDRESS", "critic.internal:9000")  # operator's wins
+    env = up._trainer_env(up._services())
+    assert env["LIFT_TRAINER_GENERATOR_ADDRESS"] == "127.0.0.1:61052"
+    assert env["LIFT_TRAINER_CRITIC_ADDRESS"] == "critic.internal:9000"
+
+    from lift.services.trainer.settings import TrainerSettings
+
+    monkeypatch.setenv("LIFT_TRAINER_GENERATOR_ADDRESS", env["LIFT_TRAINER_GENERATOR_ADDRESS"])
+    assert "127.0.0.1:61052" in TrainerSettings().endpoints()
