@@ -219,12 +219,14 @@ def align(
                 from lift.services.trainer.demo import demo_config, write_real_clips
 
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lift-align-")))
+            gen_addr: str | None
+            critic_addr: str | None
             if server is None:
                 err.print("[dim]starting the demo critic and generator in this process…[/]")
                 with needs_extra("all", "lift align --demo without --server"):
                     gen_addr, critic_addr = stack.enter_context(_demo_services())
-            else:  # a trainer started by `lift up` reaches the services on their default ports
-                gen_addr, critic_addr = "127.0.0.1:50052", "127.0.0.1:50051"
+            else:  # the trainer's own generator and critic (`lift up` points it at them)
+                gen_addr = critic_addr = None
             real: Path | None = None
             if server is not None:
                 # The trainer reads only under its data roots: a trainer on this machine

@@ -78,12 +78,22 @@ def write_real_clips(directory: Path, count: int = 1) -> Path:
     return directory
 
 
-def demo_config(generator: str, critic: str, real_dir: Path, steps: int = 250) -> dict[str, Any]:
-    """The demo run's config (a plain dict, as a user would write it in YAML)."""
+def demo_config(
+    generator: str | None, critic: str | None, real_dir: Path, steps: int = 250
+) -> dict[str, Any]:
+    """The demo run's config (a plain dict, as a user would write it in YAML).
+
+    A None address leaves the endpoint out: the trainer then uses its own configured
+    generator / critic (LIFT_TRAINER_GENERATOR_ADDRESS / _CRITIC_ADDRESS).
+    """
+    endpoints = {
+        name: {"address": address, "timeout_s": timeout}
+        for name, address, timeout in (("generator", generator, 120), ("critic", critic, 60))
+        if address is not None
+    }
     return {
         "name": "demo",
-        "generator": {"address": generator, "timeout_s": 120},
-        "critic": {"address": critic, "timeout_s": 60},
+        **endpoints,
         "prompts": PROMPTS,
         "strategy": "reward_weighted",
         "real_data": {"path": str(real_dir), "weight": 4.0, "ratio": 4.0},
