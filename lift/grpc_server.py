@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from lift import metrics
 from lift.auth import Authenticator, Decision, bearer_token, check, required_scope
-from lift.errors import LiftError
+from lift.errors import InvalidInput, LiftError
 
 HealthServicer = Any
 """grpc_health's ``health.aio.HealthServicer`` (its module is loaded lazily, untyped)."""
@@ -28,8 +28,60 @@ HealthServicer = Any
 log = logging.getLogger(__name__)
 
 
+class _Undecodable:
+    """What a request whose bytes do not parse becomes: the servicer never sees it."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserialize`` that returns an :class:`_Undecodable` instead of raising.
+
+    grpc's aio server calls the deserializer before any interceptor code runs and
+    answers UNKNOWN when it raises; handing the failure to the wrapped method
+    instead lets it answer INVALID_ARGUMENT with a sentence, in one place for
+    every service.
+    """
+    if deserialize is None:
+        return None
+
+    def tolerant(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except Exception as exc:  # DecodeError (upb), or whatever a custom one raises
+            if "UTF-8" in str(exc):
+                return _Undecodable(
+                    "the request has a string field that is not valid UTF-8: "
+                    "send text fields as UTF-8"
+                )
+            return _Undecodable(
+                "the request is not a valid protobuf message for this method: send the "
+                "method's request message, serialized"
+            )
+
+    return tolerant
+
+
+def _parsed(request: Any) -> Any:
+    """``request``, or InvalidInput if its bytes did not parse."""
+    if isinstance(request, _Undecodable):
+        raise InvalidInput(request.message)
+    return request
+
+
+async def _parsed_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A client stream whose messages are checked as they arrive (see :func:`_parsed`)."""
+    async for request in requests:
+        yield _parsed(request)
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    """Maps errors to statuses and records request metrics for every RPC."""
+    """Maps errors to statuses and records request metrics for every RPC.
+
+    Requests whose bytes do not parse (malformed protobuf, invalid UTF-8 in a
+    string field) answer INVALID_ARGUMENT with a sentence instead of UNKNOWN.
+    """
 
     def __init__(self, service: str) -> None:
         self.service = service
@@ -42,19 +94,19 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap(handler.stream_unary, method),
-                request_deserializer=handler.request_deserializer,
+                self._wrap(handler.stream_unary, method, client_stream=True),
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream and details.method.startswith("/lift."):
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler  # grpc's own streams (health watch, reflection) pass through
@@ -88,17 +140,20 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 time.perf_counter() - start
             )
 
-    def _wrap(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+    def _wrap(
+        self, behavior: Callable[..., Any], method: str, client_stream: bool = False
+    ) -> Callable[..., Any]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             async with self._handled(method, context):
-                return await behavior(request, context)
+                checked = _parsed_stream(request) if client_stream else _parsed(request)
+                return await behavior(checked, context)
 
         return wrapped
 
     def _wrap_stream(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with self._handled(method, context):
-                async for response in behavior(request, context):
+                async for response in behavior(_parsed(request), context):
                     yield response
 
         return wrapped

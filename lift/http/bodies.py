@@ -7,12 +7,14 @@ declare both forms in the OpenAPI document (:func:`lift.http.docs.request_body`)
 
 from __future__ import annotations
 
+import contextlib
 import types
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from lift.errors import InvalidInput, LiftError, PayloadTooLarge, UnsupportedMediaType
@@ -89,6 +91,48 @@ async def read_json_body(request: Request, payload_limit: int, what: str) -> byt
     return await read_body(request, payload_limit * 4 // 3 + 1024 * 1024, f"{what} request")
 
 
+class _Utf8MultiPartParser(MultiPartParser):
+    """Starlette's multipart parser, except a text part that does not decode is refused.
+
+    Starlette reads a text part that is not valid in the form's charset (UTF-8
+    unless the Content-Type says otherwise) as Latin-1, silently; a prompt would
+    then be judged as mojibake. Here it is a 400 naming the field.
+    """
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                bytes(part.data).decode(self._charset or "utf-8")
+            except (UnicodeDecodeError, LookupError):
+                raise MultiPartException(
+                    f"the field {part.field_name!r} is not valid "
+                    f"{(self._charset or 'utf-8').upper()} text: send text fields as UTF-8"
+                ) from None
+        super().on_part_end()
+
+
+async def _utf8_form(
+    request: Request, max_files: int, max_fields: int, max_part_size: int
+) -> FormData:
+    """``request.form()``, with text parts decoded strictly (:class:`_Utf8MultiPartParser`)."""
+    if media_type(request) != MULTIPART:
+        return await request.form(
+            max_files=max_files, max_fields=max_fields, max_part_size=max_part_size
+        )
+    async with contextlib.aclosing(request.stream()) as stream:
+        parser = _Utf8MultiPartParser(
+            request.headers,
+            stream,
+            max_files=max_files,
+            max_fields=max_fields,
+            max_part_size=max_part_size,
+        )
+        form = await parser.parse()
+    request._form = form  # closed with the request, as request.form() does
+    return form
+
+
 async def read_form(
     request: Request, max_files: int, max_part_size: int, max_bytes: int | None = None
 ) -> FormData:
@@ -101,7 +145,7 @@ async def read_form(
             )
         tighten_body_limit(request.scope, max_bytes)
     try:
-        return await request.form(max_files=max_files, max_fields=4, max_part_size=max_part_size)
+        return await _utf8_form(request, max_files, 4, max_part_size)
     except LiftError:  # a body limit or deadline (lift.http.limits) keeps its own status
         raise
     except Exception as exc:  # starlette raises several types for broken multipart

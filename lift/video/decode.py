@@ -23,6 +23,7 @@ The video input contract of the suite:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -400,6 +401,18 @@ class _Decoded:
     height: int
 
 
+def _abandon(stream: av.video.stream.VideoStream) -> None:
+    """Reset a decoder left mid-stream, before its container closes.
+
+    Leaving ``container.decode`` early finalizes PyAV's decode generator while
+    the container is open; with frame threading (thread_type AUTO) the next
+    container opened in the process then hangs, unless the decoder's buffers
+    are flushed first (found by test: every refusal mid-stream goes here).
+    """
+    with contextlib.suppress(av.FFmpegError, ValueError, OSError):
+        stream.codec_context.flush_buffers()
+
+
 def _decode_frames(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
@@ -460,8 +473,10 @@ def _decode_frames(
             sampler.offer(_Candidate(index, t, frame))
             prev_t = t
     except InvalidInput:
+        _abandon(stream)
         raise
     except (av.FFmpegError, ValueError, OSError, MemoryError) as exc:
+        _abandon(stream)
         ctx = stream.codec_context
         if ctx.width > limits.max_side_px or ctx.height > limits.max_side_px:
             # The decoder refused a picture past max_pixels: say which limit.

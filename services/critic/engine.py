@@ -26,6 +26,7 @@ from lift.errors import (
 from lift.reward import RewardMap, video_reward
 from lift.services.critic import metrics
 from lift.services.critic.backends import CriticBackend, create_backend
+from lift.services.critic.backends.base import Judgement, motion_unassessed
 from lift.services.critic.batching import MicroBatcher
 from lift.services.critic.settings import CriticSettings
 from lift.serving import Deadline
@@ -233,6 +234,12 @@ class CriticEngine:
             judgements = backend.judge_batch(items, with_reasons, deadline.check)
         out = []
         for p, j in zip(prepared, judgements, strict=True):
+            if p.video.frames < 2 or p.video.frames_analysed < 2:
+                # Whatever the backend said: one frame has no motion to score.
+                dims = motion_unassessed(j.dimensions)
+                if not with_reasons:
+                    dims = tuple(d.without_reasons() for d in dims)
+                j = Judgement(dims, None)
             c = Critique(
                 dimensions=j.dimensions,
                 reward=video_reward(j.dimensions, self.settings.reward_map),

@@ -81,7 +81,15 @@ class CriticSettings(ServiceSettings):
     max_video_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest video, bytes.")
     max_duration_s: float = Field(120.0, gt=0, description="Longest video, seconds.")
     max_frames: int = Field(3600, ge=1, description="Most frames a video may hold.")
-    max_side_px: int = Field(4096, ge=16, description="Largest width or height, pixels.")
+    max_side_px: int = Field(
+        4096, ge=16, description="Largest width or height, pixels, of every decoded frame."
+    )
+    max_decoded_pixels: int = Field(
+        8 * 1024**3,
+        ge=1024,
+        description="Most pixels decoded from one video, all frames together (bounds the "
+        "decoding work; the default takes 3600 frames of 1080p).",
+    )
     max_prompt_chars: int = Field(4000, ge=1, description="Longest prompt, characters.")
     max_batch_items: int = Field(64, ge=1, description="Most items in one Score request.")
     video_root: Path | None = Field(
@@ -192,4 +200,5 @@ class CriticSettings(ServiceSettings):
             max_duration_s=self.max_duration_s,
             max_frames=self.max_frames,
             max_side_px=self.max_side_px,
+            max_decoded_pixels=self.max_decoded_pixels,
         )

@@ -9,6 +9,31 @@ from typing import Any, Protocol
 from lift.critique import Dimension, DimensionVerdict, ModelInfo
 from lift.video import DecodedVideo
 
+ONE_FRAME_REASON = (
+    "Not assessed: the video has one frame (a still image): motion cannot be judged. "
+    "Send a clip of at least two frames."
+)
+"""Why motion smoothness is unassessed for a one-frame video, whichever backend judges."""
+
+
+def one_frame(video: DecodedVideo) -> bool:
+    """Whether ``video`` has too few frames for motion to be judged (one frame, a still)."""
+    return video.total_frames < 2 or video.num_sampled < 2
+
+
+def motion_unassessed(dimensions: tuple[DimensionVerdict, ...]) -> tuple[DimensionVerdict, ...]:
+    """``dimensions`` with motion smoothness replaced by unassessed (one-frame reason).
+
+    A still frame has no motion to judge, so no backend may score it: a score
+    there would reward a generator for emitting still frames.
+    """
+    return tuple(
+        DimensionVerdict.unassessed(d.name, ONE_FRAME_REASON)
+        if d.name == Dimension.MOTION_SMOOTHNESS
+        else d
+        for d in dimensions
+    )
+
 
 @dataclass(frozen=True)
 class Judgement:

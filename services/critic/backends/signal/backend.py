@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from lift.critique import Dimension, DimensionVerdict, Issue, LabelProbabilities, ModelInfo
-from lift.services.critic.backends.base import Judgement
+from lift.services.critic.backends.base import ONE_FRAME_REASON, Judgement, one_frame
 from lift.services.critic.backends.signal.detect import Detector, Finding, Thresholds
 from lift.services.critic.backends.signal.measure import measure
 from lift.video import DecodedVideo
@@ -66,11 +66,17 @@ class SignalBackend:
         m = measure(video.frames, video.timestamps, should_stop=check)
         detector = Detector(m, self.thresholds)
         findings = detector.run()
+        still = one_frame(video)
         verdicts = [DimensionVerdict.unassessed(Dimension.SEMANTIC_CONSISTENCY, NEEDS_VLM)]
         for dim in self.assessed:
+            if still and dim == Dimension.MOTION_SMOOTHNESS:
+                # One frame has no motion: no score (it would reward still frames).
+                verdicts.append(DimensionVerdict.unassessed(dim, ONE_FRAME_REASON))
+                continue
             mine = [f for f in findings if f.dimension == dim]
             verdicts.append(self._verdict(dim, mine, video.num_sampled, detector.dynamic_degree))
-        return Judgement(dimensions=tuple(verdicts), dynamic_degree=detector.dynamic_degree)
+        dynamic = None if still else detector.dynamic_degree
+        return Judgement(dimensions=tuple(verdicts), dynamic_degree=dynamic)
 
     def judge_batch(
         self, prepared: Sequence[Judgement], with_reasons: bool, check: Callable[[], None]

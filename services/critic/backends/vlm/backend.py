@@ -14,7 +14,7 @@ import numpy as np
 from lift.checkpoints import fingerprint, quiet_hf, resolve_device, resolve_dtype
 from lift.critique import DIMENSIONS, Dimension, DimensionVerdict, ModelInfo
 from lift.errors import InvalidInput
-from lift.services.critic.backends.base import Judgement
+from lift.services.critic.backends.base import ONE_FRAME_REASON, Judgement, one_frame
 from lift.services.critic.backends.vlm.families import family_for
 from lift.services.critic.backends.vlm.scoring import PreparedItem, VlmScorer
 from lift.templates import load_templates
@@ -128,8 +128,12 @@ class VlmBackend:
             spf = float(np.mean(np.diff(video.timestamps)))
         else:
             spf = 1.0 / video.fps if video.fps > 0 else 1.0
+        # One frame has no motion: the model is not asked (judge_batch marks it unassessed).
+        dims = tuple(
+            d for d in DIMENSIONS if not (d == Dimension.MOTION_SMOOTHNESS and one_frame(video))
+        )
         try:
-            return self.scorer.prepare(video.frames, spf, prompt, DIMENSIONS)
+            return self.scorer.prepare(video.frames, spf, prompt, dims)
         except ValueError as exc:  # e.g. an aspect ratio the vision tower cannot take
             raise InvalidInput(f"the model cannot take this video: {exc}") from None
 
@@ -141,8 +145,8 @@ class VlmBackend:
         for item, answers in zip(
             prepared, self.scorer.run(prepared, with_reasons, check), strict=True
         ):
-            verdicts = tuple(
-                DimensionVerdict(
+            judged = {
+                dim: DimensionVerdict(
                     dim,
                     a.label,
                     a.probabilities.quality(),
@@ -150,6 +154,10 @@ class VlmBackend:
                     (a.reason,) if with_reasons and a.reason is not None else (),
                 )
                 for dim, a in zip(item.dims, answers, strict=True)
-            )
-            results.append(Judgement(verdicts))
+            }
+            for dim in DIMENSIONS:  # one the model was not asked: motion of one frame
+                if dim not in judged:
+                    verdict = DimensionVerdict.unassessed(dim, ONE_FRAME_REASON)
+                    judged[dim] = verdict if with_reasons else verdict.without_reasons()
+            results.append(Judgement(tuple(judged[dim] for dim in DIMENSIONS)))
         return results

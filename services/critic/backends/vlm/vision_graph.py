@@ -327,7 +327,11 @@ class TritonEncoder(BatchingEncoder):
         try:
             out: np.ndarray = self._call(self._infer({"pixels": pixels, "cos": cos, "sin": sin}))
         except InferenceServerException as exc:
-            raise NotReady(f"Triton ({self.url}) failed the vision call: {exc.message()}") from None
+            # The caller learns that the vision server failed, not where it is or its trace.
+            log.warning("Triton (%s) failed the vision call: %s", self.url, exc.message())
+            raise NotReady(
+                "the critic's vision server (Triton) failed the vision call; retry shortly"
+            ) from None
         return out
 
     def close(self) -> None:
