@@ -183,6 +183,30 @@ def _identity(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    """The frame's 3x3 display matrix (FFmpeg's fixed-point layout), or None when it has none.
+
+    PyAV cannot enumerate side data of types newer than itself (FFmpeg 8 attaches
+    a JPEG's EXIF block as one), so then the matrix is rebuilt from the rotation
+    PyAV reads directly: the turn survives, a mirror flip would not.
+    """
+    try:
+        side = frame.side_data.get("DISPLAYMATRIX")
+    except ValueError:
+        try:
+            ccw = math.radians(frame.rotation)
+        except (ValueError, TypeError):
+            return None
+        if not ccw:
+            return None
+        cos, sin = round(math.cos(ccw) * 65536), round(math.sin(ccw) * 65536)
+        return (cos, -sin, 0, sin, cos, 0, 0, 0, 1 << 30)
+    if not isinstance(side, SideData):
+        return None
+    raw = bytes(side)
+    return struct.unpack("=9i", raw) if len(raw) == 36 else None
+
+
 def _orientation(frame: av.VideoFrame) -> tuple[Orient, bool]:
     """How to turn a decoded frame upright, and whether that swaps width and height.
 
@@ -191,13 +215,9 @@ def _orientation(frame: av.VideoFrame) -> tuple[Orient, bool]:
     ``autorotate``): quarter turns and mirror flips. Other angles are left as
     coded (FFmpeg would rotate with black corners; nobody records that).
     """
-    side = frame.side_data.get("DISPLAYMATRIX")
-    if not isinstance(side, SideData):
+    m = _display_matrix(frame)
+    if m is None:
         return _identity, False
-    raw = bytes(side)
-    if len(raw) != 36:
-        return _identity, False
-    m = struct.unpack("=9i", raw)
     a, b, c, d = (v / 65536.0 for v in (m[0], m[1], m[3], m[4]))
     sx, sy = math.hypot(a, c), math.hypot(b, d)
     if sx == 0 or sy == 0:
