@@ -276,15 +276,22 @@ def _packet_times(data: bytes, stream_index: int, limits: VideoLimits, gap: floa
     Reading the packet headers first gives the whole timeline before any frame
     is decoded, so frames can be sampled evenly in time in one decoding pass
     holding only the picks, and an over-long video is refused before decoding.
-    Packets without a timestamp count one typical frame step apart.
+    Packets without a timestamp count one typical frame step apart (all of
+    them, when any lacks one or the timestamps restart).
     """
     stamps: list[float | None] = []
+    restarts = False
+    last_dts: int | None = None
     try:
         with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
             stream = container.streams.video[stream_index]
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.is_discard:
                     continue
+                # Decode order never goes back, B-frames or not; a restart does.
+                if packet.dts is not None:
+                    restarts |= last_dts is not None and packet.dts < last_dts
+                    last_dts = packet.dts
                 stamps.append(
                     float(packet.pts * packet.time_base)
                     if packet.pts is not None and packet.time_base is not None
@@ -299,7 +306,9 @@ def _packet_times(data: bytes, stream_index: int, limits: VideoLimits, gap: floa
         pass  # a damaged tail: decoding says what is wrong with it
     if not stamps:
         return np.zeros(0)
-    if any(t is None or not math.isfinite(t) for t in stamps):
+    if restarts or any(t is None or not math.isfinite(t) for t in stamps):
+        # Missing, or restarting (segments joined without re-stamping): the
+        # decoder counts such frames a step apart, so count them so here too.
         return np.arange(len(stamps)) * gap
     times = np.sort(np.array(stamps, dtype=np.float64))
     return times - times[0]
@@ -510,6 +519,9 @@ def _decode_frames(
             f"the video is damaged or truncated: decoding failed after {index} frames; "
             "send the complete file"
         ) from exc
+    except BaseException:
+        _abandon(stream)
+        raise
     total = index + 1
     if total == 0:
         return _Decoded(np.zeros((0,)), np.zeros(0), np.zeros(0, np.int64), 0, 0.0, 0, 0)

@@ -245,6 +245,16 @@ def test_a_variable_frame_rate_video_is_decoded_on_its_timeline(
     assert np.abs(video.timestamps[:, None] - real[None]).min(axis=1).max() < 1e-3
 
 
+def test_timestamps_that_restart_still_give_a_whole_timeline() -> None:
+    # Two segments joined without re-stamping: the second restarts at pts 0.
+    data = _ts_segment(64, 64, 20, 0) + _ts_segment(64, 64, 20, 0)
+    video = decode_video(data, VideoLimits(), max_samples=8)
+    assert video.total_frames == 40
+    assert np.all(np.diff(video.timestamps) > 0)
+    assert video.indices[0] == 0 and video.indices[-1] == 39  # both halves sampled
+    assert video.duration_s == pytest.approx(5.0, abs=0.2)
+
+
 def test_a_variable_frame_rate_video_is_judged_by_both_fronts(vfr_clips, stub, http) -> None:
     data = vfr_clips["matroska"]
     critique = from_proto(_grpc_critique(stub, data).critique)
