@@ -118,6 +118,9 @@ def build_server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            # A second server on a port in use must fail, not silently share it
+            # (grpcio enables SO_REUSEPORT by default).
+            ("grpc.so_reuseport", 0),
         ],
     )
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]

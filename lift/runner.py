@@ -59,7 +59,10 @@ class ServiceRunner:
         self.host = host
         self.load = load
         self.close = close
-        self.grpc_port = grpc_server.add_insecure_port(f"{host}:{grpc_port}")
+        try:  # grpcio raises RuntimeError (older releases returned 0) when the bind fails
+            self.grpc_port = grpc_server.add_insecure_port(f"{host}:{grpc_port}")
+        except RuntimeError:
+            self.grpc_port = 0
         if self.grpc_port == 0:
             raise OSError(f"could not bind gRPC port {host}:{grpc_port} (in use?)")
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -105,7 +108,11 @@ class ServiceRunner:
 
     async def run_forever(self) -> None:
         """Start, serve until SIGINT/SIGTERM, stop."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:  # a model that fails to load: release both ports, then report
+            await self.stop(grace_s=0)
+            raise
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -78,7 +78,9 @@ async def read_form(request: Request, max_files: int, max_part_size: int) -> For
     try:
         return await request.form(max_files=max_files, max_fields=4, max_part_size=max_part_size)
     except Exception as exc:  # starlette raises several types for broken multipart
-        raise InvalidInput(f"could not parse the multipart body: {exc}") from None
+        # HTTPException's str() starts with its status ("400: ..."); the detail is the sentence
+        detail = getattr(exc, "detail", None) or str(exc)
+        raise InvalidInput(f"could not parse the multipart body: {detail}") from None
 
 
 async def read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
