@@ -241,6 +241,9 @@ def limit_options(max_message_bytes: int, max_concurrent_streams: int) -> list[t
         ("grpc.keepalive_time_ms", 120_000),
         ("grpc.keepalive_timeout_ms", 20_000),
         ("grpc.max_connection_idle_ms", 600_000),
+        # A second server on a port in use must fail, not silently share it
+        # (grpcio enables SO_REUSEPORT by default).
+        ("grpc.so_reuseport", 0),
     ]
 
 

@@ -90,10 +90,14 @@ class ServiceRunner:
         self.load = load
         self.close = close
         self.tls = grpc_credentials is not None
-        if grpc_credentials is not None:
-            self.grpc_port = grpc_server.add_secure_port(f"{host}:{grpc_port}", grpc_credentials)
-        else:
-            self.grpc_port = grpc_server.add_insecure_port(f"{host}:{grpc_port}")
+        address = f"{host}:{grpc_port}"
+        try:  # grpcio raises RuntimeError (older releases returned 0) when the bind fails
+            if grpc_credentials is not None:
+                self.grpc_port = grpc_server.add_secure_port(address, grpc_credentials)
+            else:
+                self.grpc_port = grpc_server.add_insecure_port(address)
+        except RuntimeError:
+            self.grpc_port = 0
         if self.grpc_port == 0:
             raise OSError(f"could not bind gRPC port {host}:{grpc_port} (in use?)")
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -150,7 +154,11 @@ class ServiceRunner:
 
     async def run_forever(self) -> None:
         """Start, serve until SIGINT/SIGTERM, stop."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:  # a model that fails to load: release both ports, then report
+            await self.stop(grace_s=0)
+            raise
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

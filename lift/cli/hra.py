@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from lift.cli.common import needs_extra
+
 hra_app = typer.Typer(help="Human-rating (LiFT-HRA) data tools.", no_args_is_help=True)
 
 TemplatesOpt = Annotated[
@@ -121,7 +123,6 @@ def evaluate(
 
     from lift.cli.render import print_agreement
     from lift.hra.agreement import agreement
-    from lift.services.critic.settings import CriticSettings
 
     if (server is None) == (backend is None):
         typer.secho("give exactly one of --server or --backend", fg="red", err=True)
@@ -136,6 +137,8 @@ def evaluate(
     if server is not None:
         reports.append(agreement(server, records, _judge_with_server(file, server)))
     else:
+        with needs_extra("critic", f"lift hra eval --backend {backend}"):
+            from lift.services.critic.settings import CriticSettings
         try:
             settings = CriticSettings(
                 backend=backend, model=model, adapter=adapter, templates=templates
@@ -147,8 +150,20 @@ def evaluate(
         reports.append(agreement(f"{backend} ({engine.backend.model.name})", records, judge))
         engine.close()
     if signal and backend != "signal":
-        judge, engine = _judge_in_process(file, CriticSettings(backend="signal"))
-        reports.append(agreement("signal", records, judge))
+        try:  # the comparison runs the signal critic in this process: the critic extra
+            from lift.services.critic.settings import CriticSettings
+        except ModuleNotFoundError as exc:
+            if server is None:
+                raise
+            typer.secho(
+                f"no signal report: the in-process signal critic needs {exc.name!r} "
+                "(pip install 'lift-suite[critic]'); --no-signal silences this",
+                fg="yellow",
+                err=True,
+            )
+        else:
+            judge, engine = _judge_in_process(file, CriticSettings(backend="signal"))
+            reports.append(agreement("signal", records, judge))
     if as_json:
         sys.stdout.write(json.dumps([r.as_dict() for r in reports], indent=2) + "\n")
     else:

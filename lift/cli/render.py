@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lift.critique import ASSESSED_LABELS, DIMENSIONS, Critique, Label
@@ -131,17 +132,20 @@ def print_align_summary(console: Console, s: Mapping[str, Any]) -> None:
 def print_runs(console: Console, runs: Sequence[Mapping[str, Any]]) -> None:
     """`lift runs list`: one row per run."""
     table = Table(title=f"runs ({len(runs)}, newest first)", title_justify="left")
-    for col in ("id", "name", "state", "step", "adapter", "reason"):
-        # ids stay whole (people copy them into `lift runs show`); reasons wrap
-        table.add_column(col, justify="right" if col == "step" else "left", no_wrap=col != "reason")
+    # ids stay whole however narrow the terminal (people copy them into `lift runs show`);
+    # the other columns fold or wrap instead of ending in an ellipsis.
+    id_width = max((len(str(r["id"])) for r in runs), default=2)
+    table.add_column("id", no_wrap=True, min_width=id_width)
+    for col in ("name", "state", "step", "adapter", "reason"):
+        table.add_column(col, justify="right" if col == "step" else "left", overflow="fold")
     for r in runs:
-        table.add_row(
-            str(r["id"]),
-            str(r.get("name") or ""),
+        table.add_row(  # run names and reasons are the caller's text, never markup
+            escape(str(r["id"])),
+            escape(str(r.get("name") or "")),
             f"[{_RUN_STYLE.get(str(r['state']), '')}]{r['state']}[/]",
             f"{r.get('step', 0)}/{r.get('total_steps', '?')}",
-            str(r.get("adapter_version") or "—"),
-            str(r.get("reason") or ""),
+            escape(str(r.get("adapter_version") or "—")),
+            escape(str(r.get("reason") or "")),
         )
     console.print(table)
 

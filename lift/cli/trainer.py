@@ -346,8 +346,11 @@ def _plot(steps: list[Any], result: dict[str, Any], path: Path, err: Any) -> Pat
 
         return plot_run(steps, result, path)
     except ModuleNotFoundError as exc:
+        # markup=False: rich would read "[trainer]" as a style tag and drop it
         err.print(
-            f"[yellow]no plot: {exc.name} is not installed (pip install 'lift-suite[trainer]')[/]"
+            f"no plot: {exc.name} is not installed (pip install 'lift-suite[trainer]')",
+            style="yellow",
+            markup=False,
         )
         return None
 

@@ -149,7 +149,9 @@ async def read_form(
     except LiftError:  # a body limit or deadline (lift.http.limits) keeps its own status
         raise
     except Exception as exc:  # starlette raises several types for broken multipart
-        raise InvalidInput(f"could not parse the multipart body: {exc}") from None
+        # HTTPException's str() starts with its status ("400: ..."); the detail is the sentence
+        detail = getattr(exc, "detail", None) or str(exc)
+        raise InvalidInput(f"could not parse the multipart body: {detail}") from None
 
 
 async def read_upload(upload: UploadFile, limit: int, what: str) -> bytes:

@@ -74,17 +74,20 @@ def request_body(
     app: FastAPI,
     content: Mapping[str, type[BaseModel] | dict[str, Any]],
     description: str = "",
+    examples: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``openapi_extra`` declaring a body of one of several media types.
 
     ``content`` maps a media type to the pydantic model of its body (its schema goes
     to ``components/schemas``) or to a literal schema (e.g. ``{"type": "string"}``).
-    Examples come from the models' own ``examples``.
+    Examples come from the models' own ``examples``, or per media type from ``examples``.
     """
     media: dict[str, Any] = {}
     for media_type, spec in content.items():
         schema = spec if isinstance(spec, dict) else {"$ref": _ref(app, spec, "validation")}
         media[media_type] = {"schema": schema}
+        if examples and media_type in examples:
+            media[media_type]["example"] = examples[media_type]
     body: dict[str, Any] = {"required": True, "content": media}
     if description:
         body["description"] = description

@@ -364,6 +364,8 @@ def parse_run_config(
             raise InvalidInput("the run config is empty: send a YAML or JSON object")
         try:
             data = yaml.safe_load(text)  # YAML is a superset of JSON
+        except RecursionError:  # nesting deeper than the parser's stack
+            raise InvalidInput("the run config is nested too deeply to be a run config") from None
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from lift.errors import PayloadTooLarge
+from lift.errors import InvalidInput, PayloadTooLarge
 from lift.http import (
     JSON,
     body_kind,
@@ -27,11 +27,27 @@ from lift.serving import WorkLimiter
 # YAML has no single registered media type; these are the ones in use.
 _YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
+MAX_SEQ = 2**63 - 1
+"""Event seqs are SQLite integers (signed 64 bit)."""
+
 RunId = Annotated[str, Path(description="The run's id, as POST /v1/runs returned it.")]
 
 _STREAM_EXAMPLE = (
     'event: state\ndata: {"run_id":"run-3f9a1c2e","seq":1,"time_unix_s":1767225600.0,'
     '"kind":"state","step":0,"message":"queued","data":{"state":"queued"}}\nid: 1\n\n'
+)
+
+
+_CONFIG_EXAMPLE = {
+    "name": "dogs-on-beaches",
+    "prompts": ["a dog runs on the beach", "a cat jumps onto a table"],
+    "steps": 200,
+    "batch_size": 4,
+    "optimizer": {"lr": 1e-4},
+}
+_CONFIG_EXAMPLE_YAML = (
+    "name: dogs-on-beaches\nprompts:\n  - a dog runs on the beach\n"
+    "  - a cat jumps onto a table\nsteps: 200\nbatch_size: 4\noptimizer:\n  lr: 1.0e-4\n"
 )
 
 
@@ -52,6 +68,30 @@ def create_app(manager: RunManager, limiter: WorkLimiter) -> FastAPI:
         await asyncio.to_thread(manager.get_run, run_id)
         return run_id
 
+    async def resume_after(
+        after: Annotated[
+            int, Query(ge=0, le=MAX_SEQ, description="Only events after this seq.")
+        ] = 0,
+        last_event_id: Annotated[
+            str | None,
+            Header(
+                alias="Last-Event-ID",
+                description="Sent by EventSource on reconnection: resume after this seq.",
+            ),
+        ] = None,
+    ) -> int:
+        """The seq to resume after, checked before the stream starts (its 200 is sent first)."""
+        if last_event_id is None:
+            return after
+        if (
+            not (last_event_id.isascii() and last_event_id.isdigit())
+            or int(last_event_id) > MAX_SEQ
+        ):
+            raise InvalidInput(
+                "Last-Event-ID must be the id of an event this stream sent (its seq)"
+            )
+        return max(after, int(last_event_id))
+
     @app.post(
         "/v1/runs",
         tags=["trainer"],
@@ -61,6 +101,7 @@ def create_app(manager: RunManager, limiter: WorkLimiter) -> FastAPI:
             {JSON: RunConfig, _YAML[0]: {"type": "string", "description": "The config as YAML."}},
             description="The run config; every field and its default is in the RunConfig "
             "schema. YAML carries the same fields.",
+            examples={JSON: _CONFIG_EXAMPLE, _YAML[0]: _CONFIG_EXAMPLE_YAML},
         ),
         status_code=201,
         responses=error_responses(400, 413, 415, 429, 503),
@@ -68,7 +109,7 @@ def create_app(manager: RunManager, limiter: WorkLimiter) -> FastAPI:
     async def start_run(request: Request) -> RunJSON:
         body_kind(request, (JSON, *_YAML), "send the run config as application/json or YAML")
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"the run config is {declared} bytes; the limit is {limit}")
         body = await request.body()
         if len(body) > limit:
@@ -152,19 +193,10 @@ def create_app(manager: RunManager, limiter: WorkLimiter) -> FastAPI:
         },
     )
     async def events(
-        # A default, not Annotated: the dependency is local to this app.
+        # Defaults, not Annotated: the dependencies are local to this app.
         run_id: str = Depends(known_run),
-        after: Annotated[int, Query(ge=0, description="Only events after this seq.")] = 0,
-        last_event_id: Annotated[
-            str | None,
-            Header(
-                alias="Last-Event-ID",
-                description="Sent by EventSource on reconnection: resume after this seq.",
-            ),
-        ] = None,
+        after: int = Depends(resume_after),
     ) -> AsyncIterator[ServerSentEvent]:
-        if last_event_id is not None and last_event_id.isdigit():
-            after = max(after, int(last_event_id))
         async for e in manager.follow(run_id, after):
             yield ServerSentEvent(data=RunEventJSON.of(e), event=e.kind, id=str(e.seq))
 

@@ -498,8 +498,9 @@ class AlignmentLoop:
         self.emit(
             "eval",
             step,
-            f"held-out reward {label}: {result.mean:.4f} ± {result.ci95:.4f} "
-            f"({len(items)} videos, version {version})",
+            f"held-out reward {label}: {result.mean:.4f}"
+            + (f" ± {result.ci95:.4f}" if math.isfinite(result.ci95) else " (no interval)")
+            + f" ({len(items)} videos, version {version})",
             {"phase": label, **result.to_json()},
         )
         return result

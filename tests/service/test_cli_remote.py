@@ -182,3 +182,19 @@ def test_runs_cancel_and_watch_a_running_run(
     proc, heavy = lift(tmp_path, "runs", "watch", run.id, "--server", trainer)
     assert proc.returncode == 1 and heavy == []  # watched to its end, which is not success
     assert "cancelled" in proc.stdout
+
+
+def test_remote_hra_eval_imports_no_torch(critic: str, mp4s: dict[str, bytes], tmp_path) -> None:
+    from lift.critique import Dimension
+    from tests.unit.test_hra import _record
+
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "clean.mp4").write_bytes(mp4s["clean"])
+    hra = tmp_path / "hra.jsonl"
+    hra.write_text("".join(json.dumps(_record("clean", d, "Good")) + "\n" for d in Dimension))
+    proc, heavy = lift(tmp_path, "hra", "eval", str(hra), "--server", critic, "--no-signal",
+                       "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert heavy == []
+    (report,) = json.loads(proc.stdout)
+    assert report["critic"] == critic

@@ -17,6 +17,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lift.common.v1 import common_pb2
 from lift.critic.v1 import critic_pb2, critic_pb2_grpc
 from lift.critique import from_json, from_proto
+from lift.runner import start_in_thread
+from lift.services.critic.server import build_critic
+from lift.services.critic.settings import CriticSettings
 from tests.service.conftest import RunningCritic, start_critic
 from tools.protogen import REPO_ROOT
 
@@ -284,3 +287,11 @@ def test_reflection_lets_buf_curl_call_the_service(
     critique = buf_curl("Critique", "-d", body)
     tags = [i["tag"] for d in critique["critique"]["dimensions"] for i in d.get("issues", [])]
     assert "abrupt_cut" in tags
+
+
+def test_a_taken_grpc_port_is_refused_not_shared(critic: RunningCritic) -> None:
+    # grpcio would share the port (SO_REUSEPORT) and split the traffic between two critics.
+    port = critic.runner.grpc_port
+    settings = CriticSettings(grpc_port=port, http_port=0, log_level="WARNING")
+    with pytest.raises(OSError, match="could not bind gRPC port"):
+        start_in_thread(build_critic, settings)

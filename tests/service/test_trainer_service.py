@@ -153,6 +153,16 @@ def test_offline_run_events_in_order_over_grpc_and_sse(
     with httpx.stream("GET", url, headers={"Last-Event-ID": "3"}, timeout=30) as r:
         ids = [int(line[4:]) for line in r.iter_lines() if line.startswith("id: ")]
     assert ids == [e.seq for e in events][3:]
+    # A resume point no event can have is a 400 before the stream starts (not a broken 200).
+    for params, headers in [
+        ({"after": str(2**63)}, {}),
+        ({}, {"Last-Event-ID": "99999999999999999999"}),
+        ({}, {"Last-Event-ID": "abc"}),
+        ({}, {"Last-Event-ID": "\u00b2".encode("latin-1")}),
+    ]:
+        bad = httpx.get(url, params=params, headers=headers, timeout=30)
+        assert bad.status_code == 400, (params, headers, bad.text)
+        assert bad.json()["error"]["code"] == "INVALID_ARGUMENT"
     got = httpx.get(f"http://127.0.0.1:{trainer.http_port}/v1/runs/{run.id}").json()
     assert got["state"] == "succeeded" and got["step"] == 6
     _assert_same_run(final, got)
@@ -195,6 +205,9 @@ def test_bad_configs_name_the_field(
     assert r.status_code == 400 and "YAML" in r.json()["error"]["message"]
     r = httpx.post(f"{http}/v1/runs", json={**base, "batch_size": -1})
     assert r.status_code == 400 and "batch_size" in r.json()["error"]["message"]
+    for kind, nested in [("application/json", "[" * 100_000), ("application/yaml", "- " * 50_000)]:
+        r = httpx.post(f"{http}/v1/runs", content=nested, headers={"content-type": kind})
+        assert r.status_code == 400 and "nested" in r.json()["error"]["message"], r.text
     assert httpx.get(f"{http}/v1/runs/run-nope").status_code == 404
     assert httpx.get(f"{http}/v1/runs?state=sleeping").status_code == 400
     assert httpx.get(f"{http}/readyz").status_code == 200
