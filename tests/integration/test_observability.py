@@ -55,6 +55,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_generator_dir: Path) ->
         **os.environ,
         "LIFT_GENERATOR_MODEL": str(tiny_generator_dir),
         "LIFT_TRAINER_DATA_DIR": str(root / "trainer"),
+        # The trainer may call the generator and critic started here and read the session's
+        # fixtures (the tiny model, the real clips), as an operator would configure it.
+        "LIFT_TRAINER_GENERATOR_ADDRESS": f"127.0.0.1:{ports['generator'][0]}",
+        "LIFT_TRAINER_CRITIC_ADDRESS": f"127.0.0.1:{ports['critic'][0]}",
+        "LIFT_TRAINER_DATA_ROOTS": str(tiny_generator_dir.parent.parent),
         **{f"LIFT_{n.upper()}_LOG_LEVEL": "WARNING" for n in SERVICES},
     }
     procs: list[subprocess.Popen[bytes]] = []
