@@ -310,7 +310,6 @@ def test_hot_swap_under_concurrent_requests_never_mixes_versions(
 ) -> None:
     running, close = start(tiny_generator_dir, workers=2, max_queue=32)
     try:
-        seeds = list(range(12))
         results: dict[int, tuple[str, np.ndarray]] = {}
 
         def one(seed: int) -> None:
@@ -318,14 +317,17 @@ def test_hot_swap_under_concurrent_requests_never_mixes_versions(
                 v = client.generate(GenerationRequest("a dog", seed=seed, **SMALL))
             results[seed] = (v.metadata.adapter_version, frames_of(v.data))
 
+        # Three waves of requests; each swap happens while the wave before it may still be
+        # queued or running. The last wave starts after the last promotion, so it is v2.
         with ThreadPoolExecutor(6) as pool:
-            futures = [pool.submit(one, s) for s in seeds]
+            futures = [pool.submit(one, s) for s in range(0, 6)]
             time.sleep(0.3)
             r = running.http.post("/v1/adapters", **_multipart(generator_loras[0], "v1"))
             assert r.status_code == 200, r.text
             # loading is not serving: requests naming no version change only on promotion
             r = running.http.post("/v1/adapters/v1:promote")
             assert r.status_code == 200 and r.json()["previous_version"] == "base", r.text
+            futures += [pool.submit(one, s) for s in range(6, 12)]
             time.sleep(0.3)
             body = {
                 "version": "v2",
@@ -339,10 +341,12 @@ def test_hot_swap_under_concurrent_requests_never_mixes_versions(
             assert r.json()["previous_version"] == "v1"  # the default, unchanged by the load
             with GeneratorClient(running.grpc) as client:
                 assert client.promote("v2") == {"version": "v2", "previous_version": "v1"}
+            futures += [pool.submit(one, s) for s in range(12, 16)]
             for f in futures:
                 f.result()
         seen = {version for version, _ in results.values()}
         assert seen <= {"base", "v1", "v2"} and len(seen) >= 2
+        assert {results[s][0] for s in range(12, 16)} == {"v2"}
         # Every video equals the one its version makes alone: no video saw a mix.
         with GeneratorClient(running.grpc) as client:
             for seed, (version, frames) in results.items():
