@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import re
 import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -188,16 +190,27 @@ def local_path(uri: str, policy: UriPolicy) -> Path:
     if not target.is_relative_to(root):
         # The root itself is the operator's business: the message names only the input.
         raise InvalidInput(f"{_shown(path)} is outside the server's root directory")
+    # A name no filesystem holds would make every later stat raise (ENAMETOOLONG).
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in target.parts):
+        raise InvalidInput(f"{_shown(path)} has a name longer than 255 bytes")
     return target
 
 
 def _read_file(uri: str, policy: UriPolicy, max_bytes: int) -> bytes:
     target = local_path(uri, policy)
     shown = _shown(unquote(urlparse(uri).path))
-    if not target.is_file():
-        raise NotFound(f"no file at {shown} under the server's root")
-    # Read with the cap rather than trusting stat: the file may grow in between.
-    with target.open("rb") as f:
+    # Open first, then check what was opened: a FIFO or device swapped in after a stat
+    # would block a worker (O_NONBLOCK), a symlink swapped in would leave the root
+    # (O_NOFOLLOW: the path is already resolved), and a name too long for the filesystem is an
+    # input error, not a crash. Missing and not-a-file answer alike.
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        raise NotFound(f"no file at {shown} under the server's root") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotFound(f"no file at {shown} under the server's root")
+        # Read with the cap rather than trusting stat: the file may grow in between.
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"the file is larger than the {max_bytes}-byte limit")

@@ -109,7 +109,14 @@ class AuthMiddleware:
         if path in self.open_paths or path.startswith(self.open_prefixes):
             await self.app(scope, receive, send)
             return
-        token = bearer_token(Headers(scope=scope).get("authorization"))
+        presented = Headers(scope=scope).getlist("authorization")
+        if len(presented) > 1:  # which one would count is ambiguous between proxies: neither
+            response = _reply(
+                scope, 400, "INVALID_ARGUMENT", "send one Authorization header, not several"
+            )
+            await response(scope, receive, send)
+            return
+        token = bearer_token(presented[0] if presented else None)
         decision, message = check(self.auth, token, self.rule(scope))
         if decision is Decision.ALLOW:
             await self.app(scope, receive, send)

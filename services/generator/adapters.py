@@ -93,7 +93,8 @@ def check_version(version: str) -> str:
         raise InvalidInput(f"version {BASE_VERSION!r} is reserved for the model without adapter")
     if not _VERSION.fullmatch(version):
         raise InvalidInput(
-            f"version {version!r} is not a valid label: 1-128 characters, letters, digits and "
+            f"version {version[:80]!r}{'…' if len(version) > 80 else ''} is not a valid label: "
+            "1-128 characters, letters, digits and "
             "._:/@+- , starting with a letter or digit"
         )
     return version

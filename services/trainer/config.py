@@ -140,6 +140,7 @@ class EndpointConfig(_Strict):
     address: str = Field(
         min_length=1,
         max_length=300,
+        pattern=r"^\S+$",  # no spaces: the address checked is the address dialled
         description="host:port of the gRPC server; it must be on the trainer's allow-list "
         "(LIFT_TRAINER_ALLOWED_ENDPOINTS).",
     )
@@ -359,13 +360,20 @@ def parse_run_config(
     """
     data: Any = source
     if isinstance(source, bytes | str):
-        text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
+        try:
+            text = source.decode("utf-8") if isinstance(source, bytes) else source
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                f"the run config is not UTF-8 text (byte {exc.start}): send it as UTF-8"
+            ) from None
         if not text.strip():
             raise InvalidInput("the run config is empty: send a YAML or JSON object")
         try:
             data = yaml.safe_load(text)  # YAML is a superset of JSON
         except RecursionError:  # nesting deeper than the parser's stack
             raise InvalidInput("the run config is nested too deeply to be a run config") from None
+        except ValueError:  # an integer past Python's 4300-digit conversion limit
+            raise InvalidInput("the run config holds a number too long to be a setting") from None
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

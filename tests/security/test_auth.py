@@ -207,6 +207,12 @@ def test_http_refusals_use_the_error_model_and_a_bearer_challenge(
     # An unknown path answers 401 too: an anonymous caller does not learn which exist.
     assert trainer.get("/v1/secret").status_code == 401
     assert trainer.get("/v1/secret", headers=_bearer(tokens.by_scope["judge"])).status_code == 404
+    # Two Authorization headers (a good and a bad one): neither counts, whichever comes first.
+    good, bad = _bearer(tokens.by_scope["runs"]), {"authorization": "Bearer lift_nope"}
+    for first, second in [(good, bad), (bad, good)]:
+        headers = [*first.items(), *second.items()]
+        r = trainer.get("/v1/runs", headers=headers)
+        assert r.status_code == 400 and "one Authorization" in r.json()["error"]["message"]
 
 
 def test_adapter_promotion_needs_the_adapters_scope(
@@ -358,16 +364,30 @@ def test_tokens_added_while_serving_work_within_seconds(
     assert services["trainer"].http.get("/v1/runs", headers=_bearer(late)).status_code == 200
 
 
-def test_open_service_beyond_loopback_warns(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="lift.runner"):
-        runner = build_critic(CriticSettings(host="0.0.0.0", grpc_port=0, http_port=0))
-    runner._sock.close()
-    assert any("without a tokens file" in r.getMessage() for r in caplog.records)
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="lift.runner"):
-        runner = build_critic(CriticSettings(grpc_port=0, http_port=0))
-    runner._sock.close()
-    assert not any("without a tokens file" in r.getMessage() for r in caplog.records)
+def test_open_service_beyond_loopback_warns() -> None:
+    # A handler on the logger itself: services started by earlier tests configure logging
+    # (levels, propagation), which pytest's caplog would depend on.
+    class Recorder(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    logger = logging.getLogger("lift.runner")
+    previous = logger.level
+    for host, warns in [("0.0.0.0", True), ("127.0.0.1", False)]:
+        recorder = Recorder()
+        logger.addHandler(recorder)
+        logger.setLevel(logging.WARNING)
+        try:
+            runner = build_critic(CriticSettings(host=host, grpc_port=0, http_port=0))
+            runner._sock.close()
+        finally:
+            logger.removeHandler(recorder)
+            logger.setLevel(previous)
+        assert any("without a tokens file" in m for m in recorder.messages) == warns, host
 
 
 # -- the trainer's own token ------------------------------------------------------------

@@ -8,6 +8,7 @@ judging workers and the shutdown.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -437,3 +438,14 @@ def test_odd_redirect_targets_are_refused(location: str, needle: str) -> None:
         policy = UriPolicy(allow_http=True, http_allow=("127.0.0.1/32",))
         exc = _refusal(f"{server.url}/v", policy)
     assert exc.http_status == 400 and needle in exc.message, exc.message
+
+
+def test_a_name_too_long_for_the_filesystem_is_invalid_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Every stat of such a path raises ENAMETOOLONG: it was a 500 through the critic.
+    policy = UriPolicy(file_root=tmp_path)
+    for uri in (f"file://{tmp_path}/{'a' * 5000}.mp4", f"file://{tmp_path}/{'é' * 200}"):
+        exc = _refusal(uri, policy)
+        assert isinstance(exc, InvalidInput) and "255" in exc.message, exc.message
+    fifo = tmp_path / "pipe.mp4"  # opened without blocking, then refused as not a file
+    os.mkfifo(fifo)
+    assert _refusal(f"file://{fifo}", policy).message.startswith("no file at")

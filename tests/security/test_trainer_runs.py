@@ -485,3 +485,18 @@ def test_a_long_run_with_a_checkpoint_every_step_keeps_few(
         assert [e.step for e in m.events(run.id) if e.kind == "checkpoint"] == list(range(1, 9))
     finally:
         m.close()
+
+
+def test_text_that_is_not_a_config_is_refused_with_a_sentence(manager: RunManager) -> None:
+    # Python refuses to convert integers past 4300 digits: a 500 before this was caught.
+    for text, words in [
+        ("steps: " + "9" * 5000, "too long"),
+        ('{"steps": ' + "9" * 5000 + "}", "too long"),
+        (b'prompts: ["\xff\xfe"]', "UTF-8"),
+    ]:
+        with pytest.raises(InvalidInput, match=words):
+            manager.start_run(text)  # type: ignore[arg-type]
+    # The address checked is the address dialled: no surrounding spaces.
+    message = refusal(manager, online(generator={"address": " 127.0.0.1:50052"}))
+    assert "generator.address" in message
+    assert manager.list_runs() == []
