@@ -113,7 +113,8 @@ class ServiceSettings(BaseSettings):
     trusted_hosts: CommaList = Field(
         default_factory=list,
         description="Host header values accepted (comma-separated, '*.example.com' allowed); "
-        "empty: any. Set it when browsers can reach the service (stops DNS rebinding).",
+        "empty: 127.0.0.1, localhost and ::1 when bound to loopback, any otherwise. Set it "
+        "when browsers can reach the service by name (stops DNS rebinding).",
     )
 
     @field_validator("cors_origins", "trusted_hosts", mode="before")

@@ -243,6 +243,12 @@ def document_bearer_auth(app: FastAPI, open_paths: frozenset[str]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+LOOPBACK_BINDS = frozenset({"127.0.0.1", "::1", "localhost"})
+"""Bind addresses only this machine reaches."""
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""The Host names a service bound to loopback accepts when ``trusted_hosts`` is unset."""
+
+
 def secure_app(app: FastAPI, service: str, settings: ServiceSettings) -> Authenticator | None:
     """Add tokens, trusted hosts, CORS and the cross-origin write guard to a service's app.
 
@@ -281,6 +287,11 @@ def secure_app(app: FastAPI, service: str, settings: ServiceSettings) -> Authent
             expose_headers=["X-Lift-Seed", "X-Lift-Adapter-Version", "X-Lift-Metadata"],
             max_age=600,
         )
-    if settings.trusted_hosts:
-        app.add_middleware(TrustedHosts, hosts=settings.trusted_hosts)  # outermost
+    hosts = list(settings.trusted_hosts)
+    if not hosts and settings.host in LOOPBACK_BINDS:
+        # Only this machine can connect, so any other Host name is a page on a rebinding
+        # domain talking to us through the browser: refuse it unless the operator lists it.
+        hosts = list(LOOPBACK_HOSTS)
+    if hosts:
+        app.add_middleware(TrustedHosts, hosts=hosts)  # outermost
     return auth

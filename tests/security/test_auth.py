@@ -593,3 +593,17 @@ def test_streaming_rpcs_are_refused_before_they_run(
     with pytest.raises(grpc.RpcError) as err:
         list(trainer.WatchRun(trainer_pb2.WatchRunRequest(id="run-x"), metadata=md, timeout=30))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_loopback_service_refuses_rebinding_hosts_by_default(open_trainer: Svc) -> None:
+    # Bound to 127.0.0.1 with no trusted_hosts: only loopback names are accepted, so a page
+    # on a rebinding domain (Host: evil.example, same origin to the browser) is refused.
+    r = open_trainer.http.post(
+        "/v1/runs",
+        json={"prompts": ["x"]},
+        headers={"host": "evil.example:8082", "origin": "http://evil.example:8082"},
+    )
+    assert r.status_code == 400 and "Host" in r.json()["error"]["message"], r.text
+    assert open_trainer.http.get("/v1/runs", headers={"host": "localhost:8082"}).status_code == 200
+    assert open_trainer.http.get("/v1/runs", headers={"host": "[::1]:8082"}).status_code == 200
+    assert open_trainer.http.get("/v1/runs").status_code == 200  # Host 127.0.0.1:port
