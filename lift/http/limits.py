@@ -45,6 +45,11 @@ client can read the refusal before the close (closing with unread input sends a 
 which can destroy the reply in the client's buffer)."""
 
 
+DRAIN_BYTES = 64 * 1024
+"""A refused request's declared body up to this size is read and dropped, keeping the
+connection; a bigger or chunked one ends it (see :class:`LimitedH11Protocol`)."""
+
+
 class BodyBudget:
     """How many bytes of one request's body may still be read, and until when."""
 
@@ -96,7 +101,8 @@ class BodyLimits:
         # h11 bounds headers that arrive in pieces; these arrived in one read.
         if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEADER_BYTES:
             budget.aborted = True
-            await _reply(HeadersTooLarge("the request headers are too large"), send)
+            # Such a client is not kept: the reply closes the connection.
+            await _reply(HeadersTooLarge("the request headers are too large"), send, close=True)
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > budget.limit:
@@ -146,8 +152,11 @@ class BodyLimits:
             await _reply(exc, watched_send)
 
 
-async def _reply(exc: LiftError, send: Send) -> None:
-    response = JSONResponse(error_body(exc.code_name, exc.message), status_code=exc.http_status)
+async def _reply(exc: LiftError, send: Send, close: bool = False) -> None:
+    headers = {"connection": "close"} if close else None
+    response = JSONResponse(
+        error_body(exc.code_name, exc.message), status_code=exc.http_status, headers=headers
+    )
     await response({"type": "http"}, _no_receive, send)
 
 
@@ -188,6 +197,13 @@ class LimitedH11Protocol(H11Protocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            if self._small_body_declared():
+                # Answered before a small declared body arrived (a 415 or 401, say): uvicorn
+                # reads and drops the rest and the connection serves the next request, as
+                # the reply promised by not saying "Connection: close". Bounded in time.
+                cycle = self.cycle
+                self.loop.call_later(LINGER_S, self._close_if_still_in, cycle)
+                return
             # Answered before the body was read (a refusal): send our FIN, drop what
             # still arrives for a moment so the client can read the reply, then close.
             self._lingering = True
@@ -195,6 +211,17 @@ class LimitedH11Protocol(H11Protocol):
             if self.transport.can_write_eof():
                 self.transport.write_eof()
             self.loop.call_later(LINGER_S, self.transport.close)
+
+    def _small_body_declared(self) -> bool:
+        """Whether the request declared a Content-Length small enough to drain."""
+        headers = dict(getattr(self, "scope", {}).get("headers", []))
+        declared = headers.get(b"content-length", b"")
+        return declared.isdigit() and int(declared) <= DRAIN_BYTES
+
+    def _close_if_still_in(self, cycle: object) -> None:
+        """Close if the body of ``cycle``'s request still has not arrived."""
+        if self.cycle is cycle and self.conn.their_state is h11.SEND_BODY:
+            self.transport.close()
 
     def _arm_header_timer(self) -> None:
         if self._header_timer is None:

@@ -7,6 +7,7 @@ and the refusal is asserted, next to the same call with the right token succeedi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -381,12 +382,16 @@ def test_open_service_beyond_loopback_warns() -> None:
         recorder = Recorder()
         logger.addHandler(recorder)
         logger.setLevel(logging.WARNING)
+        loop = asyncio.new_event_loop()  # grpc.aio makes its server on the current loop
+        asyncio.set_event_loop(loop)
         try:
             runner = build_critic(CriticSettings(host=host, grpc_port=0, http_port=0))
             runner._sock.close()
         finally:
             logger.removeHandler(recorder)
             logger.setLevel(previous)
+            asyncio.set_event_loop(None)
+            loop.close()
         assert any("without a tokens file" in m for m in recorder.messages) == warns, host
 
 
