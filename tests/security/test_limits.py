@@ -238,7 +238,9 @@ def test_other_clients_are_served_while_slow_ones_wait(critic, mp4s) -> None:  #
     try:
         for _ in range(200):  # hundreds of half-sent requests, each holding a connection
             sock = _connect(critic)
-            sock.sendall(b"POST /v1/critiques HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500\r\n\r\n")
+            sock.sendall(
+                b"POST /v1/critiques HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500\r\n\r\n"
+            )
             slow.append(sock)
         start = time.monotonic()
         files = {"video": ("a.mp4", mp4s["clean"], "video/mp4")}
@@ -328,7 +330,9 @@ def test_payload_too_large_is_413_over_http_too(critic) -> None:
 
 def test_oversize_headers_are_refused(critic) -> None:
     with _connect(critic) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 100_000 + b"\r\n\r\n")
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 100_000 + b"\r\n\r\n"
+        )
         closed, reply = _closed_within(sock, 5)
     assert closed and b" 431 " in reply.split(b"\r\n", 1)[0], reply[:100]
     with _connect(critic) as sock:  # the same headers sent in pieces: h11's own bound
