@@ -6,6 +6,7 @@ until it answers 200, fail at once if the process exits, fail after a deadline.
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
@@ -17,11 +18,29 @@ class StartError(RuntimeError):
     """A local process exited, or was not ready before its deadline."""
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 free right now (the caller binds it soon after)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 free right now (the caller binds it soon after).
+
+    Drawn below the kernel's ephemeral range (32768+ on Linux), where the local ends of
+    outgoing connections (pip, clients, Prometheus scrapes) could take it between this
+    check and the bind, and never the same port twice in one process.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise StartError("no free TCP port between 20000 and 32000")
 
 
 def wait_ready(
