@@ -195,6 +195,13 @@ class ClientBase:
             kwargs["metadata"] = self.credentials.metadata
         return kwargs
 
+    def _open_channel(self, api: Any, server: str) -> Any:
+        """A channel from ``api`` (``grpc`` or ``grpc.aio``: the same two calls), TLS when set."""
+        target, options = grpc_target(server), channel_options(self.max_message_bytes)
+        if self.credentials.channel is not None:
+            return api.secure_channel(target, self.credentials.channel, options=options)
+        return api.insecure_channel(target, options=options)
+
 
 class GrpcClient(ClientBase):
     """A blocking gRPC client: one channel, one stub; use it as a context manager."""
@@ -208,11 +215,7 @@ class GrpcClient(ClientBase):
         token: str | None = None,
     ) -> None:
         super().__init__(timeout_s, credentials, token, server)
-        target, options = grpc_target(server), channel_options(self.max_message_bytes)
-        if self.credentials.channel is not None:
-            self._channel = grpc.secure_channel(target, self.credentials.channel, options=options)
-        else:
-            self._channel = grpc.insecure_channel(target, options=options)
+        self._channel = self._open_channel(grpc, server)
         self._stub = stub_class(self._channel)
 
     def __enter__(self) -> Self:
@@ -249,13 +252,7 @@ class AsyncGrpcClient(ClientBase):
         token: str | None = None,
     ) -> None:
         super().__init__(timeout_s, credentials, token, server)
-        target, options = grpc_target(server), channel_options(self.max_message_bytes)
-        if self.credentials.channel is not None:
-            self._channel = grpc.aio.secure_channel(
-                target, self.credentials.channel, options=options
-            )
-        else:
-            self._channel = grpc.aio.insecure_channel(target, options=options)
+        self._channel = self._open_channel(grpc.aio, server)
         self._stub = stub_class(self._channel)
 
     async def __aenter__(self) -> Self:
