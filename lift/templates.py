@@ -2,7 +2,8 @@
 
 The templates live in a TOML file (default: ``templates.toml`` beside this
 module, shipped as package data) so that a user can match the wording a checkpoint was trained with
-without touching code. The same file is used in reverse by the HRA tools: a
+without touching code. Presets for published checkpoints live in ``lift/presets/`` and are
+chosen by name (``--templates lift-13b``); a path to a user's own file works the same way. The same file is used in reverse by the HRA tools: a
 LiFT-HRA human turn ``"<video>\\n<caption> <question>"`` is split back into the
 dimension and the caption.
 """
@@ -17,11 +18,33 @@ from pathlib import Path
 from lift.critique import ASSESSED_LABELS, Dimension, Label
 
 DEFAULT_TEMPLATES = Path(__file__).with_name("templates.toml")
+PRESETS = Path(__file__).with_name("presets")
 VIDEO_MARKER = "<video>"
+MESSAGE = "{message}"
 
 
 class TemplateError(ValueError):
     """The template file is missing a piece or has a malformed one."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A plain-text conversation format (LLaVA style: vicuna_v1, hermes-2, ...).
+
+    The prompt is ``prompt`` with ``{message}`` replaced by the user's turn (the
+    video placeholders and the question); the model's answer follows it after
+    ``answer_lead`` and ends with ``stop``. Checkpoints without a chat template
+    in their tokenizer (VILA) are prompted this way.
+    """
+
+    name: str
+    prompt: str
+    answer_lead: str = ""
+    stop: str = ""
+
+    def render(self, message: str) -> str:
+        """The prompt text for one user turn, up to where the answer starts."""
+        return self.prompt.replace(MESSAGE, message)
 
 
 @dataclass(frozen=True)
@@ -35,6 +58,20 @@ class Templates:
     separator: str = ". "
     system: str = ""
     source: str = "built-in"
+    conversation: Conversation | None = None
+    """Plain-text conversation format; None: the tokenizer's chat template."""
+    answer_keys: dict[Dimension, str] | None = None
+    """Dimension -> the key a checkpoint's reference scripts file its answer under
+    (LiFT: "semantic consistency", "fidelity issues", "motion issues")."""
+
+    def dimension_for_key(self, key: str) -> Dimension | None:
+        """The dimension whose answer key (or own name) is ``key``, else None."""
+        wanted = key.strip().lower()
+        for dim in Dimension:
+            own = (self.answer_keys or {}).get(dim)
+            if wanted in (dim.value, (own or "").lower()):
+                return dim
+        return None
 
     def question(self, dimension: Dimension, prompt: str) -> str:
         """The user's text for ``dimension`` about a video generated from ``prompt``."""
@@ -72,9 +109,73 @@ class Templates:
         return None
 
 
-def load_templates(path: Path | None = None) -> Templates:
-    """Read a template file (default: the built-in LiFT templates)."""
-    path = path or DEFAULT_TEMPLATES
+def preset_names() -> list[str]:
+    """The names ``--templates`` accepts besides a path."""
+    return sorted(p.stem for p in PRESETS.glob("*.toml"))
+
+
+def resolve_templates(value: str | Path | None) -> Path:
+    """A preset name (``lift-13b``) or a path -> the template file's path.
+
+    A value naming an existing file is that file; a bare name (no ``/``, no
+    ``.toml``) is a preset, and an unknown one is an error listing the presets.
+    """
+    if value is None or str(value) == "":
+        return DEFAULT_TEMPLATES
+    text = str(value)
+    path = Path(text)
+    if path.is_file() or "/" in text or text.endswith(".toml"):
+        return path
+    preset = PRESETS / f"{text}.toml"
+    if not preset.is_file():
+        raise TemplateError(
+            f"no template preset named {text!r} (presets: {', '.join(preset_names())}); "
+            "or give the path of a template file"
+        )
+    return preset
+
+
+def _conversation(raw: object, where: str) -> Conversation | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TemplateError(f"{where}: [conversation] must be a table")
+    fields = {}
+    for key in ("name", "prompt", "answer_lead", "stop"):
+        value = raw.get(key, "")
+        if not isinstance(value, str):
+            raise TemplateError(f"{where}: [conversation] {key} must be a string")
+        fields[key] = value
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise TemplateError(f"{where}: unknown keys in [conversation]: {sorted(unknown)}")
+    if fields["prompt"].count(MESSAGE) != 1:
+        raise TemplateError(f"{where}: [conversation] prompt must contain {MESSAGE} exactly once")
+    return Conversation(
+        fields["name"] or "custom", fields["prompt"], fields["answer_lead"], fields["stop"]
+    )
+
+
+def _answer_keys(raw: object, where: str) -> dict[Dimension, str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TemplateError(f"{where}: [answer_keys] must be a table")
+    keys: dict[Dimension, str] = {}
+    for name, value in raw.items():
+        try:
+            dim = Dimension(name)
+        except ValueError:
+            raise TemplateError(f"{where}: unknown dimension {name!r} in [answer_keys]") from None
+        if not isinstance(value, str) or not value.strip():
+            raise TemplateError(f"{where}: [answer_keys] {name} must be a non-empty string")
+        keys[dim] = value.strip()
+    return keys
+
+
+def load_templates(path: str | Path | None = None) -> Templates:
+    """Read a template file or preset (default: the built-in LiFT templates)."""
+    path = resolve_templates(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -112,4 +213,20 @@ def load_templates(path: Path | None = None) -> Templates:
         raise TemplateError(f"{where}: separator must be a non-blank string such as '. '")
     if not isinstance(system, str):
         raise TemplateError(f"{where}: system must be a string")
-    return Templates(questions, labels, layout, separator, system.strip(), str(path))
+    conversation = _conversation(raw.get("conversation"), where)
+    if conversation is not None and system.strip():
+        raise TemplateError(
+            f"{where}: with a [conversation], put the system text into its prompt "
+            "(system applies to chat templates only)"
+        )
+    source = path.stem if path.parent == PRESETS else str(path)
+    return Templates(
+        questions,
+        labels,
+        layout,
+        separator,
+        system.strip(),
+        source,
+        conversation,
+        _answer_keys(raw.get("answer_keys"), where),
+    )

@@ -27,9 +27,18 @@ critic_app = typer.Typer(help="The critic service.", no_args_is_help=True)
 ModelOpt = Annotated[
     Path | None, typer.Option(help="Checkpoint directory of the video VLM (vlm, composite)")
 ]
-AdapterOpt = Annotated[Path | None, typer.Option(help="peft LoRA adapter directory")]
+AdapterOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="LoRA adapter directory (peft; LiFT/LLaVA style with non_lora_trainables.bin)"
+    ),
+]
 TemplatesOpt = Annotated[
-    Path | None, typer.Option(help="Instruction template file (TOML) [default built-in LiFT]")
+    str | None,
+    typer.Option(
+        help="Template preset (lift-13b, lift-40b) or instruction template file (TOML) "
+        "[default built-in LiFT]"
+    ),
 ]
 
 

@@ -33,16 +33,31 @@ def tiny_critic(
         Path | None, typer.Option(help="Also write a random LoRA adapter for it here")
     ] = None,
     seed: Annotated[int, typer.Option(help="Weight seed")] = 0,
-    family: Annotated[str, typer.Option(help="qwen2_vl or qwen2_5_vl")] = "qwen2_vl",
+    family: Annotated[
+        str,
+        typer.Option(help="qwen2_vl, qwen2_5_vl or vila (VILA-1.5 layout, the LiFT-Critic base)"),
+    ] = "qwen2_vl",
 ) -> None:
-    """Write a tiny random Qwen2-VL critic checkpoint (loads with --backend vlm --model DIR)."""
+    """Write a tiny random critic checkpoint in a published layout (loads with --backend vlm --model DIR)."""
     with needs_extra("critic", "lift debug tiny-model critic"):
+        if family == "vila":
+            from lift.services.critic.backends.vlm.tiny_vila import (
+                write_tiny_vila,
+                write_tiny_vila_lora,
+            )
+
+            write_tiny_vila(directory, seed=seed)
+            typer.echo(f"tiny VILA-1.5 checkpoint: {directory} (serve with --templates lift-13b)")
+            if adapter is not None:
+                write_tiny_vila_lora(directory, adapter)
+                typer.echo(f"tiny LiFT-style LoRA directory: {adapter}")
+            return
         from lift.services.critic.backends.vlm.tiny import write_tiny_critic, write_tiny_lora
 
         try:
             write_tiny_critic(directory, seed=seed, family=family)
         except ValueError as exc:
-            fail(f"--family: {exc}", code=2)
+            fail(f"--family: {exc} (or vila)", code=2)
         typer.echo(f"tiny critic checkpoint: {directory}")
         if adapter is not None:
             write_tiny_lora(directory, adapter)

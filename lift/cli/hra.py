@@ -15,13 +15,15 @@ from lift.cli.common import needs_extra
 hra_app = typer.Typer(help="Human-rating (LiFT-HRA) data tools.", no_args_is_help=True)
 
 TemplatesOpt = Annotated[
-    Path | None,
-    typer.Option(help="Instruction template file the data was written with [default built-in]"),
+    str | None,
+    typer.Option(
+        help="Template preset (lift-13b, ...) or file the data was written with [default built-in]"
+    ),
 ]
 _CHUNK = 8  # items per Score call
 
 
-def _read(file: Path, templates: Path | None, check_videos: bool = True):  # type: ignore[no-untyped-def]
+def _read(file: Path, templates: str | None, check_videos: bool = True):  # type: ignore[no-untyped-def]
     from lift.hra.records import read_hra
     from lift.templates import TemplateError, load_templates
 

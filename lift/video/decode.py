@@ -134,10 +134,19 @@ class _GoalSampler:
         return self.picked
 
 
-def _goals(times: np.ndarray, count: int) -> np.ndarray:
-    """Goal times for ``count`` samples of frames at ``times``: every frame, or even spacing."""
+SAMPLINGS = ("time", "index")
+
+
+def _goals(times: np.ndarray, count: int, sampling: str = "time") -> np.ndarray:
+    """Goal times for ``count`` samples of frames at ``times``: every frame, or even spacing.
+
+    ``time``: evenly spread in time. ``index``: the frames at
+    ``floor(linspace(0, n - 1, count))``, as LLaVA-style reference code picks them.
+    """
     if times.size <= count:
         return times
+    if sampling == "index":
+        return times[np.linspace(0, times.size - 1, count).astype(np.int64)]
     return np.linspace(float(times[0]), float(times[-1]), count)
 
 
@@ -315,7 +324,11 @@ def _packet_times(data: bytes, stream_index: int, limits: VideoLimits, gap: floa
 
 
 def decode_video(
-    data: bytes, limits: VideoLimits, max_samples: int = 64, pixel_format: str = "rgb24"
+    data: bytes,
+    limits: VideoLimits,
+    max_samples: int = 64,
+    pixel_format: str = "rgb24",
+    sampling: str = "time",
 ) -> DecodedVideo:
     """Decode ``data`` and return at most ``max_samples`` frames, evenly spread in time.
 
@@ -330,6 +343,8 @@ def decode_video(
         raise ValueError(f"pixel_format must be one of {PIXEL_FORMATS}, got {pixel_format!r}")
     if max_samples < 1:
         raise ValueError(f"max_samples must be at least 1, got {max_samples}")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
     if not data:
         raise InvalidInput("the video is empty (0 bytes): send the encoded video file")
     if len(data) > limits.max_bytes:
@@ -381,7 +396,7 @@ def decode_video(
                 f"{limits.max_duration_s:.0f} s: trim it before sending"
             )
         decoded = _decode_frames(
-            container, stream, limits, _goals(timeline, max_samples), gap, pixel_format
+            container, stream, limits, _goals(timeline, max_samples, sampling), gap, pixel_format
         )
         codec = ctx.name
         container_name = container.format.name

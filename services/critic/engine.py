@@ -207,6 +207,7 @@ class CriticEngine:
             self.settings.video_limits,
             max_samples=min(backend.max_frames, self.settings.max_frames_analysed),
             pixel_format=backend.pixel_format,
+            sampling=getattr(backend, "frame_sampling", "time"),
         )
         metrics.DECODE_SECONDS.observe(time.perf_counter() - t0)
         metrics.FRAMES_ANALYSED.inc(video.num_sampled)

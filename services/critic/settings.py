@@ -50,8 +50,11 @@ class CriticSettings(ServiceSettings):
         "lift_critic_vision", description="triton backend: the model name in Triton's repository."
     )
     triton_timeout_s: float = Field(30.0, gt=0, description="triton backend: deadline per call.")
-    templates: Path | None = Field(
-        None, description="Instruction template file (TOML); default: the built-in LiFT templates."
+    templates: str | None = Field(
+        None,
+        description="Template preset name (lift-13b, lift-40b: the questions and conversation "
+        "format LiFT-Critic was trained on) or the path of a template file (TOML); default: the "
+        "built-in LiFT templates.",
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -170,8 +173,13 @@ class CriticSettings(ServiceSettings):
                     f"adapter {self.adapter} is not a peft adapter directory "
                     "(no adapter_config.json there)"
                 )
-            if self.templates is not None and not self.templates.is_file():
-                raise ValueError(f"templates file {self.templates} does not exist")
+            if self.templates is not None:
+                from lift.templates import TemplateError, load_templates
+
+                try:
+                    load_templates(self.templates)
+                except TemplateError as exc:
+                    raise ValueError(f"templates: {exc}") from None
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
         return self

@@ -133,7 +133,10 @@ def test_unsupported_model_type_names_the_supported_ones(tmp_path: Path) -> None
         family_for("llama", tmp_path)
 
 
-def test_label_words_must_start_with_distinct_tokens(tiny_critic_dir, tmp_path) -> None:
+def test_label_words_sharing_first_tokens_are_scored_token_by_token(
+    tiny_critic_dir, videos, tmp_path
+) -> None:
+    """Words that share a first token get P(shared) * P(rest | shared), not first-token odds."""
     from lift.templates import DEFAULT_TEMPLATES
 
     t = tmp_path / "t.toml"
@@ -142,8 +145,51 @@ def test_label_words_must_start_with_distinct_tokens(tiny_critic_dir, tmp_path) 
         .replace('good = "Good"', 'good = "Goodish"')
         .replace('normal = "Normal"', 'normal = "Goodly"')
     )
-    # "Goodish" and "Goodly" share their first token in the tiny tokenizer
-    with pytest.raises(ValueError, match="different tokens"):
+    b = VlmBackend(VlmOptions(model=tiny_critic_dir, templates=t))
+    scorer = b.scorer
+    g, n, bad = scorer.label_seqs
+    assert g[0] == n[0] and g != n  # the case under test: a shared first token
+    item = b.prepare(videos["clean"], "a dog", NEVER)
+    answers = scorer.run([item], False, NEVER)[0]
+    model = scorer.model
+    with torch.inference_mode():
+        for row, answer in zip(item.rows, answers, strict=True):
+
+            def dist(extra: tuple[int, ...], row=row) -> torch.Tensor:
+                ids = torch.tensor([list(row) + list(extra)])
+                out = model(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    pixel_values_videos=torch.from_numpy(item.vision.pixels),
+                    video_grid_thw=torch.tensor([item.vision.grid]),
+                    mm_token_type_ids=(ids == scorer.video_token_id).int() * 2,
+                )
+                return torch.softmax(out.logits[0, -1].double(), dim=-1)
+
+            def word(seq: tuple[int, ...]) -> float:
+                p = 1.0
+                for i, tok in enumerate(seq):
+                    d = dist(seq[:i])
+                    rivals = {s[i] for s in (g, n, bad) if len(s) > i and s[:i] == seq[:i]}
+                    p *= float(d[tok] / sum(d[r] for r in rivals))
+                return p
+
+            expected = np.array([word(g), word(n), word(bad)])
+            expected /= expected.sum()
+            p = answer.probabilities
+            np.testing.assert_allclose([p.good, p.normal, p.bad], expected, atol=3e-6)
+
+
+def test_label_word_that_is_a_prefix_of_another_is_refused(tiny_critic_dir, tmp_path) -> None:
+    from lift.templates import DEFAULT_TEMPLATES
+
+    t = tmp_path / "t.toml"
+    t.write_text(
+        DEFAULT_TEMPLATES.read_text()
+        .replace('good = "Good"', 'good = "Good"')
+        .replace('normal = "Normal"', 'normal = "Goodly"')
+    )
+    with pytest.raises(ValueError, match="token prefix"):
         VlmBackend(VlmOptions(model=tiny_critic_dir, templates=t))
 
 

@@ -29,7 +29,8 @@ class VlmOptions:
 
     model: Path
     adapter: Path | None = None
-    templates: Path | None = None
+    templates: str | Path | None = None
+    """A preset name (lift-13b) or a template file; None: the built-in LiFT templates."""
     device: str = "auto"
     dtype: str = "auto"
     attn_implementation: str = "sdpa"
@@ -53,31 +54,29 @@ class VlmBackend:
 
     def __init__(self, options: VlmOptions) -> None:
         import torch
-        from transformers import AutoTokenizer
 
         quiet_hf()
-        config = json.loads((options.model / "config.json").read_text(encoding="utf-8"))
-        self.family = family_for(config.get("model_type", "?"), options.model)
+        try:
+            config = json.loads((options.model / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{options.model}/config.json is not readable JSON: {exc}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{options.model}/config.json must hold a JSON object")
+        self.family = family_for(str(config.get("model_type", "?")), options.model)
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
         torch.manual_seed(0)  # nothing here is random, but keep any stray init reproducible
         model = self.family.load(options.model, dtype, device, options.attn_implementation)
         if options.adapter is not None:
-            from peft import PeftModel
-
-            # Merged into the weights: same outputs as the adapter, no per-call LoRA cost.
-            model = PeftModel.from_pretrained(model, options.adapter).merge_and_unload().eval()
-        tokenizer = AutoTokenizer.from_pretrained(options.model)
-        if tokenizer.chat_template is None:
-            raise ValueError(
-                f"the tokenizer in {options.model} has no chat template; add one "
-                "(chat_template.jinja) that renders a video part as one placeholder"
-            )
+            model = self.family.apply_adapter(model, options.adapter)
+        self.family.finish(model)
+        tokenizer = self.family.tokenizer(options.model)
         templates = load_templates(options.templates)
         self.scorer = VlmScorer(model, tokenizer, self.family, templates, options.max_reason_tokens)
         if options.vision != "torch":
             self.scorer.family = self._vision_family(options, model)
         self.max_frames = options.num_frames
+        self.frame_sampling = self.family.sampling
         name = options.model.name + (f"+{options.adapter.name}" if options.adapter else "")
         self.model = ModelInfo(
             backend="vlm" if options.vision == "torch" else options.vision,

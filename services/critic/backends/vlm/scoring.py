@@ -4,8 +4,11 @@ For a batch of videos with three questions each (one per dimension):
 
 1. one vision pass over all videos (the questions of a video share its encoding);
 2. one text forward over all questions, left-padded: the next-token logits at
-   the answer position, restricted to the three label tokens and soft-maxed,
-   are the label probabilities (``Score`` stops here);
+   the answer position, restricted to the three label words and soft-maxed,
+   are the label probabilities (``Score`` stops here). Label words that share
+   their first tokens are scored token by token: each point where the words
+   part ways costs one more forward with the shared tokens appended, and a
+   word's probability is the product of its restricted choices;
 3. for ``Critique``, the answer is forced to start with the chosen label and
    the separator, then the reason is decoded greedily with the KV cache, so
    the text always reads ``"<Label>. <reason>"`` and never contradicts the label.
@@ -65,41 +68,48 @@ class VlmScorer:
         self.family = family
         self.templates = templates
         self.max_reason_tokens = max_reason_tokens
-        self.video_token_id = self._single_token(family.video_token)
+        self.max_length: int | None = getattr(family, "max_length", None)
+        self.video_token_id = family.placeholder_id(tokenizer)
         self.pad_id = tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = tokenizer.eos_token_id
-        self.label_ids, self.forced = self._label_tokens()
+        self.label_seqs, self.forced = self._label_tokens()
+        self.label_ids = [seq[0] for seq in self.label_seqs]
+        self.branches = _branch_points(self.label_seqs)
         self.stop_ids = self._stop_ids()
         self._blank = self._blank_token_mask()
 
     # -- set-up checks --------------------------------------------------------
-    def _single_token(self, token: str) -> int:
-        ids = self.tokenizer.convert_tokens_to_ids([token])
-        if not ids or ids[0] is None or ids[0] == self.tokenizer.unk_token_id:
-            raise ValueError(f"the tokenizer has no {token!r} token; is this a video VLM?")
-        return int(ids[0])
-
-    def _label_tokens(self) -> tuple[list[int], dict[Label, list[int]]]:
-        """First token of each label (the restriction) and each label's forced prefix."""
+    def _label_tokens(self) -> tuple[list[tuple[int, ...]], dict[Label, list[int]]]:
+        """Each label word's tokens (as answered) and each label's forced answer prefix."""
+        seqs: list[tuple[int, ...]] = []
         forced: dict[Label, list[int]] = {}
+        t = self.templates
         for label in ASSESSED_LABELS:
-            text = self.templates.labels[label] + self.templates.separator.rstrip()
-            forced[label] = list(self.tokenizer.encode(text, add_special_tokens=False))
-        firsts = [forced[lab][0] for lab in ASSESSED_LABELS]
-        if len(set(firsts)) != 3:
-            words = [self.templates.labels[lab] for lab in ASSESSED_LABELS]
-            raise ValueError(
-                f"the label words {words} do not start with three different tokens in this "
-                "tokenizer; change [labels] in the template file"
-            )
-        return firsts, forced
+            word = tuple(self.family.answer_ids(self.tokenizer, t, t.labels[label]))
+            full = self.family.answer_ids(self.tokenizer, t, t.labels[label] + t.separator.rstrip())
+            if not word or not full:
+                raise ValueError(f"the label word {t.labels[label]!r} tokenizes to nothing")
+            # Where the tokenizer merges the word with the separator ("Good." as one
+            # token), that merged token is what the model answers with.
+            seqs.append(word if tuple(full[: len(word)]) == word else tuple(full[:1]))
+            forced[label] = list(full)
+        words = [t.labels[lab] for lab in ASSESSED_LABELS]
+        for i, a in enumerate(seqs):
+            for j, b in enumerate(seqs):
+                if i != j and b[: len(a)] == a:
+                    raise ValueError(
+                        f"the label word {words[i]!r} is a token prefix of {words[j]!r} in this "
+                        "tokenizer, so their probabilities cannot be told apart; change [labels] "
+                        "in the template file"
+                    )
+        return seqs, forced
 
     def _stop_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}
         eos = getattr(self.model.generation_config, "eos_token_id", None)
         ids.update(eos if isinstance(eos, list) else [eos])
-        for tok in ("<|im_end|>", "<|endoftext|>"):
+        for tok in ("<|im_end|>", "<|endoftext|>", *self.family.stop_texts(self.templates)):
             tid = self.tokenizer.convert_tokens_to_ids(tok)
             if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
                 ids.add(tid)
@@ -127,24 +137,20 @@ class VlmScorer:
         return PreparedItem(vision, rows, tuple(dims))
 
     def _tokenize(self, question: str, vision: VisionInput) -> tuple[int, ...]:
-        messages: list[dict[str, Any]] = []
-        if self.templates.system:
-            messages.append({"role": "system", "content": self.templates.system})
-        messages.append(
-            {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}
-        )
-        text = self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
-        ids = list(self.tokenizer.encode(text, add_special_tokens=False))
-        where = [i for i, t in enumerate(ids) if t == self.video_token_id]
-        if len(where) != 1:
+        ids = self.family.render(self.tokenizer, self.templates, question, vision)
+        placed = sum(1 for t in ids if t == self.video_token_id)
+        if placed != vision.num_tokens:
             raise ValueError(
-                f"the chat template rendered {len(where)} video placeholders for one video; "
-                "it must render exactly one"
+                f"the prompt holds {placed} video positions for a video of {vision.num_tokens} "
+                "tokens; the chat template must render the video exactly once"
             )
-        i = where[0]
-        return tuple(ids[:i] + [self.video_token_id] * vision.num_tokens + ids[i + 1 :])
+        limit = self.max_length
+        if limit is not None and len(ids) > limit:
+            raise ValueError(
+                f"the question is {len(ids)} tokens with the video, over the model's {limit}; "
+                "use a shorter prompt or fewer frames"
+            )
+        return tuple(ids)
 
     # -- model-thread work -----------------------------------------------------
     @torch.inference_mode()
@@ -172,14 +178,13 @@ class VlmScorer:
             ids[b, width - len(row) :] = torch.tensor(row)
             mask[b, width - len(row) :] = 1
         ids, mask = ids.to(device), mask.to(device)
-        embeds = family.embed(model, ids)
+        placed = ids == self.video_token_id
+        embeds = family.embed(model, ids.masked_fill(placed, self.pad_id))
         video_rows = [embeds_per_video[k] for k, _ in rows]
-        where = (ids == self.video_token_id).unsqueeze(-1)
-        embeds = embeds.masked_scatter(where, torch.cat(video_rows).to(embeds.dtype))
+        embeds = embeds.masked_scatter(placed.unsqueeze(-1), torch.cat(video_rows).to(embeds.dtype))
         positions = family.position_ids(model, ids, mask, [items[k].vision for k, _ in rows])
         logits, cache = family.decode(model, embeds, mask, positions, use_cache=with_reasons)
-        restricted = logits[:, self.label_ids].float()
-        probs = torch.softmax(restricted, dim=-1).cpu().numpy().astype(np.float64)
+        probs = self._label_probabilities(logits, embeds, mask, positions)
         chosen = [ASSESSED_LABELS[int(np.argmax(p))] for p in probs]
         if force is not None:
             chosen = list(force)
@@ -195,6 +200,38 @@ class VlmScorer:
                 _, reason = self.templates.parse_answer(texts[b] or "")
             answers[k].append(Answer(p, chosen[b], reason, texts[b]))
         return answers
+
+    def _label_probabilities(
+        self, logits: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor, positions: Any
+    ) -> np.ndarray:
+        """(rows, 3) probabilities of the label words from the answer position's logits.
+
+        At every point where the label words part ways the next-token distribution
+        is restricted to their next tokens; a word's probability is the product of
+        its choices. Words that differ in their first token need only ``logits``.
+        """
+        model, family = self.model, self.family
+        n = logits.shape[0]
+        probs = torch.ones((n, 3), dtype=torch.float64)
+        for prefix, children in self.branches:
+            if prefix:
+                k = len(prefix)
+                step = torch.tensor([list(prefix)] * n, device=embeds.device)
+                ext_embeds = torch.cat([embeds, family.embed(model, step).to(embeds.dtype)], 1)
+                ext_mask = torch.cat(
+                    [mask, torch.ones((n, k), dtype=mask.dtype, device=mask.device)], 1
+                )
+                ext_pos = torch.cat(
+                    [positions] + [family.next_position_ids(positions, i) for i in range(k)], -1
+                )
+                at, _ = family.decode(model, ext_embeds, ext_mask, ext_pos)
+            else:
+                at = logits
+            tokens = sorted(set(children.values()))
+            choice = torch.softmax(at[:, tokens].double(), dim=-1).cpu()
+            for label_index, token in children.items():
+                probs[:, label_index] *= choice[:, tokens.index(token)]
+        return (probs / probs.sum(dim=1, keepdim=True)).numpy()
 
     def _decode_reasons(
         self,
@@ -255,6 +292,27 @@ class VlmScorer:
                 break
             check()
         return [_clean(self.tokenizer.decode(t, skip_special_tokens=True)) for t in out]
+
+
+def _branch_points(
+    seqs: Sequence[tuple[int, ...]],
+) -> list[tuple[tuple[int, ...], dict[int, int]]]:
+    """(shared prefix, {label index: its next token}) wherever the label words part ways.
+
+    Only the words through that prefix take part; a prefix all three words share
+    and continue alike is no choice (probability 1 under the restriction).
+    """
+    points = []
+    depth = max(len(s) for s in seqs)
+    for d in range(depth):
+        groups: dict[tuple[int, ...], dict[int, int]] = {}
+        for i, s in enumerate(seqs):
+            if len(s) > d:
+                groups.setdefault(s[:d], {})[i] = s[d]
+        for prefix, children in groups.items():
+            if len(set(children.values())) > 1:
+                points.append((prefix, children))
+    return points
 
 
 def _clean(text: str) -> str:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from lift.services.critic.backends.vlm.families.base import Family, VisionInput
 from lift.services.critic.backends.vlm.families.qwen2_vl import Qwen2VLFamily, Qwen25VLFamily
+from lift.services.critic.backends.vlm.families.vila import VilaFamily
 
 FAMILIES: dict[str, Callable[[Path], Family]] = {
     "qwen2_vl": Qwen2VLFamily,
     "qwen2_5_vl": Qwen25VLFamily,
+    "llava_llama": VilaFamily,  # VILA-1.5, the LiFT-Critic base
 }
 """``config.json`` model_type -> adapter factory (given the checkpoint directory)."""
 

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from lift.templates import Templates
+
 
 @dataclass(frozen=True)
 class VisionInput:
@@ -37,11 +39,44 @@ class Family(Protocol):
     """Model-family specifics for the ``vlm`` backend."""
 
     name: str
-    video_token: str
-    """The placeholder token the chat template emits once per video."""
+    sampling: str
+    """How the decoder picks frames: "time" (even in time) or "index" (floor of an even
+    spread of frame indices, as LLaVA-style reference code samples)."""
+    max_length: int | None
+    """The longest prompt (tokens, video included) the model takes; None: no limit known."""
 
     def load(self, path: Path, dtype: Any, device: str, attn: str) -> Any:
-        """The model (``from_pretrained`` on the local directory), in eval mode."""
+        """The model from the local directory, in eval mode; never runs checkpoint code."""
+        ...
+
+    def apply_adapter(self, model: Any, adapter: Path) -> Any:
+        """The model with a LoRA adapter directory merged into its weights."""
+        ...
+
+    def finish(self, model: Any) -> None:
+        """Settle what depends on the final weights (after any adapter)."""
+        ...
+
+    def tokenizer(self, path: Path) -> Any:
+        """The checkpoint's tokenizer."""
+        ...
+
+    def placeholder_id(self, tokenizer: Any) -> int:
+        """The id that marks one video-feature position in :meth:`render`'s output."""
+        ...
+
+    def render(
+        self, tokenizer: Any, templates: Templates, question: str, vision: VisionInput
+    ) -> list[int]:
+        """Token ids of one question about one video, ``vision.num_tokens`` placeholders in it."""
+        ...
+
+    def answer_ids(self, tokenizer: Any, templates: Templates, text: str) -> list[int]:
+        """The tokens the model emits for ``text`` as the start of its answer."""
+        ...
+
+    def stop_texts(self, templates: Templates) -> list[str]:
+        """Texts (beyond the tokenizer's end tokens) that end an answer."""
         ...
 
     def prepare(self, frames: np.ndarray, seconds_per_frame: float) -> VisionInput:
@@ -77,3 +112,17 @@ class Family(Protocol):
     ) -> tuple[Any, Any]:
         """(logits of the last position (B, V), cache) from the text decoder."""
         ...
+
+
+def cache_keyword(module: Any) -> str:
+    """The name a decoder's forward takes its KV cache under (transformers 5 renamed it)."""
+    import inspect
+
+    params = inspect.signature(module.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache a decoder returned, under either name."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)

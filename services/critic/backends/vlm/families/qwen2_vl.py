@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lift.services.critic.backends.vlm.families.base import VisionInput
+from lift.services.critic.backends.vlm.families.base import VisionInput, cache_keyword, output_cache
 from lift.services.critic.backends.vlm.preprocess import PatchConfig, preprocess_video
+from lift.templates import Templates
 
 VIDEO_TYPE_ID = 2  # mm_token_type_ids: text 0, image 1, video 2
 
@@ -20,6 +21,8 @@ class Qwen2VLFamily:
     name = "qwen2_vl"
     video_token = "<|video_pad|>"
     time_aware = False
+    sampling = "time"
+    max_length: int | None = None
 
     def __init__(self, checkpoint: Path) -> None:
         self.patches = PatchConfig.from_checkpoint(checkpoint)
@@ -31,6 +34,69 @@ class Qwen2VLFamily:
             str(path), dtype=dtype, attn_implementation=attn
         )
         return model.to(device).eval()  # type: ignore[arg-type]
+
+    def apply_adapter(self, model: Any, adapter: Path) -> Any:
+        from peft import PeftModel
+
+        # Merged into the weights: same outputs as the adapter, no per-call LoRA cost.
+        return PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
+
+    def finish(self, model: Any) -> None:
+        """Nothing to settle after loading."""
+
+    def tokenizer(self, path: Path) -> Any:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if tokenizer.chat_template is None:
+            raise ValueError(
+                f"the tokenizer in {path} has no chat template; add one "
+                "(chat_template.jinja) that renders a video part as one placeholder"
+            )
+        return tokenizer
+
+    def placeholder_id(self, tokenizer: Any) -> int:
+        ids = tokenizer.convert_tokens_to_ids([self.video_token])
+        if not ids or ids[0] is None or ids[0] == tokenizer.unk_token_id:
+            raise ValueError(
+                f"the tokenizer has no {self.video_token!r} token; is this a video VLM?"
+            )
+        return int(ids[0])
+
+    def render(
+        self, tokenizer: Any, templates: Templates, question: str, vision: VisionInput
+    ) -> list[int]:
+        """The chat template's prompt, its one video placeholder expanded to the video's tokens."""
+        if templates.conversation is not None:
+            raise ValueError(
+                f"{self.name} checkpoints are prompted with their tokenizer's chat template; "
+                f"the template file's [conversation] ({templates.conversation.name}) is for "
+                "checkpoints without one (vila): remove it or pick another preset"
+            )
+        messages: list[dict[str, Any]] = []
+        if templates.system:
+            messages.append({"role": "system", "content": templates.system})
+        messages.append(
+            {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}
+        )
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = list(tokenizer.encode(text, add_special_tokens=False))
+        video = self.placeholder_id(tokenizer)
+        where = [i for i, t in enumerate(ids) if t == video]
+        if len(where) != 1:
+            raise ValueError(
+                f"the chat template rendered {len(where)} video placeholders for one video; "
+                "it must render exactly one"
+            )
+        i = where[0]
+        return ids[:i] + [video] * vision.num_tokens + ids[i + 1 :]
+
+    def answer_ids(self, tokenizer: Any, templates: Templates, text: str) -> list[int]:
+        """Byte-level BPE: the answer tokenizes the same alone as after the prompt."""
+        return list(tokenizer.encode(text, add_special_tokens=False))
+
+    def stop_texts(self, templates: Templates) -> list[str]:
+        return []
 
     def prepare(self, frames: np.ndarray, seconds_per_frame: float) -> VisionInput:
         pixels, grid = preprocess_video(frames, self.patches)
@@ -87,15 +153,16 @@ class Qwen2VLFamily:
         past_key_values: Any = None,
         use_cache: bool = False,
     ) -> tuple[Any, Any]:
-        out = self._inner(model).language_model(
+        language_model = self._inner(model).language_model
+        out = language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache,
+            **{cache_keyword(language_model): past_key_values},
         )
         logits = model.lm_head(out.last_hidden_state[:, -1, :])
-        return logits, out.past_key_values
+        return logits, output_cache(out)
 
 
 class Qwen25VLFamily(Qwen2VLFamily):

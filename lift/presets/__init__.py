@@ -1,0 +1,1 @@
+"""Template presets for published critic checkpoints (TOML data; see lift/templates.py)."""
