@@ -76,6 +76,22 @@ def tiny_lora_dir(tiny_critic_dir, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def tiny_vila_dir(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny random VILA-1.5 checkpoint (same builder as `lift debug tiny-model critic --family vila`)."""
+    from lift.services.critic.backends.vlm.tiny_vila import write_tiny_vila
+
+    return write_tiny_vila(tmp_path_factory.mktemp("tiny-vila"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vila_lora_dir(tiny_vila_dir, tmp_path_factory: pytest.TempPathFactory):
+    """A LiFT-style LoRA directory (adapter + non_lora_trainables.bin) for the tiny VILA."""
+    from lift.services.critic.backends.vlm.tiny_vila import write_tiny_vila_lora
+
+    return write_tiny_vila_lora(tiny_vila_dir, tmp_path_factory.mktemp("tiny-vila-lora"))
+
+
+@pytest.fixture(scope="session")
 def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory):
     """The tiny random CogVideoX pipeline (same builder as `lift debug tiny-model generator`)."""
     from lift.t2v.tiny import write_tiny_generator
