@@ -136,11 +136,14 @@ def _record(line: int, obj: Any, templates: Templates) -> HraRecord | HraError:
     dimension: Dimension | None = parsed[0] if parsed else None
     prompt: str | None = parsed[1] if parsed else None
     if "dimension" in obj:
-        try:
-            dimension = Dimension(obj["dimension"])
-        except ValueError:
+        # our names, or the checkpoint's answer keys ("motion issues" with --templates lift-13b)
+        named = obj["dimension"]
+        dimension = templates.dimension_for_key(named) if isinstance(named, str) else None
+        if dimension is None:
             names = ", ".join(d.value for d in Dimension)
-            return err(f'"dimension" must be one of {names}, got {obj["dimension"]!r}')
+            keys = ", ".join((templates.answer_keys or {}).values())
+            also = f" (or one of the template's answer keys: {keys})" if keys else ""
+            return err(f'"dimension" must be one of {names}{also}, got {named!r}')
     if dimension is None:
         dimension = _dimension_by_keywords(human["value"].replace(VIDEO_MARKER, ""))
     if dimension is None:
