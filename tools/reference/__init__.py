@@ -1,0 +1,1 @@
+"""Parity checks against the paper's reference critic (see README.md here)."""
