@@ -326,6 +326,14 @@ def _from_pretrained(
     what = f"{directory.name}/"
     if not sorted(directory.glob("*.safetensors")):
         _load_safetensors(directory, what)  # raises with what was found instead
+    extra: dict[str, Any] = {}
+    if not (directory / "generation_config.json").is_file() and hasattr(cls, "generate"):
+        # Without generation_config.json transformers falls back to the folder's
+        # config.json, which a part described only by the root's *_cfg lacks (a
+        # TypeError deep in transformers); give it the one the config implies.
+        from transformers import GenerationConfig
+
+        extra["generation_config"] = GenerationConfig.from_model_config(config)
     try:
         model, info = cls.from_pretrained(
             str(directory),
@@ -334,6 +342,7 @@ def _from_pretrained(
             attn_implementation=attn,
             use_safetensors=True,
             output_loading_info=True,
+            **extra,
         )
     except (OSError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
