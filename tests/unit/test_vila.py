@@ -1,0 +1,655 @@
+"""The vila family (VILA-1.5 / LiFT-Critic) against the reference architecture, by hand.
+
+Every expected value here is computed independently of the code under test: the
+projector's 2x2 downsampling by loops, the prompt's token ids with SentencePiece
+itself and LLaVA's chunk rule, the logits with transformers' Llama and SigLIP
+classes assembled by hand, and a checkpoint written by another builder from a
+shrunk copy of the published VILA1.5-3b ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from lift.critique import ASSESSED_LABELS, DIMENSIONS, Dimension
+from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
+from lift.services.critic.backends.vlm.families.vila import PLACEHOLDER, CheckpointError
+from lift.services.critic.backends.vlm.projector import Projector, downsample_2x2
+from lift.serving import Deadline
+from lift.video import VideoLimits, decode_video
+
+NEVER = Deadline().check
+CAPTION = "a dog runs across a green field"
+
+# LLaVA's conv_vicuna_v1, written out here (not read from the preset under test).
+VICUNA_SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+# run_critic_13b.py's three questions (each starts with a space there: caption + question).
+QUESTIONS = {
+    Dimension.SEMANTIC_CONSISTENCY: " Please identify the semantic consistency issues in this "
+    "video, focusing on the alignment between the text and the visual content. Specifically, "
+    "point out any discrepancies regarding the subject (e.g., person or animal), quantity, "
+    "color, scene description, style, and other relevant aspects.",
+    Dimension.VIDEO_FIDELITY: " Please identify the fidelity issues in this video, assessing the "
+    "realism of the content, including people, animals, and other objects. Highlight any "
+    "problems such as missing limbs, deformed hands or faces, or other unrealistic elements.",
+    Dimension.MOTION_SMOOTHNESS: " Please identify the motion issues in this video, focusing on "
+    "the continuity and smoothness of actions, as well as their coherence and adherence to the "
+    "laws of physics.",
+}
+
+
+# -- 1. the projector ---------------------------------------------------------------------
+def _downsample_by_loops(x: torch.Tensor) -> torch.Tensor:
+    """VILA's DownSampleBlock read off its reshape/permute, as plain loops.
+
+    The (B, N, C) patches form a side x side grid row by row; odd sides get a zero
+    row at the bottom and a zero column at the right. Output token (j, i) for column
+    pair j (outer) and row pair i (inner) is the concatenation of the patches
+    (2i, 2j), (2i, 2j+1), (2i+1, 2j), (2i+1, 2j+1).
+    """
+    b, n, c = x.shape
+    side = math.isqrt(n)
+    even = side + side % 2
+    grid = torch.zeros(b, even, even, c, dtype=x.dtype)
+    for r in range(side):
+        for col in range(side):
+            grid[:, r, col] = x[:, r * side + col]
+    tokens = []
+    for j in range(even // 2):
+        for i in range(even // 2):
+            cells = [(2 * i, 2 * j), (2 * i, 2 * j + 1), (2 * i + 1, 2 * j), (2 * i + 1, 2 * j + 1)]
+            tokens.append(torch.cat([grid[:, r, col] for r, col in cells], dim=-1))
+    return torch.stack(tokens, dim=1)
+
+
+@pytest.mark.parametrize("side", [4, 5, 7])
+def test_downsample_matches_the_reference_block_computed_by_loops(side: int) -> None:
+    torch.manual_seed(side)
+    x = torch.randn(2, side * side, 3)
+    out = downsample_2x2(x)
+    half = (side + 1) // 2
+    assert out.shape == (2, half * half, 12)
+    assert torch.equal(out, _downsample_by_loops(x))
+    if side % 2:  # the padded cells are zeros: the last token's lower-right patches
+        assert torch.equal(out[:, -1, 3:], torch.zeros(2, 9))
+
+
+def test_downsample_projector_is_layernorm_linear_gelu_linear_after_the_block() -> None:
+    torch.manual_seed(0)
+    proj = Projector("mlp_downsample", 6, 10)
+    assert sorted(proj.state_dict()) == [
+        "layers.1.bias",
+        "layers.1.weight",
+        "layers.2.bias",
+        "layers.2.weight",
+        "layers.4.bias",
+        "layers.4.weight",
+    ]
+    with torch.no_grad():
+        for p in proj.parameters():
+            p.copy_(torch.randn_like(p))
+    x = torch.randn(3, 49, 6)
+    s = proj.state_dict()
+    h = torch.nn.functional.layer_norm(
+        _downsample_by_loops(x), (24,), s["layers.1.weight"], s["layers.1.bias"]
+    )
+    h = torch.nn.functional.gelu(h @ s["layers.2.weight"].T + s["layers.2.bias"])
+    expected = h @ s["layers.4.weight"].T + s["layers.4.bias"]
+    torch.testing.assert_close(proj(x), expected, atol=1e-5, rtol=1e-5)
+    assert proj.tokens(49) == 16 and proj.tokens(729) == 196  # VILA1.5's 27x27 -> 14x14
+
+
+def test_other_projector_types_have_the_published_parameter_names() -> None:
+    linear = Projector("linear", 6, 10)
+    assert sorted(linear.state_dict()) == ["layers.bias", "layers.weight"]
+    assert linear.state_dict()["layers.weight"].shape == (10, 6)
+    mlp = Projector("mlp2x_gelu", 6, 10)
+    assert sorted(mlp.state_dict()) == [
+        "layers.0.bias",
+        "layers.0.weight",
+        "layers.2.bias",
+        "layers.2.weight",
+    ]
+    x = torch.randn(2, 7, 6)
+    s = mlp.state_dict()
+    hidden = torch.nn.functional.gelu(x @ s["layers.0.weight"].T + s["layers.0.bias"])
+    torch.testing.assert_close(mlp(x), hidden @ s["layers.2.weight"].T + s["layers.2.bias"])
+    assert mlp(x).shape == (2, 7, 10) and linear(x).shape == (2, 7, 10)
+    assert mlp.tokens(24) == 24 and linear.tokens(729) == 729
+    ident = Projector("identity", 8, 8)
+    assert dict(ident.state_dict()) == {}
+    y = torch.randn(1, 3, 8)
+    assert torch.equal(ident(y), y)
+    with pytest.raises(ValueError, match="identity"):
+        Projector("identity", 6, 10)
+
+
+def test_unknown_projector_type_is_refused_naming_the_supported_ones() -> None:
+    with pytest.raises(ValueError) as err:
+        Projector("mlp_resampler", 6, 10)
+    msg = str(err.value)
+    assert "mlp_resampler" in msg
+    for kind in ("identity", "linear", "mlp_downsample", "gelu"):
+        assert kind in msg
+    with pytest.raises(ValueError, match="square"):
+        Projector("mlp_downsample", 6, 10).tokens(728)
+
+
+# -- shared fixtures -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vila(tiny_vila_dir: Path) -> VlmBackend:
+    return VlmBackend(VlmOptions(model=tiny_vila_dir, templates="lift-13b"))
+
+
+@pytest.fixture(scope="module")
+def videos(mp4s: dict[str, bytes]):
+    return {
+        "clean8": decode_video(mp4s["clean"], VideoLimits(), max_samples=8, sampling="index"),
+        "flicker5": decode_video(mp4s["flicker"], VideoLimits(), max_samples=5, sampling="index"),
+        "judder3": decode_video(mp4s["judder"], VideoLimits(), max_samples=3, sampling="index"),
+    }
+
+
+def _sp(checkpoint: Path) -> Any:
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_file=str(checkpoint / "llm" / "tokenizer.model"))
+
+
+def _reference_ids(sp: Any, prompt: str) -> list[int]:
+    """LLaVA's tokenizer_image_token with SentencePiece itself (the slow Llama tokenizer)."""
+    chunks = [[sp.bos_id(), *sp.encode(chunk)] for chunk in prompt.split("<image>")]
+    ids = [sp.bos_id()]
+    for k, chunk in enumerate(chunks):
+        if k:
+            ids.append(PLACEHOLDER)
+        ids.extend(chunk[1:])
+    return ids
+
+
+def _vicuna(frames: int, dim: Dimension) -> str:
+    """vicuna_v1's prompt: system, " USER: ", the message, " ASSISTANT:" (LLaVA's sep_style TWO)."""
+    message = "<image>\n" * frames + CAPTION + QUESTIONS[dim]
+    return f"{VICUNA_SYSTEM} USER: {message} ASSISTANT:"
+
+
+# -- 2. where the image features land ------------------------------------------------------
+def test_rows_are_llava_tokenizer_image_token_of_the_vicuna_prompt(
+    vila: VlmBackend, tiny_vila_dir: Path, videos
+) -> None:
+    sp = _sp(tiny_vila_dir)
+    per_frame = vila.family.tokens_per_frame
+    assert per_frame == 9  # a 5x5 patch grid, padded to 6x6, 2x2 -> 3x3
+    for name in ("clean8", "judder3"):
+        video = videos[name]
+        item = vila.prepare(video, CAPTION, NEVER)
+        assert item.dims == DIMENSIONS
+        for dim, row in zip(item.dims, item.rows, strict=True):
+            with_images = _reference_ids(sp, _vicuna(video.num_sampled, dim))
+            expected: list[int] = []
+            for t in with_images:
+                expected.extend([PLACEHOLDER] * per_frame if t == PLACEHOLDER else [t])
+            assert list(row) == expected
+            # and its shape, spelled out: BOS once, system text, then per frame the
+            # image tokens followed by the "\n" chunk, then caption + question + ASSISTANT:
+            assert row[0] == sp.bos_id() and sp.bos_id() not in row[1:]
+            head = sp.encode(VICUNA_SYSTEM + " USER: ")
+            assert list(row[1 : 1 + len(head)]) == head
+            newline = sp.encode("\n")
+            at = 1 + len(head)
+            for _ in range(video.num_sampled):
+                assert list(row[at : at + per_frame]) == [PLACEHOLDER] * per_frame
+                at += per_frame
+                if _ < video.num_sampled - 1:
+                    assert list(row[at : at + len(newline)]) == newline
+                    at += len(newline)
+            tail = sp.encode("\n" + CAPTION + QUESTIONS[dim] + " ASSISTANT:")
+            assert list(row[at:]) == tail
+            assert sp.decode(tail).endswith(" ASSISTANT:")
+
+
+# -- 3. logits against a hand assembly -----------------------------------------------------
+def _pixels(frames: np.ndarray, size: int) -> torch.Tensor:
+    out = []
+    for f in frames:
+        image = Image.fromarray(f).resize((size, size))  # PIL's default filter, as LLaVA
+        x = np.asarray(image, dtype=np.float32) / 255.0
+        out.append(((x - 0.5) / 0.5).transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(out))
+
+
+class _HandModel:
+    """The tiny VILA assembled from transformers' classes and the part folders by hand."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        from transformers import LlamaForCausalLM, SiglipVisionModel
+
+        self.llm = LlamaForCausalLM.from_pretrained(str(checkpoint / "llm"), dtype=torch.float32)
+        self.tower = SiglipVisionModel.from_pretrained(
+            str(checkpoint / "vision_tower"), dtype=torch.float32
+        )
+        root = json.loads((checkpoint / "config.json").read_text())
+        self.projector = Projector(
+            root["mm_projector_cfg"]["mm_projector_type"],
+            root["mm_hidden_size"],
+            root["hidden_size"],
+        )
+        self.projector.load_state_dict(
+            load_file(str(checkpoint / "mm_projector" / "model.safetensors"))
+        )
+        self.size = root["vision_tower_cfg"]["image_size"]
+        self.llm.eval()
+        self.tower.eval()
+
+    @torch.no_grad()
+    def features(self, frames: np.ndarray) -> torch.Tensor:
+        out = self.tower(pixel_values=_pixels(frames, self.size), output_hidden_states=True)
+        return self.projector(out.hidden_states[-2])  # cls_patch: every position
+
+    @torch.no_grad()
+    def embeds(self, ids: list[int], features: torch.Tensor) -> torch.Tensor:
+        table = self.llm.get_input_embeddings()
+        parts, text, frame = [], [], 0
+        for t in [*ids, None]:
+            if t == PLACEHOLDER or t is None:
+                if text:
+                    parts.append(table(torch.tensor(text)))
+                    text = []
+                if t == PLACEHOLDER:
+                    parts.append(features[frame])
+                    frame += 1
+            else:
+                text.append(t)
+        assert frame == features.shape[0]
+        return torch.cat(parts)[None]
+
+    @torch.no_grad()
+    def next_logits(self, embeds: torch.Tensor) -> torch.Tensor:
+        return self.llm(inputs_embeds=embeds).logits[0, -1]
+
+
+class _Recording:
+    """Wraps a family and keeps the logits of every decode call."""
+
+    def __init__(self, family: Any) -> None:
+        self._family = family
+        self.logits: list[torch.Tensor] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._family, name)
+
+    def decode(self, *args: Any, **kwargs: Any) -> Any:
+        logits, cache = self._family.decode(*args, **kwargs)
+        self.logits.append(logits.detach().clone())
+        return logits, cache
+
+
+@pytest.fixture(scope="module")
+def hand(tiny_vila_dir: Path) -> _HandModel:
+    return _HandModel(tiny_vila_dir)
+
+
+def test_logits_equal_a_hand_assembly_of_the_same_modules(
+    vila: VlmBackend, hand: _HandModel, tiny_vila_dir: Path, videos
+) -> None:
+    sp = _sp(tiny_vila_dir)
+    video = videos["clean8"]
+    labels = [sp.encode("ASSISTANT: " + w)[-1] for w in ("Good", "Normal", "Bad")]
+    assert [sp.id_to_piece(t) for t in labels] == ["▁Good", "▁Normal", "▁Bad"]
+    item = vila.prepare(video, CAPTION, NEVER)
+    recording = _Recording(vila.scorer.family)
+    vila.scorer.family = recording
+    try:
+        answers = vila.scorer.run([item], False, NEVER)[0]
+    finally:
+        vila.scorer.family = recording._family
+    ours = recording.logits[0]  # the answer position of the three questions, left-padded
+    features = hand.features(video.frames)
+    for b, (dim, answer) in enumerate(zip(item.dims, answers, strict=True)):
+        ids = _reference_ids(sp, _vicuna(video.num_sampled, dim))
+        expected = hand.next_logits(hand.embeds(ids, features))
+        torch.testing.assert_close(ours[b].float(), expected, atol=1e-4, rtol=1e-4)
+        restricted = torch.softmax(expected[labels].double(), dim=-1).numpy()
+        p = answer.probabilities
+        np.testing.assert_allclose([p.good, p.normal, p.bad], restricted, atol=2e-6)
+        assert answer.label == ASSESSED_LABELS[int(np.argmax(restricted))]
+
+
+# -- 4. a checkpoint written by a different builder ----------------------------------------
+def _published_llm_cfg() -> dict[str, Any]:
+    """VILA1.5-3b's llm_cfg (transformers 4.36 era, every key), sizes shrunk."""
+    return {
+        "_name_or_path": "./llm",
+        "add_cross_attention": False,
+        "architectures": ["LlamaForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bad_words_ids": None,
+        "begin_suppress_tokens": None,
+        "bos_token_id": 1,
+        "chunk_size_feed_forward": 0,
+        "cross_attention_hidden_size": None,
+        "decoder_start_token_id": None,
+        "diversity_penalty": 0.0,
+        "do_sample": False,
+        "early_stopping": False,
+        "encoder_no_repeat_ngram_size": 0,
+        "eos_token_id": 2,
+        "exponential_decay_length_penalty": None,
+        "finetuning_task": None,
+        "forced_bos_token_id": None,
+        "forced_eos_token_id": None,
+        "hidden_act": "silu",
+        "hidden_size": 48,
+        "id2label": {"0": "LABEL_0", "1": "LABEL_1"},
+        "initializer_range": 0.02,
+        "intermediate_size": 96,
+        "is_decoder": False,
+        "is_encoder_decoder": False,
+        "label2id": {"LABEL_0": 0, "LABEL_1": 1},
+        "length_penalty": 1.0,
+        "max_length": 20,
+        "max_position_embeddings": 4096,
+        "min_length": 0,
+        "model_max_length": 4096,
+        "model_type": "llama",
+        "no_repeat_ngram_size": 0,
+        "num_attention_heads": 4,
+        "num_beam_groups": 1,
+        "num_beams": 1,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 4,
+        "num_return_sequences": 1,
+        "output_attentions": False,
+        "output_hidden_states": False,
+        "output_scores": False,
+        "pad_token_id": 0,
+        "prefix": None,
+        "pretraining_tp": 1,
+        "problem_type": None,
+        "pruned_heads": {},
+        "remove_invalid_values": False,
+        "repetition_penalty": 1.0,
+        "return_dict": True,
+        "return_dict_in_generate": False,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": None,
+        "rope_theta": 10000.0,
+        "sep_token_id": None,
+        "suppress_tokens": None,
+        "task_specific_params": None,
+        "temperature": 1.0,
+        "tf_legacy_loss": False,
+        "tie_encoder_decoder": False,
+        "tie_word_embeddings": False,
+        "tokenizer_class": None,
+        "tokenizer_model_max_length": 4096,
+        "tokenizer_padding_side": "right",
+        "top_k": 50,
+        "top_p": 1.0,
+        "torch_dtype": "bfloat16",
+        "torchscript": False,
+        "typical_p": 1.0,
+        "use_bfloat16": False,
+        "use_cache": True,
+        "vocab_size": 0,  # set from the copied tokenizer
+    }
+
+
+def _published_tower_cfg() -> dict[str, Any]:
+    """VILA1.5-3b's vision_tower_cfg (siglip-so400m-patch14-384), sizes shrunk (grid odd)."""
+    return {
+        "_name_or_path": "./vision_tower",
+        "architectures": ["SiglipVisionModel"],
+        "attention_dropout": 0.0,
+        "hidden_act": "gelu_pytorch_tanh",
+        "hidden_size": 24,
+        "image_size": 42,
+        "intermediate_size": 40,
+        "layer_norm_eps": 1e-06,
+        "model_type": "siglip_vision_model",
+        "num_attention_heads": 2,
+        "num_channels": 3,
+        "num_hidden_layers": 3,
+        "patch_size": 14,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.36.2",
+    }
+
+
+def _published_root(llm: dict[str, Any], tower: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {
+        "_name_or_path": "./vlm",
+        "architectures": ["LlavaLlamaModel"],
+        "drop_path_rate": 0.0,
+        "hidden_size": llm["hidden_size"],
+        "image_aspect_ratio": "resize",
+        "interpolate_mode": "linear",
+        "llm_cfg": llm,
+        "mm_hidden_size": tower["hidden_size"],
+        "mm_projector_cfg": {
+            "_name_or_path": "./mm_projector",
+            "architectures": ["MultimodalProjector"],
+            "mm_projector_type": kind,
+            "model_type": "v2l_projector",
+            "torch_dtype": "bfloat16",
+        },
+        "mm_projector_lr": None,
+        "mm_use_im_patch_token": False,
+        "mm_use_im_start_end": False,
+        "mm_vision_select_feature": "cls_patch",
+        "mm_vision_select_layer": -2,
+        "model_dtype": "torch.bfloat16",
+        "model_type": "llava_llama",
+        "num_video_frames": 8,
+        "resume_path": "./vlm",
+        "s2": False,
+        "s2_max_split_size": 336,
+        "s2_scales": "336,672,1008",
+        "soft_ce_std": 1.0,
+        "transformers_version": "4.36.2",
+        "tune_language_model": True,
+        "tune_mm_projector": True,
+        "tune_vision_tower": True,
+        "vision_resolution": -1,
+        "vision_tower_cfg": tower,
+    }
+
+
+def _projector_state(kind: str, mm: int, hidden: int, gen: torch.Generator) -> dict[str, Any]:
+    def r(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen) * 0.3
+
+    if kind == "mlp_downsample":
+        return {
+            "layers.1.weight": 1 + r(4 * mm),
+            "layers.1.bias": r(4 * mm),
+            "layers.2.weight": r(hidden, 4 * mm),
+            "layers.2.bias": r(hidden),
+            "layers.4.weight": r(hidden, hidden),
+            "layers.4.bias": r(hidden),
+        }
+    if kind == "linear":
+        return {"layers.weight": r(hidden, mm), "layers.bias": r(hidden)}
+    assert kind == "mlp2x_gelu"
+    return {
+        "layers.0.weight": r(hidden, mm),
+        "layers.0.bias": r(hidden),
+        "layers.2.weight": r(hidden, hidden),
+        "layers.2.bias": r(hidden),
+    }
+
+
+def _write_foreign(
+    out: Path, tokenizer_from: Path, kind: str = "mlp_downsample", **root_overrides: Any
+) -> Path:
+    """A VILA1.5-3b-shaped checkpoint built here, part by part, with transformers directly."""
+    from transformers import LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, SiglipVisionModel
+
+    llm_cfg, tower_cfg = _published_llm_cfg(), _published_tower_cfg()
+    llm_cfg["vocab_size"] = _sp(tokenizer_from).vocab_size()
+    root = _published_root(llm_cfg, tower_cfg, kind)
+    root.update(root_overrides)
+    for part in ("llm", "vision_tower", "mm_projector"):
+        (out / part).mkdir(parents=True)
+    for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(tokenizer_from / "llm" / name, out / "llm" / name)
+    gen = torch.Generator().manual_seed(7)
+    torch.manual_seed(7)
+    keep = {k: v for k, v in llm_cfg.items() if k not in ("_name_or_path", "architectures")}
+    llm = LlamaForCausalLM(LlamaConfig(**keep))
+    with torch.no_grad():
+        for p in llm.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    save_file(
+        {k: v.contiguous().to(torch.bfloat16) for k, v in llm.state_dict().items()},
+        str(out / "llm" / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    (out / "llm" / "config.json").write_text(json.dumps(llm_cfg, indent=2))
+    tower_keep = {k: v for k, v in tower_cfg.items() if not k.startswith(("_", "arch", "trans"))}
+    tower = SiglipVisionModel(SiglipVisionConfig(**tower_keep))
+    with torch.no_grad():
+        for p in tower.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    state = {
+        (k if k.startswith("vision_model.") else f"vision_model.{k}"): v.contiguous()
+        for k, v in tower.state_dict().items()
+    }
+    save_file(state, str(out / "vision_tower" / "model.safetensors"), metadata={"format": "pt"})
+    (out / "vision_tower" / "config.json").write_text(json.dumps(tower_cfg, indent=2))
+    preprocessor = {
+        "do_normalize": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_processor_type": "SiglipImageProcessor",
+        "image_std": [0.5, 0.5, 0.5],
+        "processor_class": "SiglipProcessor",
+        "resample": 3,
+        "rescale_factor": 0.00392156862745098,
+        "size": {"height": tower_cfg["image_size"], "width": tower_cfg["image_size"]},
+    }
+    (out / "vision_tower" / "preprocessor_config.json").write_text(json.dumps(preprocessor))
+    proj = _projector_state(kind, tower_cfg["hidden_size"], llm_cfg["hidden_size"], gen)
+    save_file(proj, str(out / "mm_projector" / "model.safetensors"), metadata={"format": "pt"})
+    (out / "mm_projector" / "config.json").write_text(json.dumps(root["mm_projector_cfg"]))
+    (out / "config.json").write_text(json.dumps(root, indent=2))
+    return out
+
+
+def _judge_all(backend: VlmBackend, video) -> Any:
+    return backend.judge_batch([backend.prepare(video, CAPTION, NEVER)], True, NEVER)[0]
+
+
+def _assert_judged(judgement: Any) -> None:
+    assert [d.name for d in judgement.dimensions] == list(DIMENSIONS)
+    for d in judgement.dimensions:
+        p = d.probabilities
+        assert p is not None and abs(p.good + p.normal + p.bad - 1) < 1e-6
+        assert d.label == ASSESSED_LABELS[int(np.argmax([p.good, p.normal, p.bad]))]
+        assert d.reasons and d.reasons[0].strip()
+
+
+def test_a_published_vila_config_built_elsewhere_loads_and_judges(
+    tmp_path: Path, tiny_vila_dir: Path, videos
+) -> None:
+    root = _write_foreign(tmp_path / "vila3b", tiny_vila_dir)
+    backend = VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+    assert backend.family.tokens_per_frame == 4  # 3x3 patches -> 4x4 padded -> 2x2
+    _assert_judged(_judge_all(backend, videos["clean8"]))
+    # the same probabilities as the hand assembly of this checkpoint's parts
+    hand = _HandModel(root)
+    sp = _sp(root)
+    labels = [sp.encode("ASSISTANT: " + w)[-1] for w in ("Good", "Normal", "Bad")]
+    video = videos["judder3"]
+    item = backend.prepare(video, CAPTION, NEVER)
+    answers = backend.scorer.run([item], False, NEVER)[0]
+    features = hand.features(video.frames)
+    for dim, answer in zip(item.dims, answers, strict=True):
+        logits = hand.next_logits(hand.embeds(_reference_ids(sp, _vicuna(3, dim)), features))
+        expected = torch.softmax(logits[labels].double(), dim=-1).numpy()
+        p = answer.probabilities
+        np.testing.assert_allclose([p.good, p.normal, p.bad], expected, atol=1e-4)
+
+
+def test_without_part_configs_the_root_cfgs_are_used(
+    tmp_path: Path, tiny_vila_dir: Path, videos
+) -> None:
+    root = _write_foreign(tmp_path / "vila3b", tiny_vila_dir)
+    for part in ("llm", "vision_tower", "mm_projector"):
+        (root / part / "config.json").unlink()
+    backend = VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+    assert backend.family.tokens_per_frame == 4
+    _assert_judged(_judge_all(backend, videos["judder3"]))
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp2x_gelu"])
+def test_linear_and_mlp_projectors_load_and_judge(
+    tmp_path: Path, tiny_vila_dir: Path, videos, kind: str
+) -> None:
+    root = _write_foreign(tmp_path / kind, tiny_vila_dir, kind=kind)
+    backend = VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+    assert backend.family.tokens_per_frame == 9  # every patch of the 3x3 grid
+    _assert_judged(_judge_all(backend, videos["judder3"]))
+
+
+def test_patch_feature_drops_the_first_position(
+    tmp_path: Path, tiny_vila_dir: Path, videos
+) -> None:
+    root = _write_foreign(
+        tmp_path / "patch", tiny_vila_dir, kind="linear", mm_vision_select_feature="patch"
+    )
+    backend = VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+    assert backend.family.tokens_per_frame == 8
+    video = videos["judder3"]
+    _assert_judged(_judge_all(backend, video))
+    hand = _HandModel(root)
+    with torch.no_grad():
+        out = hand.tower(pixel_values=_pixels(video.frames, 42), output_hidden_states=True)
+        expected = hand.projector(out.hidden_states[-2][:, 1:])
+        ours = backend.family.frame_features(
+            backend.scorer.model, torch.from_numpy(backend.family.prepare(video.frames, 0.1).pixels)
+        )
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_patch_feature_with_mlp_downsample_is_refused_at_start(
+    tmp_path: Path, tiny_vila_dir: Path
+) -> None:
+    root = _write_foreign(tmp_path / "patch", tiny_vila_dir, mm_vision_select_feature="patch")
+    with pytest.raises(CheckpointError, match="square") as err:
+        VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+    assert "8" in str(err.value)
+
+
+def test_pad_aspect_mode_centres_frames_on_the_mean_colour(
+    tmp_path: Path, tiny_vila_dir: Path, videos
+) -> None:
+    root = _write_foreign(tmp_path / "pad", tiny_vila_dir, image_aspect_ratio="pad")
+    backend = VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+    video = videos["judder3"]
+    _assert_judged(_judge_all(backend, video))
+    frame = video.frames[0]
+    h, w = frame.shape[:2]
+    side = max(h, w)
+    square = np.full((side, side, 3), 127, np.uint8)  # int(0.5 * 255)
+    top, left = (side - h) // 2, (side - w) // 2
+    square[top : top + h, left : left + w] = frame
+    image = Image.fromarray(square).resize((42, 42), resample=Image.Resampling.BICUBIC)
+    expected = (np.asarray(image, np.float32) / 255 - 0.5) / 0.5
+    ours = backend.family.prepare(video.frames[:1], 0.1).pixels[0]
+    np.testing.assert_allclose(ours, expected.transpose(2, 0, 1), atol=1e-5)
