@@ -52,8 +52,14 @@ def critic_settings(overrides: dict[str, Any]) -> Any:
 
 @critic_app.command("export")
 def critic_export(
-    model: Annotated[Path, typer.Option(help="Critic checkpoint directory (Qwen2-VL family)")],
+    model: Annotated[
+        Path, typer.Option(help="Critic checkpoint directory (Qwen2-VL or VILA family)")
+    ],
     out: Annotated[Path, typer.Option(help="Directory for vision.onnx and vision.json")],
+    adapter: Annotated[
+        Path | None,
+        typer.Option(help="VILA: LoRA directory to apply first (serve with the same --adapter)"),
+    ] = None,
 ) -> None:
     """Export the critic's vision tower + projector to ONNX (dynamic batch) for onnx/triton."""
     from lift.errors import LiftError
@@ -62,7 +68,7 @@ def critic_export(
         from lift.services.critic.backends.vlm.vision_graph import export
 
         try:
-            path = export(model, out)
+            path = export(model, out, adapter)
         except (LiftError, OSError, ValueError) as exc:
             fail(f"export failed: {getattr(exc, 'message', exc)}", code=2)
     typer.echo(f"wrote {path} and {path.with_name('vision.json')}")

@@ -105,3 +105,57 @@ def test_unreachable_triton_is_a_clear_start_up_error(tiny_critic_dir: Path) -> 
                 model=tiny_critic_dir, vision="triton", triton_url="127.0.0.1:1", triton_timeout_s=5
             )
         )
+
+
+# -- VILA: the same committed repository serving the VILA graph (frames as Triton's batch) ------
+
+VILA = "lift-13b"
+
+
+@pytest.fixture(scope="module")
+def vila_server(
+    tiny_vila_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[triton.TritonServer]:
+    graph = tmp_path_factory.mktemp("vila-graph")
+    vg.export(tiny_vila_dir, graph)
+    s = triton.start(tmp_path_factory.mktemp("triton-vila"), env={"LIFT_VISION_GRAPH": str(graph)})
+    yield s
+    s.stop()
+
+
+def test_repository_takes_its_inputs_from_the_vila_graph(vila_server) -> None:
+    import tritonclient.grpc as tc
+
+    client = tc.InferenceServerClient(vila_server.grpc_url)
+    config = client.get_model_config("lift_critic_vision", as_json=True)["config"]
+    assert [i["name"] for i in config["input"]] == ["pixels"]
+    assert [int(d) for d in config["input"][0]["dims"]] == [3, 70, 70]  # per frame: (3, H, W)
+    assert config["max_batch_size"] == 16
+
+
+def test_triton_backend_matches_vlm_for_vila(
+    vila_server, server, tiny_vila_dir: Path, mixed_videos
+) -> None:
+    torch_backend = VlmBackend(VlmOptions(model=tiny_vila_dir, templates=VILA))
+    tri = VlmBackend(
+        VlmOptions(
+            model=tiny_vila_dir, templates=VILA, vision="triton", triton_url=vila_server.grpc_url
+        )
+    )
+    try:
+        encoder = tri.scorer.family.encoder  # type: ignore[attr-defined]
+        # 8 + 8 + 4 frames in one call: more than max_batch_size, sent as several requests.
+        assert sum(len(v.frames) for v in mixed_videos) > encoder.max_batch == 16
+        a, b = _probs(torch_backend, mixed_videos), _probs(tri, mixed_videos)
+    finally:
+        tri.scorer.family.encoder.close()  # type: ignore[attr-defined]
+    assert a.shape == (9, 3)
+    print(f"vila triton label probabilities: max diff {np.abs(a - b).max():.3g}")
+    assert np.abs(a - b).max() < 1e-4
+    # A server holding the other family's graph is refused at start-up, both ways.
+    with pytest.raises(ValueError, match="another family's vision graph"):
+        VlmBackend(
+            VlmOptions(
+                model=tiny_vila_dir, templates=VILA, vision="triton", triton_url=server.grpc_url
+            )
+        )

@@ -96,12 +96,12 @@ class VlmBackend:
         """The family with its vision pass on onnxruntime or Triton (the rest stays in torch)."""
         from lift.services.critic.backends.vlm import vision_graph as vg
 
-        if options.adapter is not None:
+        graph = vg.vision_module(model, self.family)
+        if options.adapter is not None and not graph.adapters:
             raise ValueError(
                 f"the {options.vision} backend runs an exported vision graph: merge the adapter "
                 "into a checkpoint and export from that (adapters apply to the torch backend)"
             )
-        visual = vg.vision_module(model, self.family.name)
         encoder: vg.BatchingEncoder
         if options.vision == "onnx":
             if options.vision_graph is None:
@@ -109,12 +109,13 @@ class VlmBackend:
                     "the onnx backend needs LIFT_CRITIC_VISION_GRAPH: the directory "
                     "`lift critic export --model DIR --out DIR` wrote"
                 )
-            vg.check_graph(options.vision_graph, options.model)
-            encoder = vg.OnnxEncoder(visual, options.vision_graph)
+            vg.check_graph(options.vision_graph, options.model, self.family.name, options.adapter)
+            encoder = vg.OnnxEncoder(graph, options.vision_graph)
         else:
             encoder = vg.TritonEncoder(
-                visual, options.triton_url, options.triton_model, options.triton_timeout_s
+                graph, options.triton_url, options.triton_model, options.triton_timeout_s
             )
+        # The probe compares the graph with the loaded torch tower (adapter merged, if any).
         diff = vg.verify(encoder, self.family, model)
         log.info(
             "%s vision graph verified against the torch tower (max diff %.2g)", options.vision, diff
