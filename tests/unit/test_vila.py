@@ -26,6 +26,7 @@ from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
 from lift.services.critic.backends.vlm.families.vila import PLACEHOLDER, CheckpointError
 from lift.services.critic.backends.vlm.projector import Projector, downsample_2x2
 from lift.serving import Deadline
+from lift.templates import PRESETS, load_templates
 from lift.video import VideoLimits, decode_video
 
 NEVER = Deadline().check
@@ -653,3 +654,308 @@ def test_pad_aspect_mode_centres_frames_on_the_mean_colour(
     expected = (np.asarray(image, np.float32) / 255 - 0.5) / 0.5
     ours = backend.family.prepare(video.frames[:1], 0.1).pixels[0]
     np.testing.assert_allclose(ours, expected.transpose(2, 0, 1), atol=1e-5)
+
+
+# -- 5. refusals at start-up ---------------------------------------------------------------
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _edit_json(path: Path, **changes: Any) -> None:
+    raw = json.loads(path.read_text())
+    raw.update(changes)
+    path.write_text(json.dumps(raw))
+
+
+def _refused(model: Path, adapter: Path | None = None) -> str:
+    with pytest.raises(ValueError) as err:  # CheckpointError is a ValueError
+        VlmBackend(VlmOptions(model=model, adapter=adapter, templates="lift-13b"))
+    return str(err.value)
+
+
+def test_unknown_projector_type_is_refused_naming_it(tmp_path: Path, tiny_vila_dir: Path) -> None:
+    root = _copy(tiny_vila_dir, tmp_path / "v")
+    _edit_json(root / "mm_projector" / "config.json", mm_projector_type="mlp_resampler")
+    msg = _refused(root)
+    assert "mlp_resampler" in msg and "mlp_downsample" in msg
+
+
+@pytest.mark.parametrize("part", ["llm", "vision_tower", "mm_projector"])
+def test_a_missing_part_folder_is_refused_naming_it(
+    tmp_path: Path, tiny_vila_dir: Path, part: str
+) -> None:
+    root = _copy(tiny_vila_dir, tmp_path / "v")
+    shutil.rmtree(root / part)
+    msg = _refused(root)
+    assert f"{part}/" in msg and "missing" in msg
+
+
+def test_hidden_sizes_that_disagree_are_refused(tmp_path: Path, tiny_vila_dir: Path) -> None:
+    root = _copy(tiny_vila_dir, tmp_path / "v")
+    _edit_json(root / "config.json", hidden_size=128)
+    msg = _refused(root)
+    assert "hidden_size" in msg and "128" in msg and "64" in msg
+
+
+def test_an_internvit_tower_is_refused_saying_what_is_missing(
+    tmp_path: Path, tiny_vila_dir: Path
+) -> None:
+    root = _copy(tiny_vila_dir, tmp_path / "v40b")
+    intern = {
+        "architectures": ["InternVisionModel"],
+        "auto_map": {"AutoModel": "modeling_intern_vit.InternVisionModel"},
+        "model_type": "intern_vit_6b",
+        "hidden_size": 32,
+        "num_hidden_layers": 3,
+        "image_size": 70,
+        "patch_size": 14,
+    }
+    (root / "vision_tower" / "config.json").write_text(json.dumps(intern))
+    msg = _refused(root)
+    assert "InternViT" in msg and "remote code" in msg
+
+
+@pytest.fixture()
+def lora(tmp_path: Path, tiny_vila_lora_dir: Path) -> Path:
+    return _copy(tiny_vila_lora_dir, tmp_path / "lora")
+
+
+def test_an_adapter_trained_on_other_sizes_is_refused(tiny_vila_dir: Path, lora: Path) -> None:
+    raw = json.loads((lora / "config.json").read_text())
+    raw["llm_cfg"]["hidden_size"] = 128
+    (lora / "config.json").write_text(json.dumps(raw))
+    msg = _refused(tiny_vila_dir, lora)
+    assert "other sizes" in msg and "hidden_size" in msg and "128" in msg
+
+
+def _edit_adapter(lora: Path, change: Any) -> None:
+    path = lora / "adapter_model.safetensors"
+    weights = load_file(str(path))
+    change(weights)
+    save_file(weights, str(path), metadata={"format": "pt"})
+
+
+def test_adapter_weights_matching_nothing_are_refused(tiny_vila_dir: Path, lora: Path) -> None:
+    key = "base_model.model.llm.model.layers.0.self_attn.rotary.lora_A.weight"
+    _edit_adapter(lora, lambda w: w.update({key: torch.zeros(4, 64)}))
+    msg = _refused(tiny_vila_dir, lora)
+    assert "match no LoRA layer" in msg and "rotary" in msg
+
+
+def test_adapter_weight_shapes_that_differ_are_refused(tiny_vila_dir: Path, lora: Path) -> None:
+    key = "base_model.model.llm.model.layers.1.mlp.up_proj.lora_A.weight"
+    _edit_adapter(lora, lambda w: w.update({key: torch.zeros(4, 65)}))
+    msg = _refused(tiny_vila_dir, lora)
+    assert "shape" in msg and "up_proj" in msg and "65" in msg
+
+
+def test_target_modules_without_weights_are_refused(tiny_vila_dir: Path, lora: Path) -> None:
+    def drop(w: dict[str, torch.Tensor]) -> None:
+        for k in [k for k in w if ".layers.1.self_attn.v_proj." in k]:
+            del w[k]
+
+    _edit_adapter(lora, drop)
+    msg = _refused(tiny_vila_dir, lora)
+    assert "does not hold" in msg and "v_proj" in msg
+
+
+class _RunsCode:
+    """Unpickling this runs ``exec`` (it writes a marker file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+def test_a_non_lora_pickle_that_would_run_code_is_refused_unrun(
+    tmp_path: Path, tiny_vila_dir: Path, lora: Path
+) -> None:
+    marker = tmp_path / "ran.txt"
+    payload = {"base_model.model.mm_projector.layers.2.bias": _RunsCode(marker)}
+    torch.save(payload, lora / "non_lora_trainables.bin")
+    msg = _refused(tiny_vila_dir, lora)
+    assert "non_lora_trainables.bin" in msg and "refused" in msg
+    assert not marker.exists()
+    # the file really would have run code under a plain unpickler
+    torch.load(lora / "non_lora_trainables.bin", weights_only=False)
+    assert marker.read_text() == "ran"
+
+
+def test_non_lora_tensors_matching_nothing_are_refused(tiny_vila_dir: Path, lora: Path) -> None:
+    torch.save(
+        {"base_model.model.mm_projector.layers.9.weight": torch.zeros(3)},
+        lora / "non_lora_trainables.bin",
+    )
+    msg = _refused(tiny_vila_dir, lora)
+    assert "match no part" in msg and "layers.9" in msg
+    torch.save(
+        {"base_model.model.mm_projector.layers.2.bias": torch.zeros(3)},
+        lora / "non_lora_trainables.bin",
+    )
+    assert "shapes differ" in _refused(tiny_vila_dir, lora)
+
+
+def test_settings_refuse_a_broken_checkpoint_at_start(tmp_path: Path, tiny_vila_dir: Path) -> None:
+    from tests.service.conftest import start_critic
+
+    root = _copy(tiny_vila_dir, tmp_path / "v")
+    shutil.rmtree(root / "mm_projector")
+    with pytest.raises(ValueError, match="mm_projector/ folder is missing"):
+        start_critic(backend="vlm", model=root, templates="lift-13b")
+
+
+# -- 6. the guarantees on the tiny VILA ----------------------------------------------------
+def test_three_dimensions_with_probabilities_labels_and_parsable_reasons(vila, videos) -> None:
+    templates = load_templates("lift-13b")
+    for video in videos.values():
+        judgement = _judge_all(vila, video)
+        _assert_judged(judgement)
+        for d in judgement.dimensions:
+            text = f"{templates.labels[d.label]}. {d.reasons[0]}"
+            assert templates.parse_answer(text) == (d.label, d.reasons[0])
+        scored = vila.judge_batch([vila.prepare(video, CAPTION, NEVER)], False, NEVER)[0]
+        assert [d.probabilities for d in scored.dimensions] == [
+            d.probabilities for d in judgement.dimensions
+        ]
+        assert [d.label for d in scored.dimensions] == [d.label for d in judgement.dimensions]
+        assert all(d.reasons == () for d in scored.dimensions)
+        assert _judge_all(vila, video) == judgement  # the same Judgement on a repeat
+
+
+def test_the_forced_answer_reads_label_then_reason(vila, videos) -> None:
+    item = vila.prepare(videos["flicker5"], CAPTION, NEVER)
+    forced = [ASSESSED_LABELS[k % 3] for k in range(len(item.rows))]
+    answers = vila.scorer.run([item], True, NEVER, force=forced)[0]
+    templates = vila.scorer.templates
+    for label, answer in zip(forced, answers, strict=True):
+        assert answer.text is not None and answer.reason
+        assert answer.text.startswith(templates.labels[label] + ".")
+        assert templates.parse_answer(answer.text) == (label, answer.reason)
+
+
+def test_micro_batching_equals_sequential(vila, videos) -> None:
+    items = [vila.prepare(v, CAPTION, NEVER) for v in videos.values()]
+    assert len({it.vision.grid[0] for it in items}) == 3  # 8, 5 and 3 frames
+    together = vila.judge_batch(items, True, NEVER)
+    for item, joint in zip(items, together, strict=True):
+        alone = vila.judge_batch([item], True, NEVER)[0]
+        for a, b in zip(joint.dimensions, alone.dimensions, strict=True):
+            assert a.label == b.label and a.reasons == b.reasons
+            pa, pb = a.probabilities, b.probabilities
+            np.testing.assert_allclose(
+                [pa.good, pa.normal, pa.bad], [pb.good, pb.normal, pb.bad], atol=1e-5
+            )
+
+
+def test_frames_of_other_sizes_batch_with_the_same_answers(vila, mp4s) -> None:
+    from lift.video.encode import encode_video
+
+    rng = np.random.default_rng(3)
+    small = encode_video(rng.integers(0, 255, (6, 48, 80, 3), dtype=np.uint8), 8, "mp4")
+    big = decode_video(mp4s["clean"], VideoLimits(), max_samples=8, sampling="index")
+    odd = decode_video(small, VideoLimits(), max_samples=8, sampling="index")
+    assert big.frames.shape[1:] != odd.frames.shape[1:]
+    items = [vila.prepare(v, CAPTION, NEVER) for v in (odd, big)]
+    together = vila.judge_batch(items, True, NEVER)
+    for item, joint in zip(items, together, strict=True):
+        alone = vila.judge_batch([item], True, NEVER)[0]
+        assert [d.reasons for d in joint.dimensions] == [d.reasons for d in alone.dimensions]
+
+
+def test_the_adapter_changes_outputs_and_the_model_version(
+    vila, tiny_vila_dir: Path, tiny_vila_lora_dir: Path, videos
+) -> None:
+    tuned = VlmBackend(
+        VlmOptions(model=tiny_vila_dir, adapter=tiny_vila_lora_dir, templates="lift-13b")
+    )
+    assert tuned.model.version != vila.model.version
+    assert tuned.model.name.endswith("+" + tiny_vila_lora_dir.name)
+    base, lora = _judge_all(vila, videos["clean8"]), _judge_all(tuned, videos["clean8"])
+    _assert_judged(lora)
+    assert [d.probabilities for d in base.dimensions] != [d.probabilities for d in lora.dimensions]
+    assert [d.reasons for d in base.dimensions] != [d.reasons for d in lora.dimensions]
+    # the base is untouched by loading the adapter elsewhere
+    assert _judge_all(vila, videos["clean8"]) == base
+
+
+def test_the_composite_backend_works_with_a_vila_vlm(vila, mp4s) -> None:
+    from lift.services.critic.backends.composite import CompositeBackend
+    from lift.services.critic.backends.signal import SignalBackend
+
+    composite = CompositeBackend(vila, SignalBackend(), list(Dimension))
+    video = decode_video(mp4s["flicker"], VideoLimits(), max_samples=8, sampling="index")
+    merged = composite.judge_batch([composite.prepare(video, CAPTION, NEVER)], True, NEVER)[0]
+    alone = _judge_all(vila, video)
+    for m, a in zip(merged.dimensions, alone.dimensions, strict=True):
+        assert m.label == a.label and m.probabilities == a.probabilities
+        assert m.reasons == a.reasons
+    assert composite.model.backend == "composite"
+
+
+def test_index_sampling_picks_the_reference_frames_of_a_real_clip(vila) -> None:
+    import av
+
+    assert vila.frame_sampling == "index"
+    clips = sorted(Path("/work/shared/data/real").glob("*.mp4"))
+    if not clips:
+        pytest.skip("no real clips in /work/shared/data/real")
+    data = clips[0].read_bytes()
+    with av.open(str(clips[0])) as container:
+        every = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    video = decode_video(data, VideoLimits(), max_samples=vila.max_frames, sampling="index")
+    expected = np.floor(np.linspace(0, len(every) - 1, 8)).astype(int)
+    assert video.total_frames == len(every)
+    assert video.indices.tolist() == expected.tolist()
+    for frame, index in zip(video.frames, expected, strict=True):
+        assert np.array_equal(frame, every[index])
+
+
+def _shared_first_token_labels(sp: Any) -> dict[str, str] | None:
+    """Three label words, two of them sharing their first SentencePiece token."""
+    for stem in ("Good", "Bad", "Normal"):
+        for a, b in (("ish", "ly"), ("er", "est"), ("x", "z")):
+            one, two = sp.encode("ASSISTANT: " + stem + a), sp.encode("ASSISTANT: " + stem + b)
+            base = sp.encode("ASSISTANT:")
+            one, two = one[len(base) :], two[len(base) :]
+            if len(one) > 1 and len(two) > 1 and one[0] == two[0] and one[1] != two[1]:
+                other = "Bad" if stem != "Bad" else "Good"
+                return {"good": stem + a, "normal": stem + b, "bad": other}
+    return None
+
+
+def test_label_words_sharing_a_first_token_are_scored_token_by_token(
+    tmp_path: Path, tiny_vila_dir: Path, hand: _HandModel, videos
+) -> None:
+    sp = _sp(tiny_vila_dir)
+    words = _shared_first_token_labels(sp)
+    assert words is not None
+    text = (PRESETS / "lift-13b.toml").read_text()
+    for key, word in (("good", "Good"), ("normal", "Normal"), ("bad", "Bad")):
+        text = text.replace(f'{key} = "{word}"', f'{key} = "{words[key]}"', 1)
+    path = tmp_path / "shared.toml"
+    path.write_text(text)
+    backend = VlmBackend(VlmOptions(model=tiny_vila_dir, templates=str(path)))
+    video = videos["judder3"]
+    item = backend.prepare(video, CAPTION, NEVER)
+    answers = backend.scorer.run([item], False, NEVER)[0]
+    base = sp.encode("ASSISTANT:")
+    seqs = [sp.encode("ASSISTANT: " + words[k])[len(base) :] for k in ("good", "normal", "bad")]
+    assert seqs[0][0] == seqs[1][0] != seqs[2][0]
+    features = hand.features(video.frames)
+    table = hand.llm.get_input_embeddings()
+    for dim, answer in zip(item.dims, answers, strict=True):
+        embeds = hand.embeds(_reference_ids(sp, _vicuna(3, dim)), features)
+        first = hand.next_logits(embeds).double()
+        root = torch.softmax(first[[seqs[0][0], seqs[2][0]]], dim=-1)
+        with torch.no_grad():
+            longer = torch.cat([embeds, table(torch.tensor([[seqs[0][0]]]))], dim=1)
+        second = hand.next_logits(longer).double()
+        split = torch.softmax(second[[seqs[0][1], seqs[1][1]]], dim=-1)
+        expected = [root[0] * split[0], root[0] * split[1], root[1]]
+        p = answer.probabilities
+        np.testing.assert_allclose(
+            [p.good, p.normal, p.bad], [float(e) for e in expected], atol=1e-5
+        )
