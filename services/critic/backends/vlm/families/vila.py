@@ -402,7 +402,7 @@ class VilaFamily:
             tower_config,
             dtype,
             attn,
-            ("vision_model.head.",),
+            ("vision_model.head.", "head."),  # the pooling head VILA never uses
         )
         try:
             projector = Projector(layout.projector_type, layout.mm_hidden, layout.hidden)
