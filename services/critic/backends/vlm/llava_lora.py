@@ -116,6 +116,13 @@ def _own_name(key: str, names: set[str]) -> str | None:
         if key.startswith(prefix):
             candidates.append(key[len(prefix) :])
     candidates += [c[len("model.") :] for c in list(candidates) if c.startswith("model.")]
+    # transformers 4.x named SigLIP's parameters under vision_model.; 5.x has no such level
+    tower = "vision_tower.vision_tower."
+    candidates += [
+        tower + c[len(tower + "vision_model.") :]
+        for c in list(candidates)
+        if c.startswith(tower + "vision_model.")
+    ]
     return next((c for c in candidates if c in names), None)
 
 
