@@ -959,3 +959,53 @@ def test_label_words_sharing_a_first_token_are_scored_token_by_token(
         np.testing.assert_allclose(
             [p.good, p.normal, p.bad], [float(e) for e in expected], atol=1e-5
         )
+
+
+def test_a_tower_saved_without_its_pooling_head_loads(
+    tmp_path: Path, tiny_vila_dir: Path, videos
+) -> None:
+    """VILA never uses SigLIP's pooling head, so a vision_tower/ without it must load."""
+    root = _write_foreign(tmp_path / "nohead", tiny_vila_dir)
+    path = root / "vision_tower" / "model.safetensors"
+    state = load_file(str(path))
+    assert any(".head." in k for k in state)
+    save_file({k: v for k, v in state.items() if ".head." not in k}, str(path))
+    backend = VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+    _assert_judged(_judge_all(backend, videos["judder3"]))
+
+
+def test_the_adapter_merges_as_its_config_says(
+    tmp_path: Path, tiny_vila_dir: Path, tiny_vila_lora_dir: Path
+) -> None:
+    """W + (alpha / r) B A for every LoRA layer; non-LoRA tensors replace the base's,
+    also under transformers 4.x names (SigLIP's vision_model. level)."""
+    lora = _copy(tiny_vila_lora_dir, tmp_path / "lora")
+    config = json.loads((lora / "adapter_config.json").read_text())
+    scale = config["lora_alpha"] / config["r"]
+    non_lora = torch.load(lora / "non_lora_trainables.bin", weights_only=True)
+    tower_key = "vision_model.encoder.layers.0.mlp.fc1.weight"
+    tuned_fc1 = load_file(str(tiny_vila_dir / "vision_tower" / "model.safetensors"))[tower_key] + 1
+    non_lora[f"base_model.model.vision_tower.vision_tower.{tower_key}"] = tuned_fc1
+    torch.save(non_lora, lora / "non_lora_trainables.bin")
+    tuned = VlmBackend(VlmOptions(model=tiny_vila_dir, adapter=lora, templates="lift-13b"))
+    model = tuned.scorer.model
+    base = load_file(str(tiny_vila_dir / "llm" / "model.safetensors"))
+    weights = load_file(str(lora / "adapter_model.safetensors"))
+    own = dict(model.llm.named_parameters())
+    merged = 0
+    for key, a in weights.items():
+        if ".lora_A." not in key:
+            continue
+        module = key.removeprefix("base_model.model.llm.").split(".lora_A.")[0]
+        b = weights[key.replace(".lora_A.", ".lora_B.")]
+        expected = base[f"{module}.weight"] + scale * (b @ a)
+        torch.testing.assert_close(own[f"{module}.weight"], expected, atol=1e-5, rtol=1e-5)
+        merged += 1
+    assert merged == len(config["target_modules"])
+    projector = dict(model.mm_projector.named_parameters())
+    for key, value in non_lora.items():
+        if key.startswith("base_model.model.mm_projector."):
+            assert torch.equal(projector[key.removeprefix("base_model.model.mm_projector.")], value)
+    fc1 = model.vision_tower.vision_tower
+    fc1 = getattr(fc1, "vision_model", fc1).encoder.layers[0].mlp.fc1.weight
+    assert torch.equal(fc1, tuned_fc1)
