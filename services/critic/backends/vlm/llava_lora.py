@@ -33,6 +33,7 @@ from lift.services.critic.backends.vlm.families.vila import CheckpointError, Vil
 PEFT_PREFIX = "base_model.model."
 LORA_PARTS = ("lora_A", "lora_B", "lora_magnitude_vector", "lora_embedding_A", "lora_embedding_B")
 ADAPTER_NAME = "default"
+TOWER = "vision_tower.vision_tower."
 
 
 def _weights_only(path: Path) -> dict[str, torch.Tensor]:
@@ -117,13 +118,13 @@ def _own_name(key: str, names: set[str]) -> str | None:
             candidates.append(key[len(prefix) :])
     candidates += [c[len("model.") :] for c in list(candidates) if c.startswith("model.")]
     # transformers 4.x named SigLIP's parameters under vision_model.; 5.x has no such level
-    tower = "vision_tower.vision_tower."
-    candidates += [
-        tower + c[len(tower + "vision_model.") :]
-        for c in list(candidates)
-        if c.startswith(tower + "vision_model.")
-    ]
+    candidates += [_no_level(c) for c in list(candidates) if c.startswith(TOWER + "vision_model.")]
     return next((c for c in candidates if c in names), None)
+
+
+def _no_level(name: str) -> str:
+    """A tower name without transformers 4.x's ``vision_model.`` level (any prefix kept)."""
+    return name.replace(TOWER + "vision_model.", TOWER, 1)
 
 
 def load_non_lora(model: nn.Module, adapter: Path) -> int:
@@ -185,6 +186,11 @@ def apply_lora(model: nn.Module, adapter: Path) -> nn.Module:
     weights = _tensors(adapter, "adapter_model")
     if weights is None:
         raise CheckpointError(f"{adapter} has no adapter_model.safetensors (or adapter_model.bin)")
+    if not any(n.startswith(TOWER + "vision_model.") for n, _ in model.named_parameters()):
+        # LoRA on the tower (VILA's lora_vt) names it as transformers 4.x did
+        if isinstance(config.target_modules, (list, set)):
+            config.target_modules = {_no_level(t) for t in config.target_modules}
+        weights = {_no_level(k): v for k, v in weights.items()}
     try:
         lora = LoraModel(model, config, ADAPTER_NAME)
     except ValueError as exc:
