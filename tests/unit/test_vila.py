@@ -1009,3 +1009,34 @@ def test_the_adapter_merges_as_its_config_says(
     fc1 = model.vision_tower.vision_tower
     fc1 = getattr(fc1, "vision_model", fc1).encoder.layers[0].mlp.fc1.weight
     assert torch.equal(fc1, tuned_fc1)
+
+
+def test_lora_on_the_tower_under_4x_names_merges(
+    tmp_path: Path, tiny_vila_dir: Path, tiny_vila_lora_dir: Path
+) -> None:
+    """VILA's lora_vt names the tower's layers with transformers 4.x's vision_model. level."""
+    lora = _copy(tiny_vila_lora_dir, tmp_path / "lora")
+    config = json.loads((lora / "adapter_config.json").read_text())
+    module = "vision_tower.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj"
+    config["target_modules"] = [*config["target_modules"], module]
+    (lora / "adapter_config.json").write_text(json.dumps(config))
+    gen = torch.Generator().manual_seed(5)
+    a = torch.randn(config["r"], 32, generator=gen)
+    b = torch.randn(32, config["r"], generator=gen)
+    _edit_adapter(
+        lora,
+        lambda w: w.update(
+            {
+                f"base_model.model.{module}.lora_A.weight": a,
+                f"base_model.model.{module}.lora_B.weight": b,
+            }
+        ),
+    )
+    tuned = VlmBackend(VlmOptions(model=tiny_vila_dir, adapter=lora, templates="lift-13b"))
+    tower = tuned.scorer.model.vision_tower.vision_tower
+    q = getattr(tower, "vision_model", tower).encoder.layers[0].self_attn.q_proj.weight
+    base = load_file(str(tiny_vila_dir / "vision_tower" / "model.safetensors"))
+    expected = base["vision_model.encoder.layers.0.self_attn.q_proj.weight"] + (
+        config["lora_alpha"] / config["r"]
+    ) * (b @ a)
+    torch.testing.assert_close(q, expected, atol=1e-5, rtol=1e-5)
