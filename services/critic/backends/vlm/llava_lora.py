@@ -182,6 +182,21 @@ def apply_lora(model: nn.Module, adapter: Path) -> nn.Module:
         raise CheckpointError(
             f"{adapter}/adapter_config.json is not a LoRA config: {exc}"
         ) from None
+    kind = getattr(config, "peft_type", None)
+    if not isinstance(config, LoraConfig) or kind != "LORA":
+        # peft hands back the config class its peft_type names (IA3Config, ...)
+        raise CheckpointError(
+            f"{adapter}/adapter_config.json describes a {getattr(kind, 'value', kind)} adapter; "
+            "only LoRA adapters (peft_type LORA) apply to VILA"
+        )
+    r, alpha = config.r, config.lora_alpha
+    if not (isinstance(r, int) and not isinstance(r, bool) and r > 0) or not (
+        isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+    ):
+        raise CheckpointError(
+            f"{adapter}/adapter_config.json: r must be a positive integer and lora_alpha a "
+            f"number (got r={r!r}, lora_alpha={alpha!r})"
+        )
     config.inference_mode = True
     weights = _tensors(adapter, "adapter_model")
     if weights is None:
@@ -189,13 +204,17 @@ def apply_lora(model: nn.Module, adapter: Path) -> nn.Module:
     if not any(n.startswith(TOWER + "vision_model.") for n, _ in model.named_parameters()):
         # LoRA on the tower (VILA's lora_vt) names it as transformers 4.x did
         if isinstance(config.target_modules, (list, set)):
-            config.target_modules = {_no_level(t) for t in config.target_modules}
+            config.target_modules = sorted({_no_level(t) for t in config.target_modules})
         weights = {_no_level(k): v for k, v in weights.items()}
     try:
         lora = LoraModel(model, config, ADAPTER_NAME)
     except ValueError as exc:
         raise CheckpointError(
             f"{adapter}: its target_modules match no layer of the model ({exc})"
+        ) from None
+    except (TypeError, AttributeError, KeyError) as exc:
+        raise CheckpointError(
+            f"{adapter}/adapter_config.json does not apply to this model: {exc}"
         ) from None
     params = dict(model.named_parameters())
     unknown, wrong, loaded = [], [], set()
