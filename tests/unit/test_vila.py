@@ -1040,3 +1040,19 @@ def test_lora_on_the_tower_under_4x_names_merges(
         config["lora_alpha"] / config["r"]
     ) * (b @ a)
     torch.testing.assert_close(q, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"peft_type": "IA3"}, "IA3 adapter"),
+        ({"r": "x"}, "r must be a positive integer"),
+        ({"r": 0}, "r must be a positive integer"),
+        ({"target_modules": ["vision_tower.nothing.q_proj"]}, "match no layer"),
+    ],
+)
+def test_an_adapter_config_that_is_not_a_usable_lora_is_refused(
+    tiny_vila_dir: Path, lora: Path, change: dict[str, Any], expected: str
+) -> None:
+    _edit_json(lora / "adapter_config.json", **change)
+    assert expected in _refused(tiny_vila_dir, lora)
