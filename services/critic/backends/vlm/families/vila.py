@@ -64,6 +64,13 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return raw
 
 
+def _int(value: Any, what: str) -> int:
+    """A whole number from a config, or a CheckpointError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise CheckpointError(f"{what} must be a whole number, got {value!r}")
+    return int(value)
+
+
 def _part_config(root: Path, raw: dict[str, Any], part: str) -> dict[str, Any]:
     """``<part>/config.json``, else the root's ``<part>_cfg`` (both as published)."""
     directory = root / part
@@ -128,8 +135,10 @@ class VilaLayout:
                 f"{root}: vision_resolution {resolution} differs from the tower's image_size "
                 f"{tower.get('image_size')} (interpolated position embeddings are not supported)"
             )
-        hidden = int(llm.get("hidden_size", raw.get("hidden_size", 0)))
-        mm_hidden = int(tower.get("hidden_size", raw.get("mm_hidden_size", 0)))
+        hidden = _int(llm.get("hidden_size", raw.get("hidden_size")), f"{root}: llm hidden_size")
+        mm_hidden = _int(
+            tower.get("hidden_size", raw.get("mm_hidden_size")), f"{root}: vision hidden_size"
+        )
         if raw.get("hidden_size") not in (None, hidden):
             raise CheckpointError(
                 f"{root}: config.json hidden_size {raw['hidden_size']} does not match llm/ "
@@ -140,8 +149,11 @@ class VilaLayout:
                 f"{root}: config.json mm_hidden_size {raw['mm_hidden_size']} does not match "
                 f"vision_tower/ hidden_size {mm_hidden}"
             )
-        layers = int(tower.get("num_hidden_layers", 0))
-        select = int(raw.get("mm_vision_select_layer", -2))
+        layers = _int(tower.get("num_hidden_layers"), f"{root}: vision num_hidden_layers")
+        select = _int(raw.get("mm_vision_select_layer", -2), f"{root}: mm_vision_select_layer")
+        for key in ("image_size", "patch_size"):
+            if _int(tower.get(key), f"{root}: vision {key}") < 1:
+                raise CheckpointError(f"{root}: vision {key} must be positive")
         if not -layers - 1 <= select <= layers:
             raise CheckpointError(
                 f"{root}: mm_vision_select_layer {select} is outside the tower's {layers} layers"
@@ -209,15 +221,39 @@ class FramePrep:
         path = directory / "preprocessor_config.json"
         raw = _read_json(path, "the vision tower's preprocessor") if path.is_file() else {}
         size = raw.get("size") or {}
-        if isinstance(size, int):
+        if isinstance(size, int) and not isinstance(size, bool):
             size = {"height": size, "width": size}
+        if not isinstance(size, dict):
+            raise CheckpointError(
+                f"{path}: size must be a number or {{height, width}}, got {size!r}"
+            )
+
+        def channels(key: str) -> tuple[float, ...]:
+            value = raw.get(key, (0.5, 0.5, 0.5))
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = [value] * 3
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            ):
+                raise CheckpointError(f"{path}: {key} must be three numbers, got {value!r}")
+            return tuple(float(v) for v in value)
+
+        rescale = raw.get("rescale_factor", 1 / 255)
+        if isinstance(rescale, bool) or not isinstance(rescale, (int, float)):
+            raise CheckpointError(f"{path}: rescale_factor must be a number, got {rescale!r}")
+        height = _int(size.get("height", image_size), f"{path}: size height")
+        width = _int(size.get("width", image_size), f"{path}: size width")
+        if height < 1 or width < 1:
+            raise CheckpointError(f"{path}: size must be positive, got {height}x{width}")
         return cls(
-            height=int(size.get("height", image_size)),
-            width=int(size.get("width", image_size)),
-            mean=tuple(raw.get("image_mean", (0.5, 0.5, 0.5))),
-            std=tuple(raw.get("image_std", (0.5, 0.5, 0.5))),
-            rescale=float(raw.get("rescale_factor", 1 / 255)),
-            resample=int(raw.get("resample", Image.Resampling.BICUBIC)),
+            height=height,
+            width=width,
+            mean=channels("image_mean"),
+            std=channels("image_std"),
+            rescale=float(rescale),
+            resample=_int(raw.get("resample", Image.Resampling.BICUBIC), f"{path}: resample"),
             normalize=bool(raw.get("do_normalize", True)),
             do_rescale=bool(raw.get("do_rescale", True)),
         )
@@ -294,7 +330,12 @@ def _load_safetensors(directory: Path, what: str) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{what}: no .safetensors weights in {directory}{hint}")
     state: dict[str, torch.Tensor] = {}
     for f in files:
-        state.update(load_file(str(f)))
+        try:
+            state.update(load_file(str(f)))
+        except Exception as exc:  # safetensors raises its own error type
+            raise CheckpointError(
+                f"{what}: {f.name} is not a readable safetensors file: {exc}"
+            ) from None
     return state
 
 
@@ -344,7 +385,7 @@ def _from_pretrained(
             output_loading_info=True,
             **extra,
         )
-    except (OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # OSError, ValueError, safetensors' own errors, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{what}: the weights do not load: {first}") from None
     missing = [k for k in info.get("missing_keys", []) if not k.startswith(optional)]
@@ -393,8 +434,9 @@ class VilaFamily:
         try:
             llm_config = LlamaConfig.from_dict(_clean_config(layout.llm))
             tower_config = SiglipVisionConfig.from_dict(_clean_config(layout.tower))
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: a part config is malformed: {exc}") from None
+        except Exception as exc:  # transformers' strict config validation has its own errors
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{path}: a part config is malformed: {first}") from None
         llm = _from_pretrained(LlamaForCausalLM, path / "llm", llm_config, dtype, attn, ())
         tower = _from_pretrained(
             SiglipVisionModel,
