@@ -1056,3 +1056,33 @@ def test_an_adapter_config_that_is_not_a_usable_lora_is_refused(
 ) -> None:
     _edit_json(lora / "adapter_config.json", **change)
     assert expected in _refused(tiny_vila_dir, lora)
+
+
+@pytest.mark.parametrize(
+    ("part", "change", "expected"),
+    [
+        ("config.json", {"mm_vision_select_layer": "x"}, "mm_vision_select_layer"),
+        ("llm/config.json", {"hidden_size": "big"}, "hidden_size"),
+        ("vision_tower/config.json", {"patch_size": None}, "patch_size"),
+        ("vision_tower/preprocessor_config.json", {"size": [70, 70]}, "size"),
+        ("vision_tower/preprocessor_config.json", {"image_mean": "x"}, "image_mean"),
+        ("vision_tower/preprocessor_config.json", {"rescale_factor": "a"}, "rescale_factor"),
+    ],
+)
+def test_malformed_config_values_are_refused_naming_the_field(
+    tmp_path: Path, tiny_vila_dir: Path, part: str, change: dict[str, Any], expected: str
+) -> None:
+    root = _copy(tiny_vila_dir, tmp_path / "v")
+    _edit_json(root / part, **change)
+    with pytest.raises(CheckpointError, match=expected):
+        VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+
+
+@pytest.mark.parametrize("part", ["vision_tower", "mm_projector", "llm"])
+def test_unreadable_weights_are_refused_naming_the_part(
+    tmp_path: Path, tiny_vila_dir: Path, part: str
+) -> None:
+    root = _copy(tiny_vila_dir, tmp_path / "v")
+    (root / part / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match=f"{part}/"):
+        VlmBackend(VlmOptions(model=root, templates="lift-13b"))
