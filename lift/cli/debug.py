@@ -40,14 +40,16 @@ def tiny_critic(
 ) -> None:
     """Write a tiny random critic checkpoint in a published layout (loads with --backend vlm --model DIR)."""
     with needs_extra("critic", "lift debug tiny-model critic"):
-        if family == "vila":
+        if family in ("vila", "vila-40b"):
             from lift.services.critic.backends.vlm.tiny_vila import (
                 write_tiny_vila,
                 write_tiny_vila_lora,
             )
 
-            write_tiny_vila(directory, seed=seed)
-            typer.echo(f"tiny VILA-1.5 checkpoint: {directory} (serve with --templates lift-13b)")
+            big = family == "vila-40b"
+            write_tiny_vila(directory, seed=seed, tower="intern" if big else "siglip")
+            preset = "lift-40b" if big else "lift-13b"
+            typer.echo(f"tiny VILA-1.5 checkpoint: {directory} (serve with --templates {preset})")
             if adapter is not None:
                 write_tiny_vila_lora(directory, adapter)
                 typer.echo(f"tiny LiFT-style LoRA directory: {adapter}")

@@ -698,22 +698,59 @@ def test_hidden_sizes_that_disagree_are_refused(tmp_path: Path, tiny_vila_dir: P
     assert "hidden_size" in msg and "128" in msg and "64" in msg
 
 
-def test_an_internvit_tower_is_refused_saying_what_is_missing(
-    tmp_path: Path, tiny_vila_dir: Path
+# -- the 40B layout: InternViT-6B tower from our own module --------------------------------------
+@pytest.fixture(scope="module")
+def vila40(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lift.services.critic.backends.vlm.tiny_vila import write_tiny_vila
+
+    return write_tiny_vila(tmp_path_factory.mktemp("vila40"), tower="intern")
+
+
+def test_an_internvit_tower_loads_without_its_remote_code(vila40: Path, videos) -> None:
+    """VILA1.5-40B's tower: the config's auto_map points at checkpoint code we never run."""
+    from lift.services.critic.backends.vlm.intern_vit import InternConfig, InternVisionModel
+
+    raw = json.loads((vila40 / "vision_tower" / "config.json").read_text())
+    assert raw["model_type"] == "intern_vit_6b" and "auto_map" in raw
+    backend = VlmBackend(VlmOptions(model=vila40, templates="lift-40b"))
+    assert backend.family.tokens_per_frame == 4  # 4x4 patches, class token dropped, 2x2 merged
+    item = backend.prepare(videos["clean8"], "a ball", NEVER)
+    # the features: an independently loaded full tower, layer -2, class token dropped, projector
+    tower = InternVisionModel(InternConfig.from_dict(raw)).eval()
+    tower.load_state_dict(load_file(str(vila40 / "vision_tower" / "model.safetensors")))
+    projector = backend.scorer.model.mm_projector
+    with torch.inference_mode():
+        pixels = torch.from_numpy(item.vision.pixels)
+        hidden = tower(pixel_values=pixels).hidden_states[-2][:, 1:]
+        expected = projector(hidden).reshape(-1, projector.layers[-1].out_features)
+        got = backend.family.encode_videos(backend.scorer.model, [item.vision])[0]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # ImageNet normalisation at the tower's size, as VILA's InternViT preprocessor
+    frame = np.asarray(
+        Image.fromarray(videos["clean8"].frames[0]).resize((56, 56)), dtype=np.float32
+    )
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(
+        item.vision.pixels[0], ((frame / 255 - mean) / std).transpose(2, 0, 1), atol=1e-5
+    )
+    judged = backend.judge_batch([item], True, NEVER)[0]
+    assert all(d.reasons and d.probabilities for d in judged.dimensions)
+
+
+def test_internvit_with_its_class_token_kept_is_not_a_square_grid(
+    tmp_path: Path, vila40: Path
 ) -> None:
-    root = _copy(tiny_vila_dir, tmp_path / "v40b")
-    intern = {
-        "architectures": ["InternVisionModel"],
-        "auto_map": {"AutoModel": "modeling_intern_vit.InternVisionModel"},
-        "model_type": "intern_vit_6b",
-        "hidden_size": 32,
-        "num_hidden_layers": 3,
-        "image_size": 70,
-        "patch_size": 14,
-    }
-    (root / "vision_tower" / "config.json").write_text(json.dumps(intern))
+    root = _copy(vila40, tmp_path / "v")
+    _edit_json(root / "config.json", mm_vision_select_feature="cls_patch")
     msg = _refused(root)
-    assert "InternViT" in msg and "remote code" in msg
+    assert "square" in msg and "17" in msg
+
+
+def test_internvit_weights_that_do_not_fit_are_refused(tmp_path: Path, vila40: Path) -> None:
+    root = _copy(vila40, tmp_path / "v")
+    _edit_json(root / "vision_tower" / "config.json", num_hidden_layers=4)
+    msg = _refused(root)
+    assert "vision_tower/" in msg and "missing" in msg and "encoder.layers.3" in msg
 
 
 @pytest.fixture()
@@ -1086,3 +1123,27 @@ def test_unreadable_weights_are_refused_naming_the_part(
     (root / part / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match=f"{part}/"):
         VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+
+
+def test_internvit_critic_runs_its_vision_half_on_onnxruntime(
+    tmp_path: Path, vila40: Path, videos
+) -> None:
+    from lift.services.critic.backends.vlm import vision_graph as vg
+
+    vg.export(vila40, tmp_path / "graph")
+    torch_b = VlmBackend(VlmOptions(model=vila40, templates="lift-40b"))
+    onnx_b = VlmBackend(
+        VlmOptions(
+            model=vila40, templates="lift-40b", vision="onnx", vision_graph=tmp_path / "graph"
+        )
+    )
+    for b in (torch_b, onnx_b):
+        assert b.family.tokens_per_frame == 4
+    a = torch_b.judge_batch([torch_b.prepare(videos["clean8"], "a ball", NEVER)], False, NEVER)[0]
+    o = onnx_b.judge_batch([onnx_b.prepare(videos["clean8"], "a ball", NEVER)], False, NEVER)[0]
+    for da, do in zip(a.dimensions, o.dimensions, strict=True):
+        pa, po = da.probabilities, do.probabilities
+        assert pa is not None and po is not None
+        np.testing.assert_allclose(
+            [pa.good, pa.normal, pa.bad], [po.good, po.normal, po.bad], atol=1e-4
+        )

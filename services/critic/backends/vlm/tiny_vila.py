@@ -112,8 +112,65 @@ def _as_dict(config: Any) -> dict[str, Any]:
     return raw
 
 
-def write_tiny_vila(directory: Path, seed: int = 0) -> Path:
-    """Write a tiny random VILA-1.5 checkpoint (loads with --backend vlm --model DIR)."""
+INTERN_IMAGE = 56  # 4x4 patches + a class token; "patch" selection drops it -> 2x2 tokens
+
+
+def _write_intern_tower(tower_dir: Path) -> dict[str, Any]:
+    """VILA1.5-40B's vision_tower/ at toy size: InternViT config (with the remote-code auto_map
+    the published one carries, which we never follow) and safetensors under its own names."""
+    import torch
+    from safetensors.torch import save_file
+
+    from lift.services.critic.backends.vlm.intern_vit import InternConfig, InternVisionModel
+
+    config: dict[str, Any] = {
+        "_name_or_path": "./vision_tower",
+        "architectures": ["InternVisionModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_intern_vit.InternVisionConfig",
+            "AutoModel": "modeling_intern_vit.InternVisionModel",
+        },
+        "attention_dropout": 0.0,
+        "drop_path_rate": 0.0,
+        "dropout": 0.0,
+        "hidden_act": "gelu",
+        "hidden_size": VISION_HIDDEN,
+        "image_size": INTERN_IMAGE,
+        "initializer_factor": 0.1,
+        "initializer_range": 1e-10,
+        "intermediate_size": 64,
+        "layer_norm_eps": 1e-6,
+        "model_type": "intern_vit_6b",
+        "num_attention_heads": 2,
+        "num_channels": 3,
+        "num_hidden_layers": 3,
+        "patch_size": PATCH,
+        "qk_normalization": True,
+        "qkv_bias": False,
+        "torch_dtype": "float32",
+        "use_flash_attn": True,
+    }
+    model = InternVisionModel(InternConfig.from_dict(config))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.2)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(tower_dir / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    (tower_dir / "config.json").write_text(json.dumps(config, indent=2))
+    return config
+
+
+def write_tiny_vila(directory: Path, seed: int = 0, tower: str = "siglip") -> Path:
+    """Write a tiny random VILA-1.5 checkpoint (loads with --backend vlm --model DIR).
+
+    ``tower="intern"`` writes the VILA1.5-40B layout instead (InternViT tower, "patch"
+    feature selection); serve it with ``--templates lift-40b``.
+    """
+    if tower not in ("siglip", "intern"):
+        raise ValueError(f"tower must be siglip or intern, got {tower!r}")
     import torch
     from safetensors.torch import save_file
     from transformers import (
@@ -161,12 +218,17 @@ def write_tiny_vila(directory: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     llm = LlamaForCausalLM(llm_config).eval()
     llm.save_pretrained(str(llm_dir), safe_serialization=True)
-    tower = SiglipVisionModel(tower_config).eval()
+    siglip = SiglipVisionModel(tower_config).eval()
     with torch.no_grad():  # SigLIP's init leaves the position table at zero-ish scale
-        for p in tower.parameters():
+        for p in siglip.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    tower.save_pretrained(str(tower_dir), safe_serialization=True)
+    siglip.save_pretrained(str(tower_dir), safe_serialization=True)
     _published_tower_keys(tower_dir / "model.safetensors")
+    tower_cfg = dict(_as_dict(tower_config), _name_or_path="./vision_tower")
+    if tower == "intern":
+        for f in tower_dir.iterdir():
+            f.unlink()
+        tower_cfg = _write_intern_tower(tower_dir)
     preprocessor = {  # google/siglip-so400m-patch14-384's, at the tiny size
         "do_normalize": True,
         "do_rescale": True,
@@ -179,7 +241,8 @@ def write_tiny_vila(directory: Path, seed: int = 0) -> Path:
         "rescale_factor": 1 / 255,
         "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
     }
-    (tower_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
+    if tower == "siglip":  # VILA's InternViT preprocessing is code, not a file
+        (tower_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
     projector = Projector("mlp_downsample", VISION_HIDDEN, LLM_HIDDEN)
     with torch.no_grad():
         for p in projector.parameters():
@@ -210,7 +273,7 @@ def write_tiny_vila(directory: Path, seed: int = 0) -> Path:
         "mm_projector_lr": None,
         "mm_use_im_patch_token": False,
         "mm_use_im_start_end": False,
-        "mm_vision_select_feature": "cls_patch",
+        "mm_vision_select_feature": "patch" if tower == "intern" else "cls_patch",
         "mm_vision_select_layer": -2,
         "model_dtype": "torch.float32",
         "model_type": "llava_llama",
@@ -223,7 +286,7 @@ def write_tiny_vila(directory: Path, seed: int = 0) -> Path:
         "tune_mm_projector": True,
         "tune_vision_tower": True,
         "vision_resolution": -1,
-        "vision_tower_cfg": dict(_as_dict(tower_config), _name_or_path="./vision_tower"),
+        "vision_tower_cfg": tower_cfg,
     }
     (directory / "config.json").write_text(json.dumps(root, indent=2, default=str))
     (directory / "README.md").write_text(

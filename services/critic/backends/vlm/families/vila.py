@@ -37,6 +37,12 @@ from PIL import Image
 from torch import nn
 
 from lift.services.critic.backends.vlm.families.base import VisionInput, cache_keyword, output_cache
+from lift.services.critic.backends.vlm.intern_vit import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    InternConfig,
+    InternVisionModel,
+)
 from lift.services.critic.backends.vlm.projector import Projector
 from lift.templates import Templates
 
@@ -100,6 +106,8 @@ class VilaLayout:
     aspect: str
     im_start_end: bool
     max_length: int | None
+    intern: bool = False
+    """The tower is InternViT-6B (VILA1.5-40B): our own module, a class token before the patches."""
 
     @classmethod
     def read(cls, root: Path) -> VilaLayout:
@@ -113,17 +121,11 @@ class VilaLayout:
                 f"{root}: llm/ is a {llm_type!r} model; the vila family loads Llama-architecture "
                 "language models (VILA-1.5 3B/8B/13B/40B)"
             )
-        if tower_type == "intern_vit_6b" or "intern" in str(tower.get("architectures", "")).lower():
-            raise CheckpointError(
-                f"{root}: the vision tower is InternViT-6B (VILA1.5-40B). It is published as remote "
-                "code only and this project has no built-in InternViT module yet, so it cannot be "
-                "loaded without running code from the checkpoint; the SigLIP checkpoints "
-                "(VILA1.5-3b/8b/13b, LiFT-Critic-13b) load"
-            )
-        if tower_type not in ("siglip_vision_model", "siglip"):
+        intern = tower_type == "intern_vit_6b"
+        if tower_type not in ("siglip_vision_model", "siglip", "intern_vit_6b"):
             raise CheckpointError(
                 f"{root}: vision_tower/ is a {tower_type!r} model; the vila family loads SigLIP "
-                "towers (siglip_vision_model)"
+                "towers (siglip_vision_model) and InternViT-6B (intern_vit_6b, VILA1.5-40B)"
             )
         if tower_type == "siglip":  # a full SigLIP config: its vision half
             tower = tower.get("vision_config") or {}
@@ -185,6 +187,7 @@ class VilaLayout:
             aspect=aspect,
             im_start_end=bool(raw.get("mm_use_im_start_end", False)),
             max_length=int(max_length) if max_length else None,
+            intern=intern,
         )
 
     def sizes(self) -> dict[str, Any]:
@@ -405,8 +408,18 @@ def _from_pretrained(
     return model
 
 
+def _intern_tower(directory: Path, config: dict[str, Any]) -> nn.Module:
+    """InternViT-6B from our own module (intern_vit.py), its safetensors loaded strictly."""
+    try:
+        model = InternVisionModel(InternConfig.from_dict(config))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"vision_tower/: the InternViT config is malformed: {exc}") from None
+    _load_strict(model, _load_safetensors(directory, "vision_tower/"), "vision_tower/")
+    return model
+
+
 class VilaFamily:
-    """VILA-1.5 with a SigLIP tower and a Llama language model."""
+    """VILA-1.5: a Llama language model with a SigLIP (3B-13B) or InternViT-6B (40B) tower."""
 
     name = "vila"
     sampling = "index"
@@ -414,9 +427,13 @@ class VilaFamily:
 
     def __init__(self, checkpoint: Path) -> None:
         self.layout = VilaLayout.read(checkpoint)
-        self.prep = FramePrep.read(
-            checkpoint / "vision_tower", int(self.layout.tower.get("image_size", 384))
-        )
+        size = int(self.layout.tower.get("image_size", 384))
+        if self.layout.intern:
+            # VILA's InternViT preprocessor is code, not a config file: bicubic resize to the
+            # tower's size, /255, ImageNet mean and std (intern_encoder.py in the reference)
+            self.prep = FramePrep(size, size, IMAGENET_MEAN, IMAGENET_STD, 1 / 255, 3, True, True)
+        else:
+            self.prep = FramePrep.read(checkpoint / "vision_tower", size)
         self.tokens_per_frame = 0
         self.max_length = self.layout.max_length
         self._cache_kw = "cache"
@@ -433,19 +450,25 @@ class VilaFamily:
         layout = self.layout
         try:
             llm_config = LlamaConfig.from_dict(_clean_config(layout.llm))
-            tower_config = SiglipVisionConfig.from_dict(_clean_config(layout.tower))
+            tower_config = (
+                None if layout.intern else SiglipVisionConfig.from_dict(_clean_config(layout.tower))
+            )
         except Exception as exc:  # transformers' strict config validation has its own errors
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"{path}: a part config is malformed: {first}") from None
         llm = _from_pretrained(LlamaForCausalLM, path / "llm", llm_config, dtype, attn, ())
-        tower = _from_pretrained(
-            SiglipVisionModel,
-            path / "vision_tower",
-            tower_config,
-            dtype,
-            attn,
-            ("vision_model.head.", "head."),  # the pooling head VILA never uses
-        )
+        tower: nn.Module
+        if layout.intern:
+            tower = _intern_tower(path / "vision_tower", layout.tower)
+        else:
+            tower = _from_pretrained(
+                SiglipVisionModel,
+                path / "vision_tower",
+                tower_config,
+                dtype,
+                attn,
+                ("vision_model.head.", "head."),  # the pooling head VILA never uses
+            )
         try:
             projector = Projector(layout.projector_type, layout.mm_hidden, layout.hidden)
         except ValueError as exc:
@@ -476,6 +499,8 @@ class VilaFamily:
         patches = (self.prep.height // int(self.layout.tower.get("patch_size", 14))) * (
             self.prep.width // int(self.layout.tower.get("patch_size", 14))
         )
+        if self.layout.intern:
+            patches += 1  # InternViT's class token
         if self.layout.select_feature == "patch":
             patches -= 1
         try:
@@ -491,9 +516,18 @@ class VilaFamily:
         if int(self.layout.llm.get("num_hidden_layers", -1)) != 60:
             kwargs["legacy"] = False  # as the reference loads non-Yi Llama tokenizers
         try:
-            return AutoTokenizer.from_pretrained(str(directory), **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(str(directory), **kwargs)
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"{path}: cannot load the tokenizer from llm/: {exc}") from None
+        if self.layout.im_start_end:
+            for token in (IM_START, IM_END):
+                tid = tokenizer.convert_tokens_to_ids(token)
+                if not isinstance(tid, int) or tid == tokenizer.unk_token_id:
+                    raise CheckpointError(
+                        f"{path}: mm_use_im_start_end is set but the tokenizer in llm/ has no "
+                        f"{token} token (the checkpoint was saved without its image tokens)"
+                    )
+        return tokenizer
 
     # -- request thread --------------------------------------------------------
     def prepare(self, frames: np.ndarray, seconds_per_frame: float) -> VisionInput:
