@@ -389,6 +389,12 @@ def _from_pretrained(
             **extra,
         )
     except Exception as exc:  # OSError, ValueError, safetensors' own errors, ...
+        shapes = _shape_mismatches(cls, config, directory)
+        if shapes:  # transformers only says "look at the above report", which is logged away
+            raise CheckpointError(
+                f"{what}: the weights do not fit its config ({'; '.join(shapes[:3])}"
+                f"{' ...' if len(shapes) > 3 else ''}); the config's sizes are wrong for them"
+            ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{what}: the weights do not load: {first}") from None
     missing = [k for k in info.get("missing_keys", []) if not k.startswith(optional)]
@@ -406,6 +412,31 @@ def _from_pretrained(
                 parts.append(f"{name} {shown}{' ...' if len(keys) > 3 else ''}")
         raise CheckpointError(f"{what}: the weights do not fit its config ({'; '.join(parts)})")
     return model
+
+
+def _shape_mismatches(cls: Any, config: Any, directory: Path) -> list[str]:
+    """``key: weights (shape), config (shape)`` for the saved tensors the config sizes differently.
+
+    Read from the safetensors headers and a model built on the meta device, so
+    nothing is allocated; empty when the headers cannot be read or all fit.
+    """
+    from safetensors import safe_open
+
+    try:
+        with torch.device("meta"):
+            own = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+        found = []
+        for f in sorted(directory.glob("*.safetensors")):
+            with safe_open(str(f), framework="pt") as handle:
+                for key in handle.keys():  # noqa: SIM118 (not a dict)
+                    # transformers 4.x saved SigLIP under vision_model.; 5.x has no such level
+                    name = key if key in own else key.removeprefix("vision_model.")
+                    shape = tuple(handle.get_slice(key).get_shape())
+                    if name in own and own[name] != shape:
+                        found.append(f"{key}: weights {shape}, config {own[name]}")
+        return found
+    except Exception:  # the plain message is still given
+        return []
 
 
 def _intern_tower(directory: Path, config: dict[str, Any]) -> nn.Module:
@@ -434,6 +465,12 @@ class VilaFamily:
             self.prep = FramePrep(size, size, IMAGENET_MEAN, IMAGENET_STD, 1 / 255, 3, True, True)
         else:
             self.prep = FramePrep.read(checkpoint / "vision_tower", size)
+            if (self.prep.height, self.prep.width) != (size, size):
+                # SigLIP's position embeddings are for image_size only: every request would fail
+                raise CheckpointError(
+                    f"{checkpoint}: vision_tower/preprocessor_config.json resizes frames to "
+                    f"{self.prep.height}x{self.prep.width}, but the tower's image_size is {size}"
+                )
         self.tokens_per_frame = 0
         self.max_length = self.layout.max_length
         self._cache_kw = "cache"

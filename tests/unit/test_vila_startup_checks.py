@@ -1,0 +1,63 @@
+"""vila start-up refusals a first-time user meets with a config that does not fit its weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
+from lift.services.critic.backends.vlm.families.vila import CheckpointError
+
+
+def _copy_with(src: Path, dst: Path, part: str, **changes: Any) -> Path:
+    shutil.copytree(src, dst)
+    path = dst / part
+    raw = json.loads(path.read_text())
+    raw.update(changes)
+    path.write_text(json.dumps(raw))
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("part", "change", "key"),
+    [
+        ("vision_tower/config.json", {"image_size": 84}, "position_embedding"),
+        ("llm/config.json", {"intermediate_size": 96}, "mlp"),
+    ],
+)
+def test_sizes_that_do_not_fit_the_weights_are_named_with_both_shapes(
+    tmp_path: Path, tiny_vila_dir: Path, part: str, change: dict[str, Any], key: str
+) -> None:
+    """transformers only raises "look at the above report" (a log the service keeps quiet)."""
+    root = _copy_with(tiny_vila_dir, tmp_path / "v", part, **change)
+    if part.startswith("vision_tower"):  # keep the preprocessor in step with the tower
+        prep = root / "vision_tower" / "preprocessor_config.json"
+        raw = json.loads(prep.read_text())
+        raw["size"] = {"height": 84, "width": 84}
+        prep.write_text(json.dumps(raw))
+    with pytest.raises(CheckpointError) as err:
+        VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+    msg = str(err.value)
+    assert "above report" not in msg
+    assert part.split("/")[0] + "/" in msg and key in msg and "weights (" in msg, msg
+    value = next(iter(change.values()))
+    if key == "mlp":
+        assert str(value) in msg  # the config's width appears in the shape it implies
+
+
+def test_a_preprocessor_size_other_than_the_towers_is_refused_at_start(
+    tmp_path: Path, tiny_vila_dir: Path
+) -> None:
+    """Frames of another size than image_size fail in SigLIP on every request."""
+    root = _copy_with(
+        tiny_vila_dir,
+        tmp_path / "v",
+        "vision_tower/preprocessor_config.json",
+        size={"height": 84, "width": 84},
+    )
+    with pytest.raises(CheckpointError, match=r"preprocessor_config.json.*84x84.*image_size"):
+        VlmBackend(VlmOptions(model=root, templates="lift-13b"))
