@@ -61,3 +61,37 @@ def test_a_preprocessor_size_other_than_the_towers_is_refused_at_start(
     )
     with pytest.raises(CheckpointError, match=r"preprocessor_config.json.*84x84.*image_size"):
         VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+
+
+_BUILD_INTERN = """
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+from lift.services.critic.backends.vlm.families.vila import CheckpointError, _intern_tower
+config = {"hidden_size": 4096, "num_attention_heads": 32, "intermediate_size": 16384,
+          "num_hidden_layers": 48, "image_size": 56, "patch_size": 14}
+try:
+    _intern_tower(Path(sys.argv[1]) / "vision_tower", config)
+except CheckpointError as exc:
+    print("REFUSED", exc)
+"""
+
+
+def test_internvit_is_built_without_allocating_its_config_sizes(tmp_path: Path) -> None:
+    """InternViT-6B is 5.9B parameters: built eagerly that is 24 GB of float32, randomly
+    initialised, before the weights replace it. Here a config of ~10B parameters over tiny
+    weights must be refused (missing layers, shapes) under a 6 GB address-space limit."""
+    import subprocess
+    import sys
+
+    from lift.services.critic.backends.vlm.tiny_vila import write_tiny_vila
+
+    root = write_tiny_vila(tmp_path / "v40", tower="intern")
+    run = subprocess.run(
+        [sys.executable, "-c", _BUILD_INTERN, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0 and "REFUSED" in run.stdout, run.stderr[-2000:]
+    assert "vision_tower/: the weights do not fit" in run.stdout

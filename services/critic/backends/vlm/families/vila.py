@@ -342,8 +342,13 @@ def _load_safetensors(directory: Path, what: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """Load ``state`` into ``module``; refuse unknown keys, missing keys and shape mismatches."""
+def _load_strict(
+    module: nn.Module, state: dict[str, torch.Tensor], what: str, assign: bool = False
+) -> None:
+    """Load ``state`` into ``module``; refuse unknown keys, missing keys and shape mismatches.
+
+    ``assign``: take the tensors themselves (for a module built on the meta device).
+    """
     own = module.state_dict()
     unknown = sorted(set(state) - set(own))
     missing = sorted(set(own) - set(state))
@@ -360,7 +365,7 @@ def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str) -
                 f"{what}: {key} has shape {tuple(value.shape)}, the config implies "
                 f"{tuple(own[key].shape)}"
             )
-    module.load_state_dict(state)
+    module.load_state_dict(state, assign=assign)
 
 
 def _from_pretrained(
@@ -442,10 +447,13 @@ def _shape_mismatches(cls: Any, config: Any, directory: Path) -> list[str]:
 def _intern_tower(directory: Path, config: dict[str, Any]) -> nn.Module:
     """InternViT-6B from our own module (intern_vit.py), its safetensors loaded strictly."""
     try:
-        model = InternVisionModel(InternConfig.from_dict(config))
+        # on the meta device: InternViT-6B is 5.9B parameters, which would otherwise be
+        # allocated in float32 (24 GB) and randomly initialised before the weights replace them
+        with torch.device("meta"):
+            model = InternVisionModel(InternConfig.from_dict(config))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"vision_tower/: the InternViT config is malformed: {exc}") from None
-    _load_strict(model, _load_safetensors(directory, "vision_tower/"), "vision_tower/")
+    _load_strict(model, _load_safetensors(directory, "vision_tower/"), "vision_tower/", True)
     return model
 
 
