@@ -95,3 +95,17 @@ def test_internvit_is_built_without_allocating_its_config_sizes(tmp_path: Path) 
     )
     assert run.returncode == 0 and "REFUSED" in run.stdout, run.stderr[-2000:]
     assert "vision_tower/: the weights do not fit" in run.stdout
+
+
+@pytest.mark.parametrize("part", ["llm", "vision_tower"])
+def test_more_layers_than_the_weights_hold_are_refused_before_building(
+    tmp_path: Path, tiny_vila_dir: Path, part: str
+) -> None:
+    """transformers would build and initialise all 20000 layers before naming the missing ones."""
+    held = json.loads((tiny_vila_dir / part / "config.json").read_text())["num_hidden_layers"]
+    root = _copy_with(tiny_vila_dir, tmp_path / "v", f"{part}/config.json", num_hidden_layers=20000)
+    with pytest.raises(CheckpointError) as err:
+        VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+    msg = str(err.value)
+    assert f"{part}/" in msg and "num_hidden_layers 20000" in msg, msg
+    assert f"hold {held} layers" in msg, msg

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -375,6 +376,7 @@ def _from_pretrained(
     what = f"{directory.name}/"
     if not sorted(directory.glob("*.safetensors")):
         _load_safetensors(directory, what)  # raises with what was found instead
+    _check_layer_count(directory, what, getattr(config, "num_hidden_layers", None))
     extra: dict[str, Any] = {}
     if not (directory / "generation_config.json").is_file() and hasattr(cls, "generate"):
         # Without generation_config.json transformers falls back to the folder's
@@ -417,6 +419,36 @@ def _from_pretrained(
                 parts.append(f"{name} {shown}{' ...' if len(keys) > 3 else ''}")
         raise CheckpointError(f"{what}: the weights do not fit its config ({'; '.join(parts)})")
     return model
+
+
+_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+def _check_layer_count(directory: Path, what: str, configured: Any) -> None:
+    """Refuse a config with more layers than the weights hold, before building anything.
+
+    transformers builds and randomly initialises every layer the config names before
+    it reports the missing ones, so a wrong num_hidden_layers (40 -> 400) would
+    exhaust memory at start-up instead of being refused. Keys come from the
+    safetensors headers (or the shard index); nothing is loaded.
+    """
+    from safetensors import safe_open
+
+    if not isinstance(configured, int):
+        return
+    try:
+        keys: list[str] = []
+        for f in sorted(directory.glob("*.safetensors")):
+            with safe_open(str(f), framework="pt") as handle:
+                keys.extend(handle.keys())
+    except Exception:  # unreadable files are refused, with their name, by the loader
+        return
+    found = {int(m.group(1)) for k in keys if (m := _LAYER.search(k))}
+    if found and configured > max(found) + 1:
+        raise CheckpointError(
+            f"{what}: its config has num_hidden_layers {configured}, but the weights hold "
+            f"{max(found) + 1} layers"
+        )
 
 
 def _shape_mismatches(cls: Any, config: Any, directory: Path) -> list[str]:
