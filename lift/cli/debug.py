@@ -35,7 +35,9 @@ def tiny_critic(
     seed: Annotated[int, typer.Option(help="Weight seed")] = 0,
     family: Annotated[
         str,
-        typer.Option(help="qwen2_vl, qwen2_5_vl or vila (VILA-1.5 layout, the LiFT-Critic base)"),
+        typer.Option(
+            help="qwen2_vl, qwen2_5_vl, vila (VILA1.5-13b layout) or vila-40b (InternViT tower)"
+        ),
     ] = "qwen2_vl",
 ) -> None:
     """Write a tiny random critic checkpoint in a published layout (loads with --backend vlm --model DIR)."""
@@ -59,7 +61,7 @@ def tiny_critic(
         try:
             write_tiny_critic(directory, seed=seed, family=family)
         except ValueError as exc:
-            fail(f"--family: {exc} (or vila)", code=2)
+            fail(f"--family: {exc} (or vila, vila-40b)", code=2)
         typer.echo(f"tiny critic checkpoint: {directory}")
         if adapter is not None:
             write_tiny_lora(directory, adapter)
