@@ -109,3 +109,18 @@ def test_more_layers_than_the_weights_hold_are_refused_before_building(
     msg = str(err.value)
     assert f"{part}/" in msg and "num_hidden_layers 20000" in msg, msg
     assert f"hold {held} layers" in msg, msg
+
+
+def test_a_prompt_holding_the_image_marker_is_refused_as_the_prompts_fault(
+    tiny_vila_dir: Path,
+) -> None:
+    """LLaVA turns every <image> in the text into a frame: a caller's caption must not add one."""
+    import numpy as np
+
+    from lift.critique import DIMENSIONS
+
+    backend = VlmBackend(VlmOptions(model=tiny_vila_dir, templates="lift-13b"))
+    frames = np.random.default_rng(0).integers(0, 255, (4, 40, 60, 3), dtype=np.uint8)
+    assert len(backend.scorer.prepare(frames, 0.1, "a cat on a mat", DIMENSIONS).rows) == 3
+    with pytest.raises(ValueError, match="prompt contains '<image>'"):
+        backend.scorer.prepare(frames, 0.1, "a cat <image> on a mat", DIMENSIONS)

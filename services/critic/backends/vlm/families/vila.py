@@ -632,6 +632,12 @@ class VilaFamily:
                 "the vila family prompts in a plain-text conversation format: use a template "
                 "preset (--templates lift-13b or lift-40b) or add [conversation] to the file"
             )
+        if IMAGE_MARKER in question:
+            # every <image> in the text becomes a frame's features (LLaVA's rule)
+            raise ValueError(
+                f"the prompt contains {IMAGE_MARKER!r}, which this model reads as a video frame; "
+                "remove it from the prompt"
+            )
         marker = f"{IM_START}{IMAGE_MARKER}{IM_END}" if self.layout.im_start_end else IMAGE_MARKER
         message = f"{marker}\n" * vision.grid[0] + question
         ids = image_token_ids(tokenizer, conv.render(message))
