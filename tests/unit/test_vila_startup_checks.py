@@ -124,3 +124,9 @@ def test_a_prompt_holding_the_image_marker_is_refused_as_the_prompts_fault(
     assert len(backend.scorer.prepare(frames, 0.1, "a cat on a mat", DIMENSIONS).rows) == 3
     with pytest.raises(ValueError, match="prompt contains '<image>'"):
         backend.scorer.prepare(frames, 0.1, "a cat <image> on a mat", DIMENSIONS)
+
+
+def test_without_a_conversation_format_the_critic_does_not_start(tiny_vila_dir: Path) -> None:
+    """Forgetting --templates lift-13b started a critic that failed every request."""
+    with pytest.raises(ValueError, match=r"--templates lift-13b"):
+        VlmBackend(VlmOptions(model=tiny_vila_dir))

@@ -45,7 +45,7 @@ from lift.services.critic.backends.vlm.intern_vit import (
     InternVisionModel,
 )
 from lift.services.critic.backends.vlm.projector import Projector
-from lift.templates import Templates
+from lift.templates import Conversation, Templates
 
 IMAGE_MARKER = "<image>"
 IM_START, IM_END = "<im_start>", "<im_end>"
@@ -626,12 +626,7 @@ class VilaFamily:
         self, tokenizer: Any, templates: Templates, question: str, vision: VisionInput
     ) -> list[int]:
         """Token ids of one question about one video, image positions expanded."""
-        conv = templates.conversation
-        if conv is None:
-            raise ValueError(
-                "the vila family prompts in a plain-text conversation format: use a template "
-                "preset (--templates lift-13b or lift-40b) or add [conversation] to the file"
-            )
+        conv = _conversation(templates)
         if IMAGE_MARKER in question:
             # every <image> in the text becomes a frame's features (LLaVA's rule)
             raise ValueError(
@@ -648,9 +643,7 @@ class VilaFamily:
 
     def answer_ids(self, tokenizer: Any, templates: Templates, text: str) -> list[int]:
         """The tokens the model emits for ``text`` right after the prompt."""
-        conv = templates.conversation
-        if conv is None:
-            return list(tokenizer.encode(text, add_special_tokens=False))
+        conv = _conversation(templates)  # called at start-up: refuse templates without one there
         tail = conv.render("").rsplit(IMAGE_MARKER, 1)[-1]
         before = tokenizer(tail).input_ids
         after = tokenizer(tail + conv.answer_lead + text).input_ids
@@ -717,6 +710,15 @@ class VilaFamily:
         )
         logits = llm.lm_head(out.last_hidden_state[:, -1, :])
         return logits, output_cache(out)
+
+
+def _conversation(templates: Templates) -> Conversation:
+    if templates.conversation is None:
+        raise ValueError(
+            "the vila family prompts in a plain-text conversation format: use a template "
+            "preset (--templates lift-13b or lift-40b) or add [conversation] to the file"
+        )
+    return templates.conversation
 
 
 def image_token_ids(tokenizer: Any, prompt: str) -> list[int]:
