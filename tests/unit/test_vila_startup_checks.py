@@ -130,3 +130,13 @@ def test_without_a_conversation_format_the_critic_does_not_start(tiny_vila_dir: 
     """Forgetting --templates lift-13b started a critic that failed every request."""
     with pytest.raises(ValueError, match=r"--templates lift-13b"):
         VlmBackend(VlmOptions(model=tiny_vila_dir))
+
+
+def test_a_lora_directory_given_as_the_model_is_named_as_an_adapter(
+    tmp_path: Path, tiny_vila_dir: Path
+) -> None:
+    from lift.services.critic.backends.vlm.tiny_vila import write_tiny_vila_lora
+
+    lora = write_tiny_vila_lora(tiny_vila_dir, tmp_path / "LiFT-Critic-13b-lora")
+    with pytest.raises(CheckpointError, match=r"llm/ folder is missing.*--adapter.*--model"):
+        VlmBackend(VlmOptions(model=lora, templates="lift-13b"))

@@ -82,7 +82,15 @@ def _part_config(root: Path, raw: dict[str, Any], part: str) -> dict[str, Any]:
     """``<part>/config.json``, else the root's ``<part>_cfg`` (both as published)."""
     directory = root / part
     if not directory.is_dir():
-        raise CheckpointError(f"{root} is not a VILA checkpoint: the {part}/ folder is missing")
+        hint = (
+            " (it holds adapter_config.json: it is a LoRA adapter; give it as --adapter and "
+            "the VILA base it was trained on as --model)"
+            if (root / "adapter_config.json").is_file()
+            else ""
+        )
+        raise CheckpointError(
+            f"{root} is not a VILA checkpoint: the {part}/ folder is missing{hint}"
+        )
     path = directory / "config.json"
     if path.is_file():
         return _read_json(path, f"the {part} config")
