@@ -140,3 +140,52 @@ def test_a_lora_directory_given_as_the_model_is_named_as_an_adapter(
     lora = write_tiny_vila_lora(tiny_vila_dir, tmp_path / "LiFT-Critic-13b-lora")
     with pytest.raises(CheckpointError, match=r"llm/ folder is missing.*--adapter.*--model"):
         VlmBackend(VlmOptions(model=lora, templates="lift-13b"))
+
+
+_LOAD_TOKENIZER = """
+import sys
+from pathlib import Path
+from lift.services.critic.backends.vlm.families import family_for
+root = Path(sys.argv[1])
+family = family_for(sys.argv[2], root)
+try:
+    family.tokenizer(root)
+    print("LOADED")
+except ValueError as exc:
+    print("REFUSED", exc)
+"""
+
+
+def test_a_tokenizer_with_checkpoint_code_is_refused_even_when_the_terminal_says_yes(
+    tmp_path: Path, tiny_vila_dir: Path
+) -> None:
+    """transformers asks on stdin whether to run an auto_map's code; the answer must not matter.
+
+    llm/ has no model config of a known type beside its tokenizer_config.json, so
+    transformers had no class of its own to fall back on and ran llm/own.py on "y".
+    """
+    import subprocess
+    import sys
+
+    root = tmp_path / "m"
+    shutil.copytree(tiny_vila_dir, root)
+    folder = root / "llm"
+    marker = tmp_path / "ran.txt"
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["tokenizer_class"] = "OwnTokenizer"
+    config["auto_map"] = {"AutoTokenizer": ["own.OwnTokenizer", None]}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    (folder / "own.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import LlamaTokenizer\n"
+        "class OwnTokenizer(LlamaTokenizer):\n    pass\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _LOAD_TOKENIZER, str(root), "llava_llama"],
+        input="y\ny\ny\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "REFUSED" in run.stdout and "custom code" in run.stdout, run.stdout + run.stderr[-2000:]
+    assert not marker.exists()

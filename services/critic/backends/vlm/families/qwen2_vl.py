@@ -31,7 +31,7 @@ class Qwen2VLFamily:
         from transformers import AutoModelForImageTextToText
 
         model = AutoModelForImageTextToText.from_pretrained(
-            str(path), dtype=dtype, attn_implementation=attn
+            str(path), dtype=dtype, attn_implementation=attn, trust_remote_code=False
         )
         return model.to(device).eval()  # type: ignore[arg-type]
 
@@ -47,7 +47,8 @@ class Qwen2VLFamily:
     def tokenizer(self, path: Path) -> Any:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        # never the checkpoint's code (an auto_map would make transformers ask to run it)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         if tokenizer.chat_template is None:
             raise ValueError(
                 f"the tokenizer in {path} has no chat template; add one "

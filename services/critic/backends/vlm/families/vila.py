@@ -597,7 +597,9 @@ class VilaFamily:
         from transformers import AutoTokenizer
 
         directory = path / "llm"
-        kwargs: dict[str, Any] = {"padding_side": "left"}
+        # trust_remote_code=False: an auto_map in tokenizer_config.json would otherwise make
+        # transformers ask on the terminal whether to run the checkpoint's code
+        kwargs: dict[str, Any] = {"padding_side": "left", "trust_remote_code": False}
         if int(self.layout.llm.get("num_hidden_layers", -1)) != 60:
             kwargs["legacy"] = False  # as the reference loads non-Yi Llama tokenizers
         try:
