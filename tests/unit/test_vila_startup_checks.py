@@ -189,3 +189,13 @@ def test_a_tokenizer_with_checkpoint_code_is_refused_even_when_the_terminal_says
     )
     assert "REFUSED" in run.stdout and "custom code" in run.stdout, run.stdout + run.stderr[-2000:]
     assert not marker.exists()
+
+
+def test_a_malformed_max_length_is_refused_naming_the_field(
+    tmp_path: Path, tiny_vila_dir: Path
+) -> None:
+    root = _copy_with(
+        tiny_vila_dir, tmp_path / "v", "llm/config.json", tokenizer_model_max_length="4k"
+    )
+    with pytest.raises(CheckpointError, match="tokenizer_model_max_length"):
+        VlmBackend(VlmOptions(model=root, templates="lift-13b"))

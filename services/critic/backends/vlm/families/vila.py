@@ -195,7 +195,9 @@ class VilaLayout:
             select_feature=feature,
             aspect=aspect,
             im_start_end=bool(raw.get("mm_use_im_start_end", False)),
-            max_length=int(max_length) if max_length else None,
+            max_length=_int(max_length, f"{root}: llm tokenizer_model_max_length")
+            if max_length
+            else None,
             intern=intern,
         )
 
