@@ -199,3 +199,32 @@ def test_a_malformed_max_length_is_refused_naming_the_field(
     )
     with pytest.raises(CheckpointError, match="tokenizer_model_max_length"):
         VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_non_finite_sizes_are_refused_naming_the_field(
+    tmp_path: Path, tiny_vila_dir: Path, value: float
+) -> None:
+    """json reads Infinity and NaN; int() of them raised OverflowError / a bare ValueError."""
+    root = _copy_with(tiny_vila_dir, tmp_path / "v", "vision_tower/config.json", image_size=value)
+    with pytest.raises(CheckpointError, match="vision image_size must be a whole number"):
+        VlmBackend(VlmOptions(model=root, templates="lift-13b"))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"image_std": [0.5, 0.0, 0.5]}, "image_std"),
+        ({"image_mean": [0.5, float("nan"), 0.5]}, "image_mean"),
+        ({"rescale_factor": float("inf")}, "rescale_factor"),
+    ],
+)
+def test_preprocessing_that_would_make_frames_non_finite_is_refused(
+    tmp_path: Path, tiny_vila_dir: Path, change: dict[str, Any], field: str
+) -> None:
+    """Accepted, these turned every frame into inf/NaN and every answer into noise."""
+    root = _copy_with(
+        tiny_vila_dir, tmp_path / "v", "vision_tower/preprocessor_config.json", **change
+    )
+    with pytest.raises(CheckpointError, match=field):
+        VlmBackend(VlmOptions(model=root, templates="lift-13b"))

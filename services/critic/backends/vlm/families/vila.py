@@ -73,7 +73,12 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 def _int(value: Any, what: str) -> int:
     """A whole number from a config, or a CheckpointError naming the field."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)  # JSON's Infinity/NaN: int() raised OverflowError
+        or value != int(value)
+    ):
         raise CheckpointError(f"{what} must be a whole number, got {value!r}")
     return int(value)
 
@@ -249,13 +254,24 @@ class FramePrep:
             if (
                 not isinstance(value, (list, tuple))
                 or len(value) != 3
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in value
+                )
+                or (key == "image_std" and 0 in value)  # frames would turn to inf/NaN
             ):
-                raise CheckpointError(f"{path}: {key} must be three numbers, got {value!r}")
+                raise CheckpointError(
+                    f"{path}: {key} must be three finite numbers"
+                    f"{' (none zero)' if key == 'image_std' else ''}, got {value!r}"
+                )
             return tuple(float(v) for v in value)
 
         rescale = raw.get("rescale_factor", 1 / 255)
-        if isinstance(rescale, bool) or not isinstance(rescale, (int, float)):
+        if (
+            isinstance(rescale, bool)
+            or not isinstance(rescale, (int, float))
+            or not math.isfinite(rescale)
+        ):
             raise CheckpointError(f"{path}: rescale_factor must be a number, got {rescale!r}")
         height = _int(size.get("height", image_size), f"{path}: size height")
         width = _int(size.get("width", image_size), f"{path}: size width")
