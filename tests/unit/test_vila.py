@@ -1147,3 +1147,26 @@ def test_internvit_critic_runs_its_vision_half_on_onnxruntime(
         np.testing.assert_allclose(
             [pa.good, pa.normal, pa.bad], [po.good, po.normal, po.bad], atol=1e-4
         )
+
+
+def test_a_second_weight_file_repeating_tensors_is_refused(
+    tmp_path: Path, tiny_vila_dir: Path
+) -> None:
+    root = _copy(tiny_vila_dir, tmp_path / "v")
+    shutil.copy(
+        root / "mm_projector" / "model.safetensors", root / "mm_projector" / "z.safetensors"
+    )
+    msg = _refused(root)
+    assert "z.safetensors" in msg and "repeats" in msg
+
+
+def test_a_config_that_is_not_a_small_regular_file_is_refused(
+    tmp_path: Path, tiny_vila_dir: Path
+) -> None:
+    root = _copy(tiny_vila_dir, tmp_path / "v")
+    (root / "mm_projector" / "config.json").unlink()
+    (root / "mm_projector" / "config.json").symlink_to("/dev/zero")
+    assert "not a regular file" in _refused(root)
+    (root / "mm_projector" / "config.json").unlink()
+    (root / "mm_projector" / "config.json").write_text(" " * (17 * 1024 * 1024) + "{}")
+    assert "MiB" in _refused(root)

@@ -59,9 +59,21 @@ class CheckpointError(ValueError):
     """The directory is not a VILA-1.5 checkpoint this loader can take; the message says why."""
 
 
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+"""Config files are small (VILA1.5's root config is ~8 KB); anything past this is refused unread."""
+
+
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        if path.exists() and not path.is_file():
+            raise CheckpointError(f"{what}: {path} is not a regular file")
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise CheckpointError(
+                f"{what}: {path} is over {MAX_CONFIG_BYTES >> 20} MiB; not a config"
+            )
+        raw = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{what}: {path} is missing") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -97,7 +109,7 @@ def _part_config(root: Path, raw: dict[str, Any], part: str) -> dict[str, Any]:
             f"{root} is not a VILA checkpoint: the {part}/ folder is missing{hint}"
         )
     path = directory / "config.json"
-    if path.is_file():
+    if path.exists() or path.is_symlink():  # _read_json refuses what is not a regular file
         return _read_json(path, f"the {part} config")
     cfg = raw.get(f"{part}_cfg")
     if isinstance(cfg, dict):
@@ -361,11 +373,18 @@ def _load_safetensors(directory: Path, what: str) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for f in files:
         try:
-            state.update(load_file(str(f)))
+            part = load_file(str(f))
         except Exception as exc:  # safetensors raises its own error type
             raise CheckpointError(
                 f"{what}: {f.name} is not a readable safetensors file: {exc}"
             ) from None
+        twice = sorted(set(part) & set(state))
+        if twice:  # a stray second file must not silently override the weights
+            raise CheckpointError(
+                f"{what}: {f.name} repeats tensors another file in {directory} holds "
+                f"({twice[:3]}); keep one set of weights there"
+            )
+        state.update(part)
     return state
 
 
