@@ -92,6 +92,10 @@ def critic_serve(
     ] = None,
     adapter: AdapterOpt = None,
     templates: TemplatesOpt = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="vlm: how the checkpoint's outputs become a critique [default auto]"),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N")] = None,
     dtype: Annotated[str | None, typer.Option(help="auto, float32, bfloat16, float16")] = None,
     num_frames: Annotated[int | None, typer.Option(help="Frames the VLM sees [default 8]")] = None,
@@ -112,6 +116,7 @@ def critic_serve(
             "http_port": http_port,
             "host": host,
             "backend": backend,
+            "protocol": protocol,
             "model": model,
             "vision_graph": vision_graph,
             "triton_url": triton_url,

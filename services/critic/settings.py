@@ -27,6 +27,11 @@ class CriticSettings(ServiceSettings):
         description="Backend name from the critic's registry: signal, vlm, composite, onnx "
         "(the vlm with its vision tower on onnxruntime), triton (the same on Triton).",
     )
+    protocol: str = Field(
+        "auto",
+        description="vlm: how the checkpoint's outputs become a critique: auto (what the "
+        "checkpoint's layout says), labels (LiFT's Good/Normal/Bad answers).",
+    )
     workers: int = Field(
         8,
         ge=1,

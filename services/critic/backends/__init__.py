@@ -18,10 +18,11 @@ def _signal(settings: CriticSettings) -> CriticBackend:
 
 
 def _vlm(settings: CriticSettings, vision: str = "torch") -> CriticBackend:
-    from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
+    from lift.services.critic.backends.vlm import VlmOptions, protocols
 
     assert settings.model is not None  # the settings validator requires it
-    return VlmBackend(
+    backend: CriticBackend = protocols.create(
+        settings.protocol,
         VlmOptions(
             model=settings.model,
             adapter=settings.adapter,
@@ -36,8 +37,9 @@ def _vlm(settings: CriticSettings, vision: str = "torch") -> CriticBackend:
             triton_url=settings.triton_url,
             triton_model=settings.triton_model,
             triton_timeout_s=settings.triton_timeout_s,
-        )
+        ),
     )
+    return backend
 
 
 def _onnx(settings: CriticSettings) -> CriticBackend:

@@ -1,0 +1,47 @@
+"""How a checkpoint's outputs become a critique: one module per protocol, chosen per checkpoint.
+
+* ``labels``: LiFT's protocol ("<Good|Normal|Bad>. <reason>" per dimension; label
+  probabilities from the logits): :class:`~lift.services.critic.backends.vlm.backend.VlmBackend`.
+
+Each protocol is a critic backend (``prepare`` / ``judge_batch``, see
+``backends/base.py``) built from the same :class:`VlmOptions`. ``auto`` picks the
+protocol the checkpoint's layout says (:func:`detect`); a setting can name one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lift.services.critic.backends.vlm.backend import VlmBackend, VlmOptions
+
+
+def _labels(options: VlmOptions) -> Any:
+    return VlmBackend(options)
+
+
+PROTOCOLS: dict[str, Callable[[VlmOptions], Any]] = {
+    "labels": _labels,
+}
+"""Protocol name -> backend factory (factories import their module lazily)."""
+
+
+def detect(model: Path, templates: str | Path | None = None) -> str:
+    """The protocol a checkpoint directory's layout implies (``labels`` unless it says otherwise)."""
+    return "labels"
+
+
+def create(protocol: str, options: VlmOptions) -> Any:
+    """The backend for ``protocol`` (``auto``: detected from the checkpoint)."""
+    name = detect(options.model, options.templates) if protocol == "auto" else protocol
+    try:
+        factory = PROTOCOLS[name]
+    except KeyError:
+        raise ValueError(
+            f"protocol {name!r} is not known; choose auto or one of {', '.join(sorted(PROTOCOLS))}"
+        ) from None
+    return factory(options)
+
+
+__all__ = ["PROTOCOLS", "create", "detect"]
