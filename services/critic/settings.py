@@ -30,7 +30,8 @@ class CriticSettings(ServiceSettings):
     protocol: str = Field(
         "auto",
         description="vlm: how the checkpoint's outputs become a critique: auto (what the "
-        "checkpoint's layout says), labels (LiFT's Good/Normal/Bad answers).",
+        "checkpoint's layout says), labels (LiFT's Good/Normal/Bad answers), reward_head "
+        "(VideoAlign's VideoReward: model_config.json + checkpoint-N/).",
     )
     workers: int = Field(
         8,
@@ -168,10 +169,15 @@ class CriticSettings(ServiceSettings):
                     "to a local checkpoint directory (`lift debug tiny-model critic DIR` writes a "
                     "tiny one)"
                 )
-            if not (self.model / "config.json").is_file():
+            if (
+                not (self.model / "config.json").is_file()
+                and not (
+                    self.model / "model_config.json"  # a VideoAlign (reward_head) checkpoint
+                ).is_file()
+            ):
                 raise ValueError(
                     f"model {self.model} is not a transformers checkpoint directory "
-                    "(no config.json there)"
+                    "(no config.json there) nor a VideoAlign one (no model_config.json)"
                 )
             if self.adapter is not None and not (self.adapter / "adapter_config.json").is_file():
                 raise ValueError(

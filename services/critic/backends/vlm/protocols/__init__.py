@@ -2,6 +2,9 @@
 
 * ``labels``: LiFT's protocol ("<Good|Normal|Bad>. <reason>" per dimension; label
   probabilities from the logits): :class:`~lift.services.critic.backends.vlm.backend.VlmBackend`.
+* ``reward_head``: VideoAlign's VideoReward (a linear head on reward tokens; VQ / MQ / TA):
+  :class:`~lift.services.critic.backends.vlm.protocols.reward_head.RewardHeadBackend`; picked
+  when the directory holds ``model_config.json`` and ``checkpoint-N/`` (or ``model.pth``).
 
 Each protocol is a critic backend (``prepare`` / ``judge_batch``, see
 ``backends/base.py``) built from the same :class:`VlmOptions`. ``auto`` picks the
@@ -21,14 +24,25 @@ def _labels(options: VlmOptions) -> Any:
     return VlmBackend(options)
 
 
+def _reward_head(options: VlmOptions) -> Any:
+    from lift.services.critic.backends.vlm.protocols.reward_head import RewardHeadBackend
+
+    return RewardHeadBackend(options)
+
+
 PROTOCOLS: dict[str, Callable[[VlmOptions], Any]] = {
     "labels": _labels,
+    "reward_head": _reward_head,
 }
 """Protocol name -> backend factory (factories import their module lazily)."""
 
 
 def detect(model: Path, templates: str | Path | None = None) -> str:
     """The protocol a checkpoint directory's layout implies (``labels`` unless it says otherwise)."""
+    from lift.services.critic.backends.vlm.protocols.reward_head import is_reward_head_layout
+
+    if is_reward_head_layout(Path(model)):  # VideoAlign: model_config.json + checkpoint-N/
+        return "reward_head"
     return "labels"
 
 
