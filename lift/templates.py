@@ -63,6 +63,9 @@ class Templates:
     answer_keys: dict[Dimension, str] | None = None
     """Dimension -> the key a checkpoint's reference scripts file its answer under
     (LiFT: "semantic consistency", "fidelity issues", "motion issues")."""
+    rating: Rating | None = None
+    """A numeric-rating template ([rating] table; the ``rating`` protocol); then
+    ``questions`` and ``labels`` are empty."""
 
     def dimension_for_key(self, key: str) -> Dimension | None:
         """The dimension whose answer key (or own name) is ``key``, else None."""
@@ -107,6 +110,118 @@ class Templates:
             if m:
                 return dim, m.group("prompt").strip()
         return None
+
+
+SLOT = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A numeric-rating template: one question, an answer of score slots, a rationale after.
+
+    The answer reads ``texts[0] <score> texts[1] <score> ... texts[-1]``: ``slots[i]``
+    names the score between ``texts[i]`` and ``texts[i + 1]``; each score is one digit
+    token in ``minimum..maximum``. ``dimensions`` maps a slot to the LiFT dimension it
+    rates (slots not mapped are answered but not reported). Digits ``>= good_from``
+    count as Good, ``<= bad_to`` as Bad, those between as Normal.
+    """
+
+    prompt: str
+    """The user's text; ``{prompt}`` is replaced by the video's caption."""
+    texts: tuple[str, ...]
+    slots: tuple[str, ...]
+    dimensions: dict[str, Dimension]
+    minimum: int
+    maximum: int
+    good_from: int
+    bad_to: int
+    name: str = "custom"
+
+    def question(self, prompt: str) -> str:
+        """The user's text about a video generated from ``prompt``."""
+        return self.prompt.replace("{prompt}", prompt)
+
+    def answer(self, scores: dict[str, int]) -> str:
+        """The answer text with each slot's score filled in."""
+        parts = [self.texts[0]]
+        for slot, text in zip(self.slots, self.texts[1:], strict=True):
+            parts += [str(scores[slot]), text]
+        return "".join(parts)
+
+
+def _int(raw: dict[str, object], key: str, where: str) -> int:
+    value = raw.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TemplateError(f"{where}: [rating] {key} must be a whole number")
+    return value
+
+
+def _rating(raw: object, where: str) -> Rating | None:
+    """Parse the optional [rating] table (see lift/presets/videoscore2.toml for the format)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TemplateError(f"{where}: [rating] must be a table")
+    known = {"name", "prompt", "answer", "min", "max", "good_from", "bad_to", "dimensions"}
+    unknown = set(raw) - known
+    if unknown:
+        raise TemplateError(f"{where}: unknown keys in [rating]: {sorted(unknown)}")
+    for key in ("name", "prompt", "answer"):
+        if not isinstance(raw.get(key, ""), str):
+            raise TemplateError(f"{where}: [rating] {key} must be a string")
+    prompt, answer = raw.get("prompt", ""), raw.get("answer", "")
+    if not isinstance(prompt, str) or prompt.count("{prompt}") != 1:
+        raise TemplateError(f"{where}: [rating] prompt must contain {{prompt}} exactly once")
+    lo, hi = _int(raw, "min", where), _int(raw, "max", where)
+    if not 0 <= lo < hi <= 9:
+        raise TemplateError(
+            f"{where}: [rating] min and max must satisfy 0 <= min < max <= 9 (scores are "
+            f"read as one digit token each; got {lo}..{hi})"
+        )
+    good, bad = _int(raw, "good_from", where), _int(raw, "bad_to", where)
+    if not lo <= bad < good <= hi:
+        raise TemplateError(
+            f"{where}: [rating] needs min <= bad_to < good_from <= max (got bad_to {bad}, "
+            f"good_from {good} on {lo}..{hi})"
+        )
+    if not isinstance(answer, str):
+        raise TemplateError(f"{where}: [rating] answer must be a string")
+    pieces = SLOT.split(answer)
+    texts, slots = tuple(pieces[0::2]), tuple(pieces[1::2])
+    if not slots:
+        raise TemplateError(
+            f"{where}: [rating] answer needs at least one score slot such as {{visual_quality}}"
+        )
+    if len(set(slots)) != len(slots):
+        raise TemplateError(f"{where}: [rating] answer names a slot twice: {list(slots)}")
+    if any(not t for t in texts[1:-1]):
+        raise TemplateError(f"{where}: [rating] answer: two score slots need text between them")
+    if any(c in t for t in texts for c in "{}"):
+        raise TemplateError(
+            f"{where}: [rating] answer: slots are {{lowercase_name}}; a stray brace is left"
+        )
+    dims_raw = raw.get("dimensions")
+    if not isinstance(dims_raw, dict) or not dims_raw:
+        raise TemplateError(f"{where}: [rating.dimensions] must map answer slots to dimensions")
+    dimensions: dict[str, Dimension] = {}
+    for slot, name in dims_raw.items():
+        if slot not in slots:
+            raise TemplateError(
+                f"{where}: [rating.dimensions] {slot!r} is not a slot of the answer "
+                f"(slots: {', '.join(slots)})"
+            )
+        try:
+            dimensions[slot] = Dimension(name)
+        except ValueError:
+            names = ", ".join(d.value for d in Dimension)
+            raise TemplateError(
+                f"{where}: [rating.dimensions] {slot} = {name!r} is not a dimension ({names})"
+            ) from None
+    if len(set(dimensions.values())) != len(dimensions):
+        raise TemplateError(f"{where}: [rating.dimensions] maps two slots to one dimension")
+    name = raw.get("name", "") or "custom"
+    assert isinstance(name, str)
+    return Rating(prompt, texts, slots, dimensions, lo, hi, good, bad, name)
 
 
 def preset_names() -> list[str]:
@@ -183,6 +298,9 @@ def load_templates(path: str | Path | None = None) -> Templates:
     except tomllib.TOMLDecodeError as exc:
         raise TemplateError(f"{path} is not valid TOML: {exc}") from None
     where = f"template file {path}"
+    rating = _rating(raw.get("rating"), where)
+    if rating is not None:
+        return _rating_templates(raw, rating, path, where)
     questions_raw = raw.get("questions")
     labels_raw = raw.get("labels")
     if not isinstance(questions_raw, dict) or not isinstance(labels_raw, dict):
@@ -230,3 +348,17 @@ def load_templates(path: str | Path | None = None) -> Templates:
         conversation,
         _answer_keys(raw.get("answer_keys"), where),
     )
+
+
+def _rating_templates(raw: dict[str, object], rating: Rating, path: Path, where: str) -> Templates:
+    """A rating template file: [rating] plus an optional system text, nothing else."""
+    unknown = set(raw) - {"rating", "system"}
+    if unknown:
+        raise TemplateError(
+            f"{where}: a [rating] template holds only [rating] and system; remove {sorted(unknown)}"
+        )
+    system = raw.get("system", "")
+    if not isinstance(system, str):
+        raise TemplateError(f"{where}: system must be a string")
+    source = path.stem if path.parent == PRESETS else str(path)
+    return Templates({}, {}, system=system.strip(), source=source, rating=rating)

@@ -12,6 +12,7 @@ for it with non-zero weights, so loading it visibly changes the outputs.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -56,11 +57,22 @@ _ANSWERS = [
 ]
 
 
+RATING_PRESETS = ("videoscore2", "unifiedreward")
+"""Rating templates whose words the tiny tokenizer learns (the checkpoint serves them too)."""
+
+
 def _corpus() -> list[str]:
     t = load_templates()
     lines = [t.question(d, a) for d in t.questions for a in _ANSWERS]
     for word in t.labels.values():
         lines += [f"{word}{t.separator}{a}." for a in _ANSWERS] * 4
+    for name in RATING_PRESETS:
+        rating = load_templates(name).rating
+        assert rating is not None
+        # No digits: every score digit stays its own byte token, as the rating protocol needs
+        # (a learned " 1" merge would tokenize ": 1" unlike ": 4", and the digits would differ).
+        text = [rating.question(a) for a in _ANSWERS[:2]] + ["".join(rating.texts)] * 4
+        lines += [re.sub(r"[0-9]", "", line) for line in text]
     return lines + ["user assistant system"] * 4
 
 

@@ -1,0 +1,463 @@
+"""The ``rating`` protocol: generative critics that answer a 1..N score per dimension.
+
+VideoScore2 and UnifiedReward (pointwise) are asked one question per video and answer
+a score per dimension ("visual quality: 4; text-to-video alignment: 3, ..."). The
+published scripts sample that answer (VideoScore2 at temperature 0.7) and parse the
+digits, so the scores change run to run. Here nothing is sampled:
+
+1. the answer is forced, token by token with the KV cache, up to each score slot the
+   template's ``answer`` layout defines (``lift/presets/videoscore2.toml``);
+2. at a slot, the next-token logits restricted to the digit tokens ``min..max`` and
+   soft-maxed give ``p(d)``; the dimension's expectation is ``E = sum d p(d)`` and its
+   score ``(E - min) / (max - min)`` in [0, 1];
+3. the digits split into bands (``>= good_from`` Good, ``<= bad_to`` Bad, the rest
+   Normal): the band masses are the label probabilities and the label is the most likely
+   band; that band's most likely digit is forced into the answer before the next text,
+   so later scores are read after the digits the answer shows;
+4. for ``Critique``, after the last slot the rationale is decoded greedily, so it
+   follows the scores it explains and never contradicts them. It is the reason of every
+   dimension the template maps (one answer covers them all).
+
+Digits must be single tokens in their context (the answer tokenizes as its pieces
+with each digit one token between them); a tokenizer that merges a digit with the text
+around it, or splits one, is refused at start-up naming the slot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lift.checkpoints import fingerprint, quiet_hf, resolve_device, resolve_dtype
+from lift.critique import (
+    DIMENSIONS,
+    Dimension,
+    DimensionVerdict,
+    Label,
+    LabelProbabilities,
+    ModelInfo,
+)
+from lift.errors import InvalidInput
+from lift.services.critic.backends.base import Judgement, motion_unassessed, one_frame
+from lift.services.critic.backends.vlm.backend import VlmOptions
+from lift.services.critic.backends.vlm.families import Family, VisionInput, family_for
+from lift.services.critic.backends.vlm.scoring import _clean
+from lift.templates import Rating, Templates, load_templates
+from lift.video import DecodedVideo
+
+log = logging.getLogger(__name__)
+
+NOT_RATED = "Not assessed: the rating template ({name}) rates no slot as this dimension."
+
+
+@dataclass(frozen=True)
+class RatingItem:
+    """One video's question, ready for the model."""
+
+    vision: VisionInput
+    row: tuple[int, ...]
+    still: bool
+    """One frame: motion is reported unassessed."""
+
+
+@dataclass(frozen=True)
+class SlotScore:
+    """The model's score distribution at one slot."""
+
+    probabilities: tuple[float, ...]
+    """p(d) for d = min..max (restricted softmax), rounded to 6 decimals."""
+    expectation: float
+    digit: int
+    """The digit forced into the answer (the most likely digit of the most likely band)."""
+    bands: LabelProbabilities
+    """The mass of the Good, Normal and Bad bands of digits."""
+
+
+@dataclass(frozen=True)
+class RatingAnswer:
+    """The model's answer to one video's question."""
+
+    slots: dict[str, SlotScore]
+    rationale: str | None
+    text: str | None
+    """The whole answer (forced scores, then the rationale), when reasons were asked for."""
+    rationale_ids: tuple[int, ...] = ()
+    """The rationale's tokens as decoded."""
+
+
+class RatingScorer:
+    """Rating questions in, score distributions (and a rationale) out, for one loaded model."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        family: Family,
+        templates: Templates,
+        max_reason_tokens: int = 48,
+    ) -> None:
+        if templates.rating is None:
+            raise ValueError(
+                f"the rating protocol needs a template with a [rating] table "
+                f"({templates.source} has none): use --templates videoscore2, unifiedreward or "
+                "a file of that format"
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        self.family = family
+        self.templates = templates
+        self.rating: Rating = templates.rating
+        self.max_reason_tokens = max_reason_tokens
+        self.video_token_id = family.placeholder_id(tokenizer)
+        self.pad_id = tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = tokenizer.eos_token_id
+        r = self.rating
+        self.values = list(range(r.minimum, r.maximum + 1))
+        self.digit_ids = self._digit_tokens()
+        self.text_ids = [self._ids(t) for t in r.texts]
+        self._check_context()
+        self.bands = [
+            [i for i, v in enumerate(self.values) if v >= r.good_from],
+            [i for i, v in enumerate(self.values) if r.bad_to < v < r.good_from],
+            [i for i, v in enumerate(self.values) if v <= r.bad_to],
+        ]
+        self.stop_ids = self._stop_ids()
+        self._blank = self._blank_token_mask()
+
+    # -- set-up checks --------------------------------------------------------
+    def _ids(self, text: str) -> list[int]:
+        return list(self.family.answer_ids(self.tokenizer, self.templates, text)) if text else []
+
+    def _digit_tokens(self) -> list[int]:
+        ids = []
+        for v in self.values:
+            toks = self._ids(str(v))
+            if len(toks) != 1:
+                raise ValueError(
+                    f"the score {v} is {len(toks)} tokens in this tokenizer; the rating protocol "
+                    "reads each score as one digit token (change min/max in [rating])"
+                )
+            ids.append(toks[0])
+        if len(set(ids)) != len(ids):
+            raise ValueError("two scores share one token in this tokenizer")
+        return ids
+
+    def _check_context(self) -> None:
+        """Each slot's digit stays one token between its texts, whatever the other digits."""
+        r = self.rating
+        for k, slot in enumerate(r.slots):
+            for v in self.values:
+                scores = {s: r.minimum for s in r.slots} | {slot: v}
+                expected: list[int] = list(self.text_ids[0])
+                for s, ids in zip(r.slots, self.text_ids[1:], strict=True):
+                    expected += [self.digit_ids[scores[s] - r.minimum], *ids]
+                if self._ids(r.answer(scores)) != expected:
+                    raise ValueError(
+                        f"in this tokenizer the score {v} of slot {{{slot}}} (slot {k + 1}) does "
+                        "not stay one token between the answer's texts (it merges with the text "
+                        "around it); change the [rating] answer layout, e.g. a space or "
+                        "punctuation around the slot"
+                    )
+        if not any(self.text_ids[1:-1]) and len(r.slots) > 1:  # parser already refuses this
+            raise ValueError("the [rating] answer needs text between its slots")
+
+    def _stop_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        ids.update(eos if isinstance(eos, list) else [eos])
+        for tok in ("<|im_end|>", "<|endoftext|>", *self.family.stop_texts(self.templates)):
+            tid = self.tokenizer.convert_tokens_to_ids(tok)
+            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
+                ids.add(tid)
+        return {i for i in ids if i is not None}
+
+    def _blank_token_mask(self) -> torch.Tensor:
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        known = min(vocab, len(self.tokenizer))
+        mask = torch.ones(vocab, dtype=torch.bool)
+        pieces = self.tokenizer.batch_decode([[t] for t in range(known)], skip_special_tokens=True)
+        mask[:known] = torch.tensor([not p.strip() for p in pieces], dtype=torch.bool)
+        for tid in self.stop_ids:
+            if tid < vocab:
+                mask[tid] = False
+        return mask
+
+    # -- request-thread work ---------------------------------------------------
+    def prepare(
+        self, frames: np.ndarray, seconds_per_frame: float, prompt: str, still: bool = False
+    ) -> RatingItem:
+        vision = self.family.prepare(frames, seconds_per_frame)
+        ids = self.family.render(
+            self.tokenizer, self.templates, self.rating.question(prompt), vision
+        )
+        placed = sum(1 for t in ids if t == self.video_token_id)
+        if placed != vision.num_tokens:
+            raise ValueError(
+                f"the prompt holds {placed} video positions for a video of {vision.num_tokens} "
+                "tokens; the chat template must render the video exactly once"
+            )
+        limit = getattr(self.family, "max_length", None)
+        if limit is not None and len(ids) > limit:
+            raise ValueError(
+                f"the question is {len(ids)} tokens with the video, over the model's {limit}; "
+                "use a shorter prompt or fewer frames"
+            )
+        return RatingItem(vision, tuple(ids), still)
+
+    # -- model-thread work -----------------------------------------------------
+    def choose(self, p: np.ndarray) -> tuple[int, LabelProbabilities]:
+        """(digit index to force, band probabilities) from a slot's digit distribution."""
+        mass = [float(p[band].sum()) if band else 0.0 for band in self.bands]
+        probs = _rounded(mass)
+        best = self.bands[_LABEL_ORDER.index(probs.most_likely())]
+        return best[int(np.argmax(p[best]))], probs
+
+    @torch.inference_mode()
+    def run(
+        self,
+        items: Sequence[RatingItem],
+        with_reasons: bool,
+        check: Callable[[], None],
+        force: Sequence[Sequence[int]] | None = None,
+    ) -> list[RatingAnswer]:
+        """Score every item; ``force`` (digits per slot, per item) overrides the chosen digits."""
+        model, family = self.model, self.family
+        device = model.device
+        n = len(items)
+        embeds_per_video = family.encode_videos(model, [it.vision for it in items])
+        check()
+        width = max(len(it.row) for it in items)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for b, it in enumerate(items):
+            ids[b, width - len(it.row) :] = torch.tensor(it.row)
+            mask[b, width - len(it.row) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        placed = ids == self.video_token_id
+        embeds = family.embed(model, ids.masked_fill(placed, self.pad_id))
+        embeds = embeds.masked_scatter(
+            placed.unsqueeze(-1), torch.cat(embeds_per_video).to(embeds.dtype)
+        )
+        positions = family.position_ids(model, ids, mask, [it.vision for it in items])
+        logits, cache = family.decode(model, embeds, mask, positions, use_cache=True)
+        step = 0  # answer tokens fed so far
+        digit_ids = torch.tensor(self.digit_ids, device=device)
+        chosen: list[list[int]] = [[] for _ in range(n)]
+        bands: list[list[LabelProbabilities]] = [[] for _ in range(n)]
+        dists: list[list[np.ndarray]] = [[] for _ in range(n)]
+        fed: list[list[int]] = [[] for _ in range(n)]
+        pending = [list(self.text_ids[0]) for _ in range(n)]
+        for k in range(len(self.rating.slots)):
+            if pending[0]:
+                logits, cache, mask = self._feed(pending, cache, mask, positions, step)
+                step += len(pending[0])
+                for b in range(n):
+                    fed[b] += pending[b]
+            p = torch.softmax(logits[:, digit_ids].double(), dim=-1).cpu().numpy()
+            for b in range(n):
+                digit, band = self.choose(p[b])
+                bands[b].append(band)
+                if force is not None:
+                    digit = force[b][k] - self.rating.minimum
+                chosen[b].append(digit)
+                dists[b].append(p[b])
+            last = k == len(self.rating.slots) - 1
+            if last and not with_reasons:
+                break
+            pending = [[self.digit_ids[chosen[b][k]], *self.text_ids[k + 1]] for b in range(n)]
+            check()
+        texts: list[str | None] = [None] * n
+        rationales: list[str | None] = [None] * n
+        out: list[list[int]] = [[] for _ in range(n)]
+        if with_reasons:
+            logits, cache, mask = self._feed(pending, cache, mask, positions, step)
+            step += len(pending[0])
+            for b in range(n):
+                fed[b] += pending[b]
+            out = self._decode(logits, cache, mask, positions, step, check)
+            for b in range(n):
+                rationales[b] = _clean(self.tokenizer.decode(out[b], skip_special_tokens=True))
+                texts[b] = self.tokenizer.decode(fed[b] + out[b], skip_special_tokens=True)
+        answers = []
+        for b in range(n):
+            slots = {}
+            for k, slot in enumerate(self.rating.slots):
+                p = dists[b][k]
+                e = float(np.dot(self.values, p))
+                slots[slot] = SlotScore(
+                    tuple(round(float(x), 6) for x in p),
+                    round(e, 6),
+                    self.values[chosen[b][k]],
+                    bands[b][k],
+                )
+            answers.append(RatingAnswer(slots, rationales[b], texts[b], tuple(out[b])))
+        return answers
+
+    def _feed(
+        self, tokens: list[list[int]], cache: Any, mask: torch.Tensor, positions: Any, step: int
+    ) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """Feed one equal-length chunk of forced tokens per row; logits after its last token."""
+        model, family, device = self.model, self.family, self.model.device
+        k = len(tokens[0])
+        chunk = torch.tensor(tokens, device=device)
+        mask = torch.cat([mask, torch.ones((len(tokens), k), dtype=mask.dtype, device=device)], 1)
+        pos = torch.cat([family.next_position_ids(positions, step + i) for i in range(k)], -1)
+        logits, cache = family.decode(
+            model, family.embed(model, chunk), mask, pos, past_key_values=cache, use_cache=True
+        )
+        return logits, cache, mask
+
+    def _decode(
+        self,
+        logits: torch.Tensor,
+        cache: Any,
+        mask: torch.Tensor,
+        positions: Any,
+        step: int,
+        check: Callable[[], None],
+    ) -> list[list[int]]:
+        """Greedy rationale tokens per row: something besides whitespace, then until a stop."""
+        n = logits.shape[0]
+        device = self.model.device
+        stop = torch.tensor(sorted(self.stop_ids), device=device)
+        blank = self._blank.to(device)
+        out: list[list[int]] = [[] for _ in range(n)]
+        has_text = [False] * n
+        done = [False] * n
+        for _ in range(self.max_reason_tokens):
+            logits = logits.float()
+            nxt = []
+            for b in range(n):
+                row = logits[b]
+                if not has_text[b]:
+                    row = row.masked_fill(blank[: row.shape[0]], float("-inf"))
+                    row[stop[stop < row.shape[0]]] = float("-inf")
+                tok = int(torch.argmax(row))
+                if done[b] or tok in self.stop_ids:
+                    done[b] = True
+                    nxt.append(self.pad_id)
+                    continue
+                out[b].append(tok)
+                has_text[b] = has_text[b] or not bool(self._blank[tok])
+                nxt.append(tok)
+            if all(done):
+                break
+            logits, cache, mask = self._feed([[t] for t in nxt], cache, mask, positions, step)
+            step += 1
+            check()
+        return out
+
+
+_LABEL_ORDER = (Label.GOOD, Label.NORMAL, Label.BAD)
+
+
+def _rounded(mass: Sequence[float]) -> LabelProbabilities:
+    good, normal = round(mass[0], 6), round(mass[1], 6)
+    return LabelProbabilities(good=good, normal=normal, bad=round(max(0.0, 1 - good - normal), 6))
+
+
+class RatingBackend:
+    """The ``rating`` protocol as a critic backend (see the module docstring)."""
+
+    assessed: tuple[Dimension, ...] = DIMENSIONS
+    pixel_format = "rgb24"
+    batched = True
+
+    def __init__(self, options: VlmOptions) -> None:
+        quiet_hf()
+        templates = load_templates(options.templates)
+        if templates.rating is None:
+            raise ValueError(
+                f"the rating protocol needs a rating template (a [rating] table); "
+                f"{templates.source} has none: use --templates videoscore2 or unifiedreward"
+            )
+        if options.vision != "torch":
+            raise ValueError(
+                "the rating protocol runs its vision tower in torch (backend vlm); "
+                f"{options.vision} is for the labels protocol"
+            )
+        try:
+            config = json.loads((options.model / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{options.model}/config.json is not readable JSON: {exc}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{options.model}/config.json must hold a JSON object")
+        self.family = family_for(str(config.get("model_type", "?")), options.model)
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype, device)
+        torch.manual_seed(0)
+        model = self.family.load(options.model, dtype, device, options.attn_implementation)
+        if options.adapter is not None:
+            model = self.family.apply_adapter(model, options.adapter)
+        self.family.finish(model)
+        tokenizer = self.family.tokenizer(options.model)
+        self.scorer = RatingScorer(
+            model, tokenizer, self.family, templates, options.max_reason_tokens
+        )
+        self.rating = self.scorer.rating
+        self.max_frames = options.num_frames
+        self.frame_sampling = self.family.sampling
+        name = options.model.name + (f"+{options.adapter.name}" if options.adapter else "")
+        self.model = ModelInfo(
+            backend="vlm", name=name, version=fingerprint(options.model, options.adapter)
+        )
+        log.info(
+            "vlm critic (rating protocol, %s): %s (%s) on %s",
+            self.rating.name,
+            name,
+            self.family.name,
+            device,
+        )
+
+    def prepare(self, video: DecodedVideo, prompt: str, check: Callable[[], None]) -> RatingItem:
+        if video.num_sampled > 1:
+            spf = float(np.mean(np.diff(video.timestamps)))
+        else:
+            spf = 1.0 / video.fps if video.fps > 0 else 1.0
+        try:
+            return self.scorer.prepare(video.frames, spf, prompt, one_frame(video))
+        except ValueError as exc:
+            raise InvalidInput(f"the model cannot take this video: {exc}") from None
+
+    def verdicts(self, answer: RatingAnswer, with_reasons: bool) -> tuple[DimensionVerdict, ...]:
+        """One verdict per LiFT dimension from an answer (unmapped dimensions unassessed)."""
+        r = self.rating
+        by_dim = {dim: slot for slot, dim in r.dimensions.items()}
+        out = []
+        for dim in DIMENSIONS:
+            slot = by_dim.get(dim)
+            if slot is None:
+                v = DimensionVerdict.unassessed(dim, NOT_RATED.format(name=r.name))
+                out.append(v if with_reasons else v.without_reasons())
+                continue
+            s = answer.slots[slot]
+            probs = s.bands
+            score = round((s.expectation - r.minimum) / (r.maximum - r.minimum), 6)
+            score = min(1.0, max(0.0, score))
+            reasons = (answer.rationale,) if with_reasons and answer.rationale else ()
+            out.append(DimensionVerdict(dim, probs.most_likely(), score, probs, reasons))
+        return tuple(out)
+
+    def judge_batch(
+        self, prepared: Sequence[RatingItem], with_reasons: bool, check: Callable[[], None]
+    ) -> list[Judgement]:
+        answers = self.scorer.run(prepared, with_reasons, check)
+        results = []
+        for item, answer in zip(prepared, answers, strict=True):
+            dims = self.verdicts(answer, with_reasons)
+            if item.still:
+                dims = motion_unassessed(dims)
+                if not with_reasons:
+                    dims = tuple(d.without_reasons() for d in dims)
+            results.append(Judgement(dims))
+        return results
+
+
+__all__ = ["RatingAnswer", "RatingBackend", "RatingItem", "RatingScorer", "SlotScore"]
