@@ -36,12 +36,21 @@ def tiny_critic(
     family: Annotated[
         str,
         typer.Option(
-            help="qwen2_vl, qwen2_5_vl, vila (VILA1.5-13b layout) or vila-40b (InternViT tower)"
+            help="qwen2_vl, qwen2_5_vl, vila (VILA1.5-13b layout), vila-40b (InternViT tower) "
+            "or videoalign (VideoReward layout; its tiny base Qwen2-VL in DIR/base)"
         ),
     ] = "qwen2_vl",
 ) -> None:
     """Write a tiny random critic checkpoint in a published layout (loads with --backend vlm --model DIR)."""
     with needs_extra("critic", "lift debug tiny-model critic"):
+        if family == "videoalign":
+            from lift.services.critic.backends.vlm.tiny_videoalign import write_tiny_videoalign
+
+            if adapter is not None:
+                fail("--adapter: a VideoAlign checkpoint holds its LoRA in checkpoint-N/", code=2)
+            write_tiny_videoalign(directory, seed=seed)
+            typer.echo(f"tiny VideoReward checkpoint: {directory} (reward_head protocol)")
+            return
         if family in ("vila", "vila-40b"):
             from lift.services.critic.backends.vlm.tiny_vila import (
                 write_tiny_vila,
@@ -61,7 +70,7 @@ def tiny_critic(
         try:
             write_tiny_critic(directory, seed=seed, family=family)
         except ValueError as exc:
-            fail(f"--family: {exc} (or vila, vila-40b)", code=2)
+            fail(f"--family: {exc} (or vila, vila-40b, videoalign)", code=2)
         typer.echo(f"tiny critic checkpoint: {directory}")
         if adapter is not None:
             write_tiny_lora(directory, adapter)
