@@ -22,10 +22,13 @@ torch, no av). What it accepts and what it does:
   4:2:0 averages colour over 2x2 pixels). It is uncompressed: a 49-frame 480x720 video
   is 25.4 MB, within the critic's default ``max_video_bytes`` (64 MiB); a video over
   the critic's limit is a failed item whose error gives its size and the limit.
-* **Scoring**: the batch goes to the critic's batch ``Score`` RPC. One call when it
-  fits: at most ``max_batch_items`` items and ``max_request_bytes`` of video (default:
-  the critic's ``max_video_bytes``, which its message limit always exceeds); a larger
-  batch is split in order into as few calls as those limits allow (``info["calls"]``).
+* **Scoring**: the batch goes to the critic's batch ``Score`` RPC (``POST /v1/scores``
+  over HTTP). One call when it fits: at most the critic's ``max_batch_items`` items and
+  ``max_request_bytes`` of video (default: the client's 80 MiB message limit less 1 MiB,
+  which a critic with default settings accepts: three 49x480x720 videos). A larger batch
+  is split in order into as few calls as those limits allow, and a request the critic
+  refuses for its size (a smaller ``max_message_bytes``) is split in halves and sent
+  again; ``info["calls"]`` counts the calls.
 * **Rewards**: without ``dimensions``/``weights``, the critic's own reward (Eq. 2 for
   label critics). With them, the weighted mean of those dimensions' scores (each the
   critic's [0, 1] score of the dimension). ``normalize``: None (as is), "batch"
@@ -303,6 +306,24 @@ def _half(plane: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- rewards
 
+_REQUEST_BYTES = CriticClient.max_message_bytes - 2**20
+"""Video bytes one Score request carries by default: the client's message limit, less room."""
+
+
+def _too_large(exc: CriticError, group: list[int]) -> bool:
+    """Whether the critic refused a request of several items for its size (then split it)."""
+    message = exc.message
+    return len(group) > 1 and (
+        exc.code in ("PAYLOAD_TOO_LARGE", "413")
+        or "larger than max" in message  # gRPC: the message is over the server's limit
+        or ("request body is" in message and "limit" in message)  # the HTTP front
+    )
+
+
+def _halves(group: list[int]) -> list[list[int]]:
+    mid = len(group) // 2
+    return [group[:mid], group[mid:]]
+
 
 @dataclass
 class _Batch:
@@ -478,7 +499,7 @@ class _RewardBase:
     def _groups(self, batch: _Batch, limits: dict[str, Any]) -> list[list[int]]:
         """Indices of the items to send, in order, split into requests within the limits."""
         max_items = int(limits.get("max_batch_items") or 64)
-        budget = self.max_request_bytes or int(limits.get("max_video_bytes") or 64 * 2**20)
+        budget = self.max_request_bytes or _REQUEST_BYTES
         groups: list[list[int]] = []
         current: list[int] = []
         used = 0
@@ -661,16 +682,22 @@ class CriticReward(_RewardBase):
         limits = self.limits()
         batch = self._prepare(videos, prompts, limits)
         results: dict[int, Any] = {}
-        groups = self._groups(batch, limits)
-        for group in groups:
+        pending = self._groups(batch, limits)
+        calls = 0
+        while pending:
+            group = pending.pop(0)
             items = [(batch.data[i] or b"", batch.prompts[i]) for i in group]
+            calls += 1
             try:
                 answers = self.client.score(items)
             except CriticError as exc:
+                if _too_large(exc, group):
+                    pending[:0] = _halves(group)
+                    continue
                 results.update(self._call_failed(batch, group, exc))
                 continue
             results.update(zip(group, answers, strict=True))
-        return self._finish(batch, results, len(groups))
+        return self._finish(batch, results, calls)
 
     def ddpo(self) -> Callable[[Any, Any, Any], tuple[np.ndarray, dict[str, Any]]]:
         """TRL's DDPO reward function: ``(images, prompts, prompt_metadata) -> (rewards, info)``.
@@ -778,16 +805,22 @@ class AsyncCriticReward(_RewardBase):
         limits = await self.limits()
         batch = self._prepare(videos, prompts, limits)
         results: dict[int, Any] = {}
-        groups = self._groups(batch, limits)
-        for group in groups:
+        pending = self._groups(batch, limits)
+        calls = 0
+        while pending:
+            group = pending.pop(0)
             items = [(batch.data[i] or b"", batch.prompts[i]) for i in group]
+            calls += 1
             try:
                 answers = await self.client.score(items)
             except CriticError as exc:
+                if _too_large(exc, group):
+                    pending[:0] = _halves(group)
+                    continue
                 results.update(self._call_failed(batch, group, exc))
                 continue
             results.update(zip(group, answers, strict=True))
-        return self._finish(batch, results, len(groups))
+        return self._finish(batch, results, calls)
 
 
 __all__ = [
