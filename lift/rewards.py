@@ -47,7 +47,8 @@ torch, no av). What it accepts and what it does:
 ``critic_reward``, ``raw_rewards`` (before normalization), ``frames_sent``,
 ``frames_analysed`` and ``fps`` (as the critic decoded it); and ``scorer`` (backend,
 name, version of the model that judged: compare it across steps to detect drift),
-``errors`` (``{"index", "code", "message"}``), ``failed`` and ``calls``.
+``errors`` (``{"index", "code", "message"}``: the critic's gRPC status name, or
+"UNASSESSED" when a dimension the reward needs was not judged), ``failed`` and ``calls``.
 
 Adapters: :meth:`CriticReward.ddpo` gives TRL's DDPO reward function
 ``(images, prompts, prompt_metadata) -> (rewards, metadata)``; :meth:`CriticReward.flow_grpo`
@@ -314,7 +315,7 @@ def _too_large(exc: CriticError, group: list[int]) -> bool:
     """Whether the critic refused a request of several items for its size (then split it)."""
     message = exc.message
     return len(group) > 1 and (
-        exc.code in ("PAYLOAD_TOO_LARGE", "413")
+        exc.code == "413"  # an HTTP refusal without a JSON body
         or "larger than max" in message  # gRPC: the message is over the server's limit
         or ("request body is" in message and "limit" in message)  # the HTTP front
     )
@@ -487,7 +488,7 @@ class _RewardBase:
             size = y4m_size(t, h, w, self.fps, self.chroma)
             if max_bytes and size > max_bytes:
                 batch.errors[i] = (
-                    "PAYLOAD_TOO_LARGE",
+                    "INVALID_ARGUMENT",
                     f"video {i} ({t} frames of {w}x{h}) is {size} bytes as uncompressed y4m; the "
                     f"critic's max_video_bytes is {max_bytes}: send fewer or smaller frames, "
                     "use chroma='420', or raise the critic's max_video_bytes",

@@ -69,7 +69,7 @@ def test_a_batch_is_scored_in_one_call_and_failed_items_are_reported(
     errors = {e["index"]: e for e in info["errors"]}
     assert errors[2]["code"] == "INVALID_ARGUMENT" and "the limit is 200" in errors[2]["message"]
     assert errors[3]["code"] == "INVALID_ARGUMENT" and "prompt is empty" in errors[3]["message"]
-    assert errors[4]["code"] == "PAYLOAD_TOO_LARGE" and "max_video_bytes" in errors[4]["message"]
+    assert errors[4]["code"] == "INVALID_ARGUMENT" and "max_video_bytes" in errors[4]["message"]
     assert info["scorer"] == {"backend": "signal", "name": "lift-signal", "version": "1.0"}
     assert info["frames_sent"] == [T] * 4 + [T]
     assert info["fps"][:2] == [pytest.approx(8.0)] * 2 and info["frames_analysed"][0] == T
