@@ -31,7 +31,8 @@ class CriticSettings(ServiceSettings):
         "auto",
         description="vlm: how the checkpoint's outputs become a critique: auto (what the "
         "checkpoint's layout says), labels (LiFT's Good/Normal/Bad answers), reward_head "
-        "(VideoAlign's VideoReward: model_config.json + checkpoint-N/).",
+        "(VideoAlign's VideoReward: model_config.json + checkpoint-N/), rating (1-N scores "
+        "per dimension: VideoScore2, UnifiedReward; templates with a [rating] table).",
     )
     workers: int = Field(
         8,
@@ -59,8 +60,8 @@ class CriticSettings(ServiceSettings):
     templates: str | None = Field(
         None,
         description="Template preset name (lift-13b, lift-40b: the questions and conversation "
-        "format LiFT-Critic was trained on) or the path of a template file (TOML); default: the "
-        "built-in LiFT templates.",
+        "format LiFT-Critic was trained on; videoscore2, unifiedreward: rating prompts) or the "
+        "path of a template file (TOML); default: the built-in LiFT templates.",
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(

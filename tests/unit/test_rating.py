@@ -68,6 +68,13 @@ def test_presets_parse_with_their_scales_and_dimension_maps() -> None:
     assert load_templates().rating is None and load_templates("lift-13b").rating is None
 
 
+def test_backend_says_its_protocol_and_score_semantics(backend: RatingBackend) -> None:
+    r = backend.rating
+    assert backend.protocol == "rating"
+    assert backend.score_semantics == f"rating_expected_score_{r.minimum}_{r.maximum}_to_0_1"
+    assert backend.frame_sampling == "time" and backend.model.backend == "vlm"
+
+
 def test_detect_picks_the_rating_protocol_from_the_templates(model_dir: Path) -> None:
     assert detect(model_dir, "videoscore2") == "rating"
     assert detect(model_dir, "unifiedreward") == "rating"

@@ -369,6 +369,13 @@ class RatingBackend:
     assessed: tuple[Dimension, ...] = DIMENSIONS
     pixel_format = "rgb24"
     batched = True
+    protocol = "rating"
+
+    @property
+    def score_semantics(self) -> str:
+        """What a dimension's score means (GetInfo): the expected digit mapped onto [0, 1]."""
+        r = self.rating
+        return f"rating_expected_score_{r.minimum}_{r.maximum}_to_0_1"
 
     def __init__(self, options: VlmOptions) -> None:
         quiet_hf()
