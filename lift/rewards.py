@@ -282,13 +282,15 @@ def encode_y4m(frames: np.ndarray, fps: float, chroma: str = "420") -> bytes:
     if t == 0 or h == 0 or w == 0:
         raise ValueError(f"the video is empty (shape {frames.shape}): send at least one frame")
     parts = [_y4m_header(h, w, fps, chroma)]
+    m = _RGB_TO_YUV
     for frame in frames:
-        yuv = frame.astype(np.float32) @ _RGB_TO_YUV.T
-        yuv[..., 1:] += 128.0
-        y = yuv[..., 0]
-        u, v = yuv[..., 1], yuv[..., 2]
-        if chroma == "420":
-            u, v = _half(u), _half(v)
+        rgb = frame.astype(np.float32)
+        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        y = m[0, 0] * r + m[0, 1] * g + m[0, 2] * b
+        if chroma == "420":  # the conversion is linear: average RGB first, 4x less work
+            r, g, b = _half(r), _half(g), _half(b)
+        u = m[1, 0] * r + m[1, 1] * g + m[1, 2] * b + 128.0
+        v = m[2, 0] * r + m[2, 1] * g + m[2, 2] * b + 128.0
         parts.append(b"FRAME\n")
         for plane in (y, u, v):
             parts.append(np.clip(np.rint(plane), 0, 255).astype(np.uint8).tobytes())
@@ -302,7 +304,8 @@ def _half(plane: np.ndarray) -> np.ndarray:
         plane = np.concatenate([plane, plane[-1:]], axis=0)
     if w % 2:
         plane = np.concatenate([plane, plane[:, -1:]], axis=1)
-    return plane.reshape(plane.shape[0] // 2, 2, plane.shape[1] // 2, 2).mean(axis=(1, 3))
+    p = plane.reshape(plane.shape[0] // 2, 2, plane.shape[1] // 2, 2)
+    return (p[:, 0, :, 0] + p[:, 0, :, 1] + p[:, 1, :, 0] + p[:, 1, :, 1]) * 0.25
 
 
 # ---------------------------------------------------------------- rewards
@@ -679,7 +682,10 @@ class CriticReward(_RewardBase):
     def __call__(
         self, videos: Any, prompts: Sequence[str], metadata: Any = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """One float32 reward per video, and ``info`` (see the module docstring)."""
+        """One float32 reward per video, and ``info`` (see the module docstring).
+
+        ``metadata`` (TRL's prompt metadata, Flow-GRPO's) is accepted and not used.
+        """
         limits = self.limits()
         batch = self._prepare(videos, prompts, limits)
         results: dict[int, Any] = {}
@@ -773,6 +779,10 @@ class AsyncCriticReward(_RewardBase):
             max_request_bytes,
             raise_on_call_error,
         )
+        if isinstance(server, str) and server.startswith(("http://", "https://")):
+            raise ValueError(
+                "AsyncCriticReward speaks gRPC (host:port); for the HTTP front use CriticReward"
+            )
         if isinstance(server, str):
             self.client = AsyncCriticClient(
                 server, timeout_s=timeout, credentials=credentials, token=token

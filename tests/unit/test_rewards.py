@@ -20,6 +20,7 @@ from lift.critique import (
     VideoInfo,
 )
 from lift.rewards import (
+    AsyncCriticReward,
     CriticReward,
     detect_layout,
     encode_y4m,
@@ -305,6 +306,8 @@ def test_settings_are_checked() -> None:
         CriticReward(fake, weights={"video_fidelity": 0.0})
     with pytest.raises(ValueError, match="normalize must be one of"):
         CriticReward(fake, normalize="zscore")
+    with pytest.raises(ValueError, match="speaks gRPC"):
+        AsyncCriticReward("http://localhost:8080")
     with pytest.raises(ValueError, match=r"does not assess \['semantic_consistency'\]"):
         CriticReward(fake, dimensions="semantic_consistency")(_videos(1), ["p"])
 
