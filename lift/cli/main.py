@@ -1,7 +1,7 @@
 """`lift`: serve the services, critique videos, and developer tools.
 
 This module only wires the command tree; each service's commands live in their own module
-(`lift.cli.critic`, `.generator`, `.trainer`, `.hra`, `.up`, `.debug`). Heavy modules are imported
+(`lift.cli.critic`, `.generator`, `.trainer`, `.hra`, `.prefs`, `.up`, `.debug`). Heavy modules are imported
 inside commands so that `lift --help` is instant.
 """
 
@@ -14,6 +14,7 @@ from lift.cli.critic import critic_app, critique
 from lift.cli.debug import debug_app
 from lift.cli.generator import generate, generator_app
 from lift.cli.hra import hra_app
+from lift.cli.prefs import prefs_app
 from lift.cli.trainer import align, runs_app, trainer_app
 from lift.cli.up import up
 
@@ -29,6 +30,7 @@ app.command("align")(align)
 app.add_typer(runs_app, name="runs")
 app.command("up")(up)
 app.add_typer(hra_app, name="hra")
+app.add_typer(prefs_app, name="prefs")
 app.add_typer(debug_app, name="debug")
 app.add_typer(auth_app, name="auth")
 
