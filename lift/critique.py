@@ -132,6 +132,8 @@ class VideoInfo:
     frames_analysed: int
     container: str = ""
     codec: str = ""
+    fps_analysed: float = 0.0
+    """Rate of the analysed frames (1 / their mean gap, s); 0 for one frame."""
 
 
 @dataclass(frozen=True)
@@ -161,11 +163,94 @@ class Critique:
         return [i for d in self.dimensions for i in d.issues]
 
 
+@dataclass(frozen=True)
+class Preference:
+    """How likely video a, video b, or neither is better; the three sum to 1.
+
+    All None when nothing could be compared (a dimension either video has
+    unassessed); ``prob_tie`` alone is None when the method has no notion of a
+    tie (then ``prob_a + prob_b == 1``).
+    """
+
+    prob_a: float | None = None
+    prob_b: float | None = None
+    prob_tie: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.prob_a is None) != (self.prob_b is None):
+            raise ValueError(f"prob_a and prob_b are both set or both None, got {self}")
+        if self.prob_a is None:
+            if self.prob_tie is not None:
+                raise ValueError(f"a tie without prob_a / prob_b: {self}")
+            return
+        parts = [self.prob_a, self.prob_b or 0.0, self.prob_tie or 0.0]
+        if min(parts) < 0 or not math.isclose(sum(parts), 1.0, abs_tol=1e-4):
+            raise ValueError(f"preference probabilities must be >= 0 and sum to 1, got {self}")
+
+    @property
+    def compared(self) -> bool:
+        """Whether there are probabilities (False: not comparable)."""
+        return self.prob_a is not None
+
+    def swapped(self) -> Preference:
+        """The same preference with a and b exchanged."""
+        return Preference(self.prob_b, self.prob_a, self.prob_tie)
+
+
+@dataclass(frozen=True)
+class DimensionPreference:
+    """The preference on one dimension."""
+
+    name: Dimension
+    preference: Preference = Preference()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Which of two videos of one prompt is better, per dimension and overall.
+
+    ``method`` says how the probabilities came about (e.g.
+    ``"bradley_terry_expected_reward"``, or ``"native"`` when the model judged
+    the pair itself); ``video_a`` / ``video_b`` what the decoder found and the
+    frames the backend used.
+    """
+
+    dimensions: tuple[DimensionPreference, ...]
+    overall: Preference
+    method: str
+    model: ModelInfo
+    video_a: VideoInfo
+    video_b: VideoInfo
+    prompt: str = ""
+
+    def dimension(self, name: Dimension | str) -> Preference:
+        """The preference on ``name``."""
+        for d in self.dimensions:
+            if d.name == name:
+                return d.preference
+        raise KeyError(name)
+
+
 # ---------------------------------------------------------------- JSON (HTTP)
 
 
 def _r(x: float, nd: int = 6) -> float:
     return round(float(x), nd)
+
+
+def video_to_json(v: VideoInfo) -> dict[str, Any]:
+    """What the decoder found, as the HTTP API's JSON object."""
+    return {
+        "frames": v.frames,
+        "fps": _r(v.fps, 3),
+        "duration_s": _r(v.duration_s, 3),
+        "width": v.width,
+        "height": v.height,
+        "frames_analysed": v.frames_analysed,
+        "container": v.container,
+        "codec": v.codec,
+        "fps_analysed": _r(v.fps_analysed, 3),
+    }
 
 
 def to_json(c: Critique) -> dict[str, Any]:
@@ -194,16 +279,7 @@ def to_json(c: Critique) -> dict[str, Any]:
         ],
         "reward": None if c.reward is None else _r(c.reward),
         "model": {"backend": c.model.backend, "name": c.model.name, "version": c.model.version},
-        "video": {
-            "frames": c.video.frames,
-            "fps": _r(c.video.fps, 3),
-            "duration_s": _r(c.video.duration_s, 3),
-            "width": c.video.width,
-            "height": c.video.height,
-            "frames_analysed": c.video.frames_analysed,
-            "container": c.video.container,
-            "codec": c.video.codec,
-        },
+        "video": video_to_json(c.video),
         "dynamic_degree": None if c.dynamic_degree is None else _r(c.dynamic_degree, 4),
         "prompt": c.prompt,
     }
@@ -266,22 +342,43 @@ def dimension_from_proto(value: int) -> Dimension:
     return _DIM_FROM_PB[value]  # type: ignore[index]
 
 
+def video_to_proto(v: VideoInfo) -> common_pb2.VideoInfo:
+    """``v`` as a lift.common.v1.VideoInfo message."""
+    return common_pb2.VideoInfo(
+        frames=v.frames,
+        fps=v.fps,
+        duration=duration(v.duration_s),
+        width=v.width,
+        height=v.height,
+        frames_analysed=v.frames_analysed,
+        container=v.container,
+        codec=v.codec,
+        fps_analysed=v.fps_analysed,
+    )
+
+
+def video_from_proto(v: common_pb2.VideoInfo) -> VideoInfo:
+    """Parse a lift.common.v1.VideoInfo message."""
+    return VideoInfo(
+        v.frames,
+        v.fps,
+        seconds(v.duration),
+        v.width,
+        v.height,
+        v.frames_analysed,
+        v.container,
+        v.codec,
+        v.fps_analysed,
+    )
+
+
 def to_proto(c: Critique) -> critic_pb2.Critique:
     """The critique as a lift.critic.v1.Critique message."""
     msg = critic_pb2.Critique(
         model=common_pb2.ModelInfo(
             backend=c.model.backend, name=c.model.name, version=c.model.version
         ),
-        video=common_pb2.VideoInfo(
-            frames=c.video.frames,
-            fps=c.video.fps,
-            duration=duration(c.video.duration_s),
-            width=c.video.width,
-            height=c.video.height,
-            frames_analysed=c.video.frames_analysed,
-            container=c.video.container,
-            codec=c.video.codec,
-        ),
+        video=video_to_proto(c.video),
         prompt=c.prompt,
     )
     if c.reward is not None:
@@ -325,21 +422,100 @@ def from_proto(msg: critic_pb2.Critique) -> Critique:
                 ),
             )
         )
-    v = msg.video
     return Critique(
         dimensions=tuple(dims),
         reward=msg.reward if msg.HasField("reward") else None,
         model=ModelInfo(msg.model.backend, msg.model.name, msg.model.version),
-        video=VideoInfo(
-            v.frames,
-            v.fps,
-            seconds(v.duration),
-            v.width,
-            v.height,
-            v.frames_analysed,
-            v.container,
-            v.codec,
-        ),
+        video=video_from_proto(msg.video),
         prompt=msg.prompt,
         dynamic_degree=msg.dynamic_degree if msg.HasField("dynamic_degree") else None,
+    )
+
+
+# ---------------------------------------------------------------- comparisons
+
+
+def _p(x: float | None) -> float | None:
+    return None if x is None else _r(x)
+
+
+def _pref_json(p: Preference) -> dict[str, float | None]:
+    return {"prob_a": _p(p.prob_a), "prob_b": _p(p.prob_b), "prob_tie": _p(p.prob_tie)}
+
+
+def comparison_to_json(c: Comparison) -> dict[str, Any]:
+    """The comparison as the HTTP API's JSON object (POST /v1/comparisons)."""
+    return {
+        "dimensions": [{"name": d.name.value, **_pref_json(d.preference)} for d in c.dimensions],
+        "overall": _pref_json(c.overall),
+        "method": c.method,
+        "model": {"backend": c.model.backend, "name": c.model.name, "version": c.model.version},
+        "videos": {"a": video_to_json(c.video_a), "b": video_to_json(c.video_b)},
+        "prompt": c.prompt,
+    }
+
+
+def _pref_from(obj: dict[str, Any]) -> Preference:
+    return Preference(obj.get("prob_a"), obj.get("prob_b"), obj.get("prob_tie"))
+
+
+def comparison_from_json(obj: dict[str, Any]) -> Comparison:
+    """Parse the HTTP API's JSON object back into a :class:`Comparison`."""
+    m, v = obj["model"], obj["videos"]
+    return Comparison(
+        dimensions=tuple(
+            DimensionPreference(Dimension(d["name"]), _pref_from(d)) for d in obj["dimensions"]
+        ),
+        overall=_pref_from(obj["overall"]),
+        method=obj["method"],
+        model=ModelInfo(m["backend"], m["name"], m["version"]),
+        video_a=VideoInfo(**v["a"]),
+        video_b=VideoInfo(**v["b"]),
+        prompt=obj.get("prompt", ""),
+    )
+
+
+def _fill_pref(msg: Any, p: Preference) -> None:
+    for field in ("prob_a", "prob_b", "prob_tie"):
+        value = getattr(p, field)
+        if value is not None:
+            setattr(msg, field, value)
+
+
+def _pref_from_proto(msg: Any) -> Preference:
+    def get(field: str) -> float | None:
+        return getattr(msg, field) if msg.HasField(field) else None
+
+    return Preference(get("prob_a"), get("prob_b"), get("prob_tie"))
+
+
+def comparison_to_proto(c: Comparison) -> critic_pb2.Comparison:
+    """The comparison as a lift.critic.v1.Comparison message."""
+    msg = critic_pb2.Comparison(
+        method=c.method,
+        model=common_pb2.ModelInfo(
+            backend=c.model.backend, name=c.model.name, version=c.model.version
+        ),
+        video_a=video_to_proto(c.video_a),
+        video_b=video_to_proto(c.video_b),
+        prompt=c.prompt,
+    )
+    _fill_pref(msg.overall, c.overall)
+    for d in c.dimensions:
+        _fill_pref(msg.dimensions.add(name=_DIM_TO_PB[d.name]), d.preference)
+    return msg
+
+
+def comparison_from_proto(msg: critic_pb2.Comparison) -> Comparison:
+    """Parse a lift.critic.v1.Comparison message."""
+    return Comparison(
+        dimensions=tuple(
+            DimensionPreference(_DIM_FROM_PB[d.name], _pref_from_proto(d)) for d in msg.dimensions
+        ),
+        overall=_pref_from_proto(msg.overall),
+        method=msg.method,
+        model=ModelInfo(msg.model.backend, msg.model.name, msg.model.version),
+        video_a=video_from_proto(msg.video_a),
+        video_b=video_from_proto(msg.video_b),
+        prompt=msg.prompt,
     )

@@ -1,4 +1,4 @@
-"""`lift critic serve|export` and `lift critique`."""
+"""`lift critic serve|export`, `lift critique` and `lift compare`."""
 
 from __future__ import annotations
 
@@ -212,3 +212,110 @@ def critique(
                     failed(v, getattr(exc, "message", str(exc)))
     if failures:
         raise typer.Exit(1)
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _winner(prob_a: float | None, prob_b: float | None, prob_tie: float | None) -> str:
+    if prob_a is None or prob_b is None:
+        return "[dim]not compared[/]"
+    best = max((prob_a, "[green]a[/]"), (prob_b, "[green]b[/]"), (prob_tie or 0.0, "tie"))
+    return best[1]
+
+
+def comparison_table(name_a: str, name_b: str, c: Any) -> Any:
+    """A table of a :class:`lift.critique.Comparison`: a row per dimension, then overall."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(
+        title=f"a = {escape(name_a)}\nb = {escape(name_b)}\n"
+        f"{c.method}  ({c.model.backend} {escape(c.model.name)} {escape(c.model.version)})",
+        title_justify="left",
+    )
+    for col in ("dimension", "P(a better)", "P(tie)", "P(b better)", "prefers"):
+        table.add_column(col, justify="left" if col in ("dimension", "prefers") else "right")
+    rows = [(d.name.value.replace("_", " "), d.preference) for d in c.dimensions]
+    for label, p in [*rows, ("[bold]overall[/]", c.overall)]:
+        table.add_row(
+            label,
+            _pct(p.prob_a),
+            _pct(p.prob_tie),
+            _pct(p.prob_b),
+            _winner(p.prob_a, p.prob_b, p.prob_tie),
+        )
+    return table
+
+
+def compare(
+    a: Annotated[str, typer.Argument(help="First video file (or a URI the server can read)")],
+    b: Annotated[str, typer.Argument(help="Second video file (or a URI the server can read)")],
+    prompt: Annotated[str, typer.Option(help="The text both videos were generated from")],
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Critic to ask: host:port (gRPC) or http://host:port; default in-process"
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the comparison as JSON instead of a table")
+    ] = False,
+    backend: Annotated[
+        str, typer.Option(help="In-process backend (without --server): signal, vlm, composite")
+    ] = "signal",
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    templates: TemplatesOpt = None,
+    token: TokenOpt = None,
+    tls: TlsOpt = False,
+    ca_file: CaFileOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
+) -> None:
+    """Which of two videos of one prompt is better: P(a), P(tie), P(b) per dimension and overall."""
+    if server:
+        from lift.client import CriticClient, CriticError
+
+        creds = credentials(token, tls, ca_file, client_cert, client_key)
+        with CriticClient(server, credentials=creds) as client:
+            try:
+                c = client.compare(a, b, prompt)
+            except (CriticError, OSError) as exc:
+                fail(str(exc))
+    else:
+        from lift.errors import LiftError
+
+        settings = critic_settings(
+            {"backend": backend, "model": model, "adapter": adapter, "templates": templates}
+        )
+        with needs_extra("critic", "lift compare without --server"):
+            from lift.services.critic.engine import CriticEngine, VideoSource
+            from lift.serving import Deadline
+
+            engine = CriticEngine(settings)
+            try:
+                engine.load()
+            except (OSError, ValueError) as exc:
+                fail(f"could not load the critic: {exc}")
+            try:
+                sources = []
+                for name, arg in (("a", a), ("b", b)):
+                    try:
+                        sources.append(VideoSource.from_arg(arg))
+                    except OSError as exc:
+                        fail(f"video {name}: cannot read {arg}: {exc.strerror or exc}")
+                c = engine.compare(prompt, sources[0], sources[1], Deadline())
+            except LiftError as exc:
+                fail(exc.message)
+            finally:
+                engine.close()
+    if as_json:
+        from lift.critique import comparison_to_json
+
+        sys.stdout.write(json.dumps({"a": a, "b": b, **comparison_to_json(c)}) + "\n")
+    else:
+        from rich.console import Console
+
+        Console().print(comparison_table(a, b, c))

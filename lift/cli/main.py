@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from lift.cli.auth import auth_app
-from lift.cli.critic import critic_app, critique
+from lift.cli.critic import compare, critic_app, critique
 from lift.cli.debug import debug_app
 from lift.cli.generator import generate, generator_app
 from lift.cli.hra import hra_app
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(critic_app, name="critic")
 app.command("critique")(critique)
+app.command("compare")(compare)
 app.add_typer(generator_app, name="generator")
 app.command("generate")(generate)
 app.add_typer(trainer_app, name="trainer")

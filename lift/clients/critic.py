@@ -4,6 +4,8 @@
     with CriticClient("localhost:50051") as critic:
         c = critic.critique("clip.mp4", prompt="a dog runs on the beach")
         print(c.reward, c.dimension("motion_smoothness").reasons)
+        pair = critic.compare("a.mp4", "b.mp4", prompt="a dog runs on the beach")
+        print(pair.overall.prob_a, pair.dimension("video_fidelity").prob_tie)
 
 A ``video`` argument is bytes, a local path (read and sent as bytes), or a URI
 string with a scheme ("file:///...", "https://...") that the server reads.
@@ -28,7 +30,15 @@ from lift.clients.base import (
 )
 from lift.common.v1 import common_pb2
 from lift.critic.v1 import critic_pb2, critic_pb2_grpc
-from lift.critique import Critique, dimension_from_proto, from_json, from_proto
+from lift.critique import (
+    Comparison,
+    Critique,
+    comparison_from_json,
+    comparison_from_proto,
+    dimension_from_proto,
+    from_json,
+    from_proto,
+)
 from lift.uris import is_uri
 from lift.wire import message_to_data, seconds
 
@@ -93,6 +103,10 @@ def _score_results(resp: critic_pb2.ScoreResponse) -> list[Critique | CriticErro
     return out
 
 
+def _compare_request(a: Video, b: Video, prompt: str) -> critic_pb2.CompareRequest:
+    return critic_pb2.CompareRequest(prompt=prompt, a=_source(a), b=_source(b))
+
+
 def info_to_json(msg: critic_pb2.GetInfoResponse) -> dict[str, Any]:
     """GetInfo as the JSON of GET /v1/info, so both transports give the same dict."""
     return {
@@ -108,6 +122,9 @@ def info_to_json(msg: critic_pb2.GetInfoResponse) -> dict[str, Any]:
             "max_batch_items": msg.max_batch_items,
         },
         "suite_version": msg.suite_version,
+        "protocol": msg.protocol,
+        "score_semantics": msg.score_semantics,
+        "frame_sampling": message_to_data(msg.frame_sampling),
     }
 
 
@@ -166,6 +183,21 @@ class CriticClient(GrpcClient):
             ]
         return _score_results(self._unary("Score", _score_request(items)))
 
+    def compare(self, a: Video, b: Video, prompt: str) -> Comparison:
+        """Which of two videos of ``prompt`` is better: per dimension and overall."""
+        if self._http is not None:
+            if _is_uri(a) or _is_uri(b):
+                body = {"prompt": prompt, "a": _json_ref(a), "b": _json_ref(b)}
+                return comparison_from_json(self._http_call("POST", "/v1/comparisons", json=body))
+            data_a, _ = _load(a)
+            data_b, _ = _load(b)
+            files = {"video_a": ("video_a", data_a or b""), "video_b": ("video_b", data_b or b"")}
+            obj = self._http_call("POST", "/v1/comparisons", files=files, form={"prompt": prompt})
+            return comparison_from_json(obj)
+        return comparison_from_proto(
+            self._unary("Compare", _compare_request(a, b, prompt)).comparison
+        )
+
     def info(self) -> dict[str, Any]:
         """Backend, model and limits, as the JSON of GET /v1/info."""
         if self._http is not None:
@@ -173,11 +205,20 @@ class CriticClient(GrpcClient):
         return info_to_json(self._unary("GetInfo", critic_pb2.GetInfoRequest()))
 
     def _http_call(
-        self, method: str, path: str, video: Video | None = None, prompt: str = "", json: Any = None
+        self,
+        method: str,
+        path: str,
+        video: Video | None = None,
+        prompt: str = "",
+        json: Any = None,
+        files: dict[str, tuple[str, bytes]] | None = None,
+        form: dict[str, str] | None = None,
     ) -> Any:
         assert self._http is not None
         try:
-            if video is not None and not _is_uri(video):
+            if files is not None:
+                r = self._http.request(method, path, files=files, data=form)
+            elif video is not None and not _is_uri(video):
                 data, _ = _load(video)
                 r = self._http.request(
                     method, path, files={"video": ("video", data or b"")}, data={"prompt": prompt}
@@ -197,11 +238,15 @@ class CriticClient(GrpcClient):
         return r.json()
 
 
-def _json_item(video: Video, prompt: str) -> dict[str, str]:
+def _json_ref(video: Video) -> dict[str, str]:
     data, uri = _load(video)
     if uri is not None:
-        return {"prompt": prompt, "video_uri": uri}
-    return {"prompt": prompt, "video_b64": base64.b64encode(data or b"").decode()}
+        return {"video_uri": uri}
+    return {"video_b64": base64.b64encode(data or b"").decode()}
+
+
+def _json_item(video: Video, prompt: str) -> dict[str, str]:
+    return {"prompt": prompt, **_json_ref(video)}
 
 
 class AsyncCriticClient(AsyncGrpcClient):
@@ -228,6 +273,11 @@ class AsyncCriticClient(AsyncGrpcClient):
     async def score(self, items: Sequence[tuple[Video, str]]) -> list[Critique | CriticError]:
         """Scores (no reasons) for a batch; failed items come back as CriticError."""
         return _score_results(await self._unary("Score", _score_request(items)))
+
+    async def compare(self, a: Video, b: Video, prompt: str) -> Comparison:
+        """Which of two videos of ``prompt`` is better: per dimension and overall."""
+        resp = await self._unary("Compare", _compare_request(a, b, prompt))
+        return comparison_from_proto(resp.comparison)
 
     async def info(self) -> dict[str, Any]:
         """Backend, model and limits, as the JSON of GET /v1/info."""

@@ -6,6 +6,10 @@ mode (Critique or Score) to arrive, and judges up to ``max_size`` of them in
 one ``judge_batch`` call. A request whose caller left or whose deadline passed
 is dropped before its batch runs. When a batch fails, its videos are retried
 one by one so one bad video does not fail the others.
+
+The items are whatever the judge function takes: prepared videos for
+``judge_batch``, or prepared ``(a, b)`` pairs for a backend's native
+``compare_batch`` (then the results are pair judgements).
 """
 
 from __future__ import annotations
@@ -22,12 +26,11 @@ from typing import Any
 
 from lift.errors import Cancelled, LiftError
 from lift.services.critic import metrics
-from lift.services.critic.backends import Judgement
 from lift.serving import Deadline
 
 log = logging.getLogger(__name__)
 
-JudgeFn = Callable[[Sequence[Any], bool, Callable[[], None]], list[Judgement]]
+JudgeFn = Callable[[Sequence[Any], bool, Callable[[], None]], Sequence[Any]]
 _POLL_S = 0.05
 
 
@@ -37,7 +40,7 @@ class _Job:
     with_reasons: bool
     deadline: Deadline
     enqueued: float = field(default_factory=time.monotonic)
-    future: Future[Judgement] = field(default_factory=Future)
+    future: Future[Any] = field(default_factory=Future)
 
     def gone(self) -> bool:
         try:
@@ -60,9 +63,7 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._loop, name="critic-batcher", daemon=True)
         self._thread.start()
 
-    def submit(
-        self, items: Sequence[Any], with_reasons: bool, deadline: Deadline
-    ) -> list[Judgement]:
+    def submit(self, items: Sequence[Any], with_reasons: bool, deadline: Deadline) -> list[Any]:
         """Judge ``items`` (blocking); raises when the deadline passes or the caller leaves."""
         jobs = [_Job(item, with_reasons, deadline) for item in items]
         with self._cond:

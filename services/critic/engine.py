@@ -7,6 +7,7 @@ call these methods (through :class:`lift.serving.WorkLimiter`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -14,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from lift import __version__
-from lift.critique import Critique, Dimension, ModelInfo, VideoInfo
+from lift.critique import (
+    Comparison,
+    Critique,
+    Dimension,
+    DimensionPreference,
+    ModelInfo,
+    Preference,
+    VideoInfo,
+)
 from lift.errors import (
     Cancelled,
     DeadlineExceeded,
@@ -24,9 +33,15 @@ from lift.errors import (
     PayloadTooLarge,
 )
 from lift.reward import RewardMap, video_reward
-from lift.services.critic import metrics
+from lift.services.critic import metrics, pairwise
 from lift.services.critic.backends import CriticBackend, create_backend
-from lift.services.critic.backends.base import Judgement, motion_unassessed
+from lift.services.critic.backends.base import (
+    DEFAULT_PROTOCOL,
+    DEFAULT_SCORE_SEMANTICS,
+    Judgement,
+    PairJudgement,
+    motion_unassessed,
+)
 from lift.services.critic.batching import MicroBatcher
 from lift.services.critic.settings import CriticSettings
 from lift.serving import Deadline
@@ -64,6 +79,8 @@ class _Prepared:
     item: Any
     prompt: str
     video: VideoInfo
+    digest: bytes = b""
+    """SHA-256 of the encoded video: the canonical order of a compared pair."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,14 @@ class CriticInfo:
     reward_map: RewardMap
     settings: CriticSettings
     suite_version: str = __version__
+    protocol: str = DEFAULT_PROTOCOL
+    """How the model's outputs become a critique (e.g. "labels")."""
+    score_semantics: str = DEFAULT_SCORE_SEMANTICS
+    """What scores and the reward mean."""
+    sampling_frames: int = 0
+    """Most frames the backend looks at per video."""
+    sampling_mode: str = "time"
+    """How those frames are spread: "time" or "index"."""
 
 
 class CriticEngine:
@@ -86,6 +111,7 @@ class CriticEngine:
         self._uri_policy = settings.uri_policy
         self._fetches = FetchGate(settings.http_uri_concurrency, settings.http_uri_queue)
         self._batcher: MicroBatcher | None = None
+        self._pair_batcher: MicroBatcher | None = None
 
     def load(self) -> None:
         """Build the backend (load the model); call once at start-up, off the request path."""
@@ -96,6 +122,13 @@ class CriticEngine:
         if self.backend.batched and self._batcher is None:
             self._batcher = MicroBatcher(
                 self.backend.judge_batch,
+                self.settings.batch_max_size,
+                self.settings.batch_max_wait_ms / 1000,
+            )
+        compare_batch = getattr(self.backend, "compare_batch", None)
+        if compare_batch is not None and self.backend.batched and self._pair_batcher is None:
+            self._pair_batcher = MicroBatcher(
+                lambda pairs, _with_reasons, check: compare_batch(pairs, check),
                 self.settings.batch_max_size,
                 self.settings.batch_max_wait_ms / 1000,
             )
@@ -122,7 +155,19 @@ class CriticEngine:
     def info(self) -> CriticInfo:
         """Backend, model, reward map and limits."""
         b = self.backend
-        return CriticInfo(b.model, b.assessed, self.settings.reward_map, self.settings)
+        return CriticInfo(
+            b.model,
+            b.assessed,
+            self.settings.reward_map,
+            self.settings,
+            protocol=getattr(b, "protocol", DEFAULT_PROTOCOL),
+            score_semantics=getattr(b, "score_semantics", DEFAULT_SCORE_SEMANTICS),
+            sampling_frames=self._max_samples(b),
+            sampling_mode=getattr(b, "frame_sampling", "time"),
+        )
+
+    def _max_samples(self, backend: CriticBackend) -> int:
+        return min(backend.max_frames, self.settings.max_frames_analysed)
 
     # -- input checks ---------------------------------------------------------
     def check_prompt(self, prompt: str) -> str:
@@ -205,7 +250,7 @@ class CriticEngine:
         video = decode_video(
             data,
             self.settings.video_limits,
-            max_samples=min(backend.max_frames, self.settings.max_frames_analysed),
+            max_samples=self._max_samples(backend),
             pixel_format=backend.pixel_format,
             sampling=getattr(backend, "frame_sampling", "time"),
         )
@@ -221,8 +266,10 @@ class CriticEngine:
             frames_analysed=video.num_sampled,
             container=video.container,
             codec=video.codec,
+            fps_analysed=_sampled_fps(video.timestamps),
         )
-        return _Prepared(backend.prepare(video, text, deadline.check), text, info)
+        item = backend.prepare(video, text, deadline.check)
+        return _Prepared(item, text, info, hashlib.sha256(data).digest())
 
     def _judge(
         self, prepared: list[_Prepared], with_reasons: bool, deadline: Deadline
@@ -284,7 +331,82 @@ class CriticEngine:
                 outcomes[i] = ScoreOutcome(c)
         return [o for o in outcomes if o is not None]
 
+    def compare(
+        self, prompt: str, source_a: VideoSource, source_b: VideoSource, deadline: Deadline
+    ) -> Comparison:
+        """Which of two videos of ``prompt`` is better, per dimension and overall.
+
+        Both videos are decoded like Score's and judged in one batch. A backend with
+        ``compare_batch`` judges the pair itself; otherwise the preference is derived
+        from the two judgements (:mod:`lift.services.critic.pairwise`).
+        """
+        self.check_prompt(prompt)
+        prepared = []
+        for name, source in (("a", source_a), ("b", source_b)):
+            try:
+                prepared.append(self._prepare(source, prompt, deadline))
+            except LiftError as exc:
+                if isinstance(exc, DeadlineExceeded | Cancelled | NotReady):
+                    raise
+                raise type(exc)(f"video {name}: {exc.message}") from None
+        pa, pb = prepared
+        # The pair goes to the model in a canonical order (by content), so that a
+        # swapped request sees the very same batch: a batched model's numbers may
+        # differ in the last bits with an item's place in the batch.
+        swap = pb.digest < pa.digest
+        first, second = (pb, pa) if swap else (pa, pb)
+        backend = self.backend
+        if getattr(backend, "compare_batch", None) is not None:
+            pair = (first.item, second.item)
+            if self._pair_batcher is not None:
+                judged: PairJudgement = self._pair_batcher.submit([pair], False, deadline)[0]
+            else:
+                judged = backend.compare_batch([pair], deadline.check)[0]  # type: ignore[attr-defined]
+            dims, overall, method = judged.dimensions, judged.overall, judged.method
+            if swap:
+                dims = tuple(DimensionPreference(d.name, d.preference.swapped()) for d in dims)
+                overall = overall.swapped()
+            videos = (pa.video, pb.video)
+            if min(n for v in videos for n in (v.frames, v.frames_analysed)) < 2:
+                # As for a critique: one frame has no motion to compare.
+                dims = tuple(
+                    DimensionPreference(d.name, Preference())
+                    if d.name == Dimension.MOTION_SMOOTHNESS
+                    else d
+                    for d in dims
+                )
+        else:
+            if pa.digest == pb.digest:
+                # The same file twice: one judgement serves both (and they are equal).
+                ca = cb = self._judge([pa], False, deadline)[0]
+            else:
+                ca, cb = self._judge([first, second], False, deadline)
+                if swap:
+                    ca, cb = cb, ca
+            dims, overall, method = pairwise.derive(
+                ca.dimensions, cb.dimensions, self.settings.reward_map
+            )
+        return Comparison(
+            dimensions=dims,
+            overall=overall,
+            method=method,
+            model=backend.model,
+            video_a=pa.video,
+            video_b=pb.video,
+            prompt=pa.prompt,
+        )
+
     def close(self) -> None:
-        """Stop the batching thread."""
+        """Stop the batching threads."""
         if self._batcher is not None:
             self._batcher.close()
+        if self._pair_batcher is not None:
+            self._pair_batcher.close()
+
+
+def _sampled_fps(timestamps: Any) -> float:
+    """Frames per second of the sampled frames: one over their mean gap (0 for one frame)."""
+    if len(timestamps) < 2:
+        return 0.0
+    span = float(timestamps[-1] - timestamps[0])
+    return (len(timestamps) - 1) / span if span > 0 else 0.0

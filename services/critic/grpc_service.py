@@ -9,7 +9,7 @@ import grpc
 
 from lift.common.v1 import common_pb2
 from lift.critic.v1 import critic_pb2, critic_pb2_grpc
-from lift.critique import dimension_to_proto, to_proto
+from lift.critique import comparison_to_proto, dimension_to_proto, to_proto
 from lift.errors import InvalidInput, PayloadTooLarge, RequestTimeout
 from lift.services.critic.engine import CriticEngine, VideoSource
 from lift.serving import Deadline, WorkLimiter
@@ -118,6 +118,18 @@ class CriticServicer(critic_pb2_grpc.CriticServiceServicer):
                 )
         return response
 
+    async def Compare(
+        self, request: critic_pb2.CompareRequest, context: grpc.aio.ServicerContext
+    ) -> critic_pb2.CompareResponse:
+        deadline = _deadline(context)
+        if not request.HasField("a") or not request.HasField("b"):
+            missing = " and ".join(f for f in ("a", "b") if not request.HasField(f))
+            raise InvalidInput(f"no video {missing}: set both a and b (bytes or a URI each)")
+        a, b = await self.engine.fetch_all([_source(request.a), _source(request.b)], deadline)
+        prompt = request.prompt
+        c = await self.limiter.run(lambda d: self.engine.compare(prompt, a, b, d), deadline)
+        return critic_pb2.CompareResponse(comparison=comparison_to_proto(c))
+
     async def GetInfo(
         self, request: critic_pb2.GetInfoRequest, context: grpc.aio.ServicerContext
     ) -> critic_pb2.GetInfoResponse:
@@ -138,4 +150,9 @@ class CriticServicer(critic_pb2_grpc.CriticServiceServicer):
             max_prompt_chars=s.max_prompt_chars,
             max_batch_items=s.max_batch_items,
             suite_version=info.suite_version,
+            protocol=info.protocol,
+            score_semantics=info.score_semantics,
+            frame_sampling=critic_pb2.FrameSampling(
+                frames=info.sampling_frames, mode=info.sampling_mode
+            ),
         )

@@ -20,6 +20,9 @@ from lift.http import (
 )
 from lift.services.critic.engine import CriticEngine, VideoSource
 from lift.services.critic.http_models import (
+    CompareForm,
+    CompareJSON,
+    ComparisonJSON,
     CriticInfoJSON,
     CritiqueForm,
     CritiqueJSON,
@@ -101,6 +104,44 @@ def create_app(engine: CriticEngine, limiter: WorkLimiter) -> FastAPI:
                 err = ErrorDetail(code=o.error.code_name, message=o.error.message)
                 results.append(ErrorResponse(error=err))
         return ScoresJSON(results=results)
+
+    @app.post(
+        "/v1/comparisons",
+        tags=["critic"],
+        summary="Which of two videos of one prompt is better: prob_a, prob_b, prob_tie per "
+        "dimension and overall.",
+        openapi_extra=request_body(app, {MULTIPART: CompareForm, JSON: CompareJSON}),
+        responses=error_responses(400, 404, 413, 415, 429, 503, 504),
+    )
+    async def comparisons(request: Request) -> ComparisonJSON:
+        kind = body_kind(
+            request,
+            (MULTIPART, JSON),
+            "send multipart/form-data (fields 'video_a', 'video_b' and 'prompt') or "
+            "application/json (prompt, and a and b each with video_uri or video_b64)",
+        )
+        if kind == MULTIPART:
+            form = await read_form_model(
+                request, CompareForm, {"video_a": limit, "video_b": limit}, _MAX_TEXT_PART
+            )
+            a, b, prompt = (
+                VideoSource(data=form.video_a),
+                VideoSource(data=form.video_b),
+                form.prompt,
+            )
+        else:
+            body = parse_json(CompareJSON, await read_json_body(request, 2 * limit, "video"))
+            sources = []
+            for name, ref in (("a", body.a), ("b", body.b)):
+                try:
+                    sources.append(ref.source())
+                except InvalidInput as exc:
+                    raise InvalidInput(f"{name}: {exc.message}") from None
+            (a, b), prompt = sources, body.prompt
+        deadline = Deadline()
+        a, b = await engine.fetch_all([a, b], deadline)  # on the loop, before taking a worker
+        c = await limiter.run(lambda d: engine.compare(prompt, a, b, d), deadline)
+        return ComparisonJSON.of(c)
 
     @app.get(
         "/v1/info",

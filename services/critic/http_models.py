@@ -1,10 +1,12 @@
 """Wire models of the critic's HTTP API (pydantic), converted at the edge only.
 
 Requests: :class:`VideoJSON` (JSON) or :class:`CritiqueForm` (multipart) for
-``POST /v1/critiques``, :class:`ScoreJSON` for ``POST /v1/scores``. Responses:
-:class:`CritiqueJSON`, :class:`ScoresJSON`, :class:`CriticInfoJSON`. A critique's JSON
-is written once, by :func:`lift.critique.to_json`; :meth:`CritiqueJSON.of` validates
-that dict, so the model documents and checks the contract without restating it.
+``POST /v1/critiques``, :class:`ScoreJSON` for ``POST /v1/scores``, :class:`CompareJSON`
+or :class:`CompareForm` for ``POST /v1/comparisons``. Responses: :class:`CritiqueJSON`,
+:class:`ScoresJSON`, :class:`ComparisonJSON`, :class:`CriticInfoJSON`. A critique's JSON
+is written once, by :func:`lift.critique.to_json` (a comparison's by
+:func:`lift.critique.comparison_to_json`); :meth:`CritiqueJSON.of` validates that dict,
+so the model documents and checks the contract without restating it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lift.critique import Critique, Dimension, Label, to_json
+from lift.critique import Comparison, Critique, Dimension, Label, comparison_to_json, to_json
 from lift.errors import InvalidInput
 from lift.http import ErrorResponse, schema_examples
 from lift.services.critic.engine import CriticInfo, VideoSource
@@ -60,6 +62,7 @@ CRITIQUE_EXAMPLE: dict[str, Any] = {
         "frames_analysed": 49,
         "container": "mp4",
         "codec": "h264",
+        "fps_analysed": 8.0,
     },
     "dynamic_degree": 0.3125,
     "prompt": _PROMPT,
@@ -93,15 +96,60 @@ class VideoJSON(_Wire):
 
     def source(self) -> VideoSource:
         """The engine's view of the video."""
-        if (self.video_uri is None) == (self.video_b64 is None):
-            raise InvalidInput("set exactly one of video_uri or video_b64")
-        if self.video_b64 is not None:
-            try:
-                data = base64.b64decode(self.video_b64, validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidInput("video_b64 is not valid base64") from None
-            return VideoSource(data=data)
-        return VideoSource(uri=self.video_uri)
+        return _source(self.video_uri, self.video_b64)
+
+
+def _source(video_uri: str | None, video_b64: str | None) -> VideoSource:
+    if (video_uri is None) == (video_b64 is None):
+        raise InvalidInput("set exactly one of video_uri or video_b64")
+    if video_b64 is not None:
+        try:
+            data = base64.b64decode(video_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput("video_b64 is not valid base64") from None
+        return VideoSource(data=data)
+    return VideoSource(uri=video_uri)
+
+
+class VideoRefJSON(_Wire):
+    """One video of a comparison: a URI or base64 bytes (exactly one)."""
+
+    video_uri: str | None = Field(
+        None,
+        description="file:// (under the server's video root) or http(s):// (allow-listed hosts).",
+    )
+    video_b64: str | None = Field(None, description="The encoded video file, base64.")
+
+    def source(self) -> VideoSource:
+        """The engine's view of the video."""
+        return _source(self.video_uri, self.video_b64)
+
+
+class CompareJSON(_Wire):
+    """Body of POST /v1/comparisons as JSON: one prompt, two videos."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=schema_examples(
+            {
+                "prompt": _PROMPT,
+                "a": {"video_uri": "file:///videos/a.mp4"},
+                "b": {"video_b64": "AAAAIGZ0eXBpc29t..."},
+            }
+        ),
+    )
+
+    prompt: str = Field(..., description="The text both videos were generated from.")
+    a: VideoRefJSON = Field(..., description="The first video.")
+    b: VideoRefJSON = Field(..., description="The second video.")
+
+
+class CompareForm(_Wire):
+    """``POST /v1/comparisons`` as multipart/form-data: two files and their prompt."""
+
+    video_a: bytes = Field(..., description="The first video file (MP4, WebM, ...).")
+    video_b: bytes = Field(..., description="The second video file.")
+    prompt: str = Field(..., description="The text both videos were generated from.")
 
 
 class CritiqueForm(_Wire):
@@ -181,6 +229,9 @@ class VideoInfoJSON(_Wire):
     frames_analysed: int = Field(..., description="Frames the backend looked at.")
     container: str = Field(..., description="The container format, e.g. mp4.")
     codec: str = Field(..., description="The video codec, e.g. h264.")
+    fps_analysed: float = Field(
+        ..., description="Rate of the analysed frames (1 / their mean gap); 0 for one frame."
+    )
 
 
 class CritiqueJSON(_Wire):
@@ -237,6 +288,70 @@ class ScoresJSON(_Wire):
     )
 
 
+_PROB_A = "Probability that video a is better; null when either video is unassessed here."
+_PROB_B = "Probability that video b is better; null like prob_a."
+_PROB_TIE = "Probability that neither is better; null like prob_a, or when the method has no tie."
+
+
+class PreferenceJSON(_Wire):
+    """How likely a, b, or neither is better; the three sum to 1."""
+
+    prob_a: float | None = Field(..., description=_PROB_A)
+    prob_b: float | None = Field(..., description=_PROB_B)
+    prob_tie: float | None = Field(..., description=_PROB_TIE)
+
+
+class DimensionPreferenceJSON(PreferenceJSON):
+    """The preference on one dimension."""
+
+    name: Dimension
+
+
+class ComparedVideosJSON(_Wire):
+    """What the decoder found in each video, and the frames the backend used."""
+
+    a: VideoInfoJSON
+    b: VideoInfoJSON
+
+
+COMPARISON_EXAMPLE: dict[str, Any] = {
+    "dimensions": [
+        {"name": "semantic_consistency", "prob_a": None, "prob_b": None, "prob_tie": None},
+        {"name": "motion_smoothness", "prob_a": 0.81, "prob_b": 0.02, "prob_tie": 0.17},
+        {"name": "video_fidelity", "prob_a": 0.3, "prob_b": 0.3, "prob_tie": 0.4},
+    ],
+    "overall": {"prob_a": 0.64, "prob_b": 0.08, "prob_tie": 0.28},
+    "method": "bradley_terry_expected_reward",
+    "model": CRITIQUE_EXAMPLE["model"],
+    "videos": {"a": CRITIQUE_EXAMPLE["video"], "b": CRITIQUE_EXAMPLE["video"]},
+    "prompt": _PROMPT,
+}
+
+
+class ComparisonJSON(_Wire):
+    """Response of POST /v1/comparisons: which video is better, per dimension and overall."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=schema_examples(COMPARISON_EXAMPLE))
+
+    dimensions: list[DimensionPreferenceJSON]
+    overall: PreferenceJSON = Field(
+        ..., description="The preference on the reward over the dimensions both have assessed."
+    )
+    method: str = Field(
+        ...,
+        description="How the probabilities came about: bradley_terry_expected_reward (label "
+        "critics, the signal critic), bradley_terry_scores, or native (the model judged the pair).",
+    )
+    model: ModelJSON
+    videos: ComparedVideosJSON
+    prompt: str
+
+    @classmethod
+    def of(cls, comparison: Comparison) -> ComparisonJSON:
+        """The wire form of ``comparison`` (from lift.critique.comparison_to_json)."""
+        return cls.model_validate(comparison_to_json(comparison))
+
+
 class RewardMapJSON(_Wire):
     """Reward per label (paper Eq. 2)."""
 
@@ -256,16 +371,32 @@ class CriticLimitsJSON(_Wire):
     max_batch_items: int
 
 
+class FrameSamplingJSON(_Wire):
+    """How the critic picks the frames it looks at."""
+
+    frames: int = Field(..., description="Most frames the backend looks at per video.")
+    mode: str = Field(
+        ..., description="time (evenly in presentation time) or index (evenly over frames)."
+    )
+
+
 class CriticInfoJSON(_Wire):
     """Response of GET /v1/info."""
 
-    model: ModelJSON
+    model: ModelJSON = Field(
+        ..., description="Backend and model; name and version are the scorer's (drift check)."
+    )
     assessed_dimensions: list[Dimension] = Field(
         ..., description="The dimensions this backend judges (others come back unassessed)."
     )
     reward_map: RewardMapJSON
     limits: CriticLimitsJSON
     suite_version: str
+    protocol: str = Field(..., description="How the model's outputs become a critique: labels, ...")
+    score_semantics: str = Field(
+        ..., description="What scores and reward mean, e.g. lift_labels_expected_reward_0_1."
+    )
+    frame_sampling: FrameSamplingJSON
 
     @classmethod
     def of(cls, info: CriticInfo) -> CriticInfoJSON:
@@ -284,4 +415,7 @@ class CriticInfoJSON(_Wire):
                 max_batch_items=s.max_batch_items,
             ),
             suite_version=info.suite_version,
+            protocol=info.protocol,
+            score_semantics=info.score_semantics,
+            frame_sampling=FrameSamplingJSON(frames=info.sampling_frames, mode=info.sampling_mode),
         )

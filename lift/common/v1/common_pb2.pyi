@@ -91,7 +91,7 @@ class ModelInfo(_message.Message):
     def __init__(self, backend: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class VideoInfo(_message.Message):
-    __slots__ = ("frames", "fps", "duration", "width", "height", "frames_analysed", "container", "codec")
+    __slots__ = ("frames", "fps", "duration", "width", "height", "frames_analysed", "container", "codec", "fps_analysed")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     FPS_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,7 @@ class VideoInfo(_message.Message):
     FRAMES_ANALYSED_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
+    FPS_ANALYSED_FIELD_NUMBER: _ClassVar[int]
     frames: int
     fps: float
     duration: _duration_pb2.Duration
@@ -108,4 +109,5 @@ class VideoInfo(_message.Message):
     frames_analysed: int
     container: str
     codec: str
-    def __init__(self, frames: _Optional[int] = ..., fps: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., frames_analysed: _Optional[int] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ...) -> None: ...
+    fps_analysed: float
+    def __init__(self, frames: _Optional[int] = ..., fps: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., frames_analysed: _Optional[int] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., fps_analysed: _Optional[float] = ...) -> None: ...

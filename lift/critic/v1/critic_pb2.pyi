@@ -103,7 +103,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("model", "assessed_dimensions", "reward_map", "max_video_bytes", "max_duration", "max_frames", "max_side_px", "max_prompt_chars", "max_batch_items", "suite_version")
+    __slots__ = ("model", "assessed_dimensions", "reward_map", "max_video_bytes", "max_duration", "max_frames", "max_side_px", "max_prompt_chars", "max_batch_items", "suite_version", "protocol", "score_semantics", "frame_sampling")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ASSESSED_DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     REWARD_MAP_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,9 @@ class GetInfoResponse(_message.Message):
     MAX_PROMPT_CHARS_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_ITEMS_FIELD_NUMBER: _ClassVar[int]
     SUITE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_SEMANTICS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_SAMPLING_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ModelInfo
     assessed_dimensions: _containers.RepeatedScalarFieldContainer[_common_pb2.Dimension]
     reward_map: _common_pb2.LabelProbabilities
@@ -124,4 +127,71 @@ class GetInfoResponse(_message.Message):
     max_prompt_chars: int
     max_batch_items: int
     suite_version: str
-    def __init__(self, model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., assessed_dimensions: _Optional[_Iterable[_Union[_common_pb2.Dimension, str]]] = ..., reward_map: _Optional[_Union[_common_pb2.LabelProbabilities, _Mapping]] = ..., max_video_bytes: _Optional[int] = ..., max_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_frames: _Optional[int] = ..., max_side_px: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_batch_items: _Optional[int] = ..., suite_version: _Optional[str] = ...) -> None: ...
+    protocol: str
+    score_semantics: str
+    frame_sampling: FrameSampling
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., assessed_dimensions: _Optional[_Iterable[_Union[_common_pb2.Dimension, str]]] = ..., reward_map: _Optional[_Union[_common_pb2.LabelProbabilities, _Mapping]] = ..., max_video_bytes: _Optional[int] = ..., max_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_frames: _Optional[int] = ..., max_side_px: _Optional[int] = ..., max_prompt_chars: _Optional[int] = ..., max_batch_items: _Optional[int] = ..., suite_version: _Optional[str] = ..., protocol: _Optional[str] = ..., score_semantics: _Optional[str] = ..., frame_sampling: _Optional[_Union[FrameSampling, _Mapping]] = ...) -> None: ...
+
+class FrameSampling(_message.Message):
+    __slots__ = ("frames", "mode")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    mode: str
+    def __init__(self, frames: _Optional[int] = ..., mode: _Optional[str] = ...) -> None: ...
+
+class CompareRequest(_message.Message):
+    __slots__ = ("prompt", "a", "b")
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    prompt: str
+    a: _common_pb2.VideoSource
+    b: _common_pb2.VideoSource
+    def __init__(self, prompt: _Optional[str] = ..., a: _Optional[_Union[_common_pb2.VideoSource, _Mapping]] = ..., b: _Optional[_Union[_common_pb2.VideoSource, _Mapping]] = ...) -> None: ...
+
+class Preference(_message.Message):
+    __slots__ = ("prob_a", "prob_b", "prob_tie")
+    PROB_A_FIELD_NUMBER: _ClassVar[int]
+    PROB_B_FIELD_NUMBER: _ClassVar[int]
+    PROB_TIE_FIELD_NUMBER: _ClassVar[int]
+    prob_a: float
+    prob_b: float
+    prob_tie: float
+    def __init__(self, prob_a: _Optional[float] = ..., prob_b: _Optional[float] = ..., prob_tie: _Optional[float] = ...) -> None: ...
+
+class DimensionPreference(_message.Message):
+    __slots__ = ("name", "prob_a", "prob_b", "prob_tie")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROB_A_FIELD_NUMBER: _ClassVar[int]
+    PROB_B_FIELD_NUMBER: _ClassVar[int]
+    PROB_TIE_FIELD_NUMBER: _ClassVar[int]
+    name: _common_pb2.Dimension
+    prob_a: float
+    prob_b: float
+    prob_tie: float
+    def __init__(self, name: _Optional[_Union[_common_pb2.Dimension, str]] = ..., prob_a: _Optional[float] = ..., prob_b: _Optional[float] = ..., prob_tie: _Optional[float] = ...) -> None: ...
+
+class Comparison(_message.Message):
+    __slots__ = ("dimensions", "overall", "method", "model", "video_a", "video_b", "prompt")
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_A_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_B_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    dimensions: _containers.RepeatedCompositeFieldContainer[DimensionPreference]
+    overall: Preference
+    method: str
+    model: _common_pb2.ModelInfo
+    video_a: _common_pb2.VideoInfo
+    video_b: _common_pb2.VideoInfo
+    prompt: str
+    def __init__(self, dimensions: _Optional[_Iterable[_Union[DimensionPreference, _Mapping]]] = ..., overall: _Optional[_Union[Preference, _Mapping]] = ..., method: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ..., video_a: _Optional[_Union[_common_pb2.VideoInfo, _Mapping]] = ..., video_b: _Optional[_Union[_common_pb2.VideoInfo, _Mapping]] = ..., prompt: _Optional[str] = ...) -> None: ...
+
+class CompareResponse(_message.Message):
+    __slots__ = ("comparison",)
+    COMPARISON_FIELD_NUMBER: _ClassVar[int]
+    comparison: Comparison
+    def __init__(self, comparison: _Optional[_Union[Comparison, _Mapping]] = ...) -> None: ...

@@ -56,6 +56,11 @@ class CriticServiceStub:
                 request_serializer=lift_dot_critic_dot_v1_dot_critic__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=lift_dot_critic_dot_v1_dot_critic__pb2.GetInfoResponse.FromString,
                 _registered_method=True)
+        self.Compare = channel.unary_unary(
+                '/lift.critic.v1.CriticService/Compare',
+                request_serializer=lift_dot_critic_dot_v1_dot_critic__pb2.CompareRequest.SerializeToString,
+                response_deserializer=lift_dot_critic_dot_v1_dot_critic__pb2.CompareResponse.FromString,
+                _registered_method=True)
 
 
 class CriticServiceServicer:
@@ -93,6 +98,15 @@ class CriticServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Compare(self, request, context):
+        """Judge which of two videos of one prompt is better: per dimension and
+        overall, the probabilities that a wins, that b wins, and of a tie. Both
+        videos are judged in one batch, like Score.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CriticServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +129,11 @@ def add_CriticServiceServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=lift_dot_critic_dot_v1_dot_critic__pb2.GetInfoRequest.FromString,
                     response_serializer=lift_dot_critic_dot_v1_dot_critic__pb2.GetInfoResponse.SerializeToString,
+            ),
+            'Compare': grpc.unary_unary_rpc_method_handler(
+                    servicer.Compare,
+                    request_deserializer=lift_dot_critic_dot_v1_dot_critic__pb2.CompareRequest.FromString,
+                    response_serializer=lift_dot_critic_dot_v1_dot_critic__pb2.CompareResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -227,6 +246,33 @@ class CriticService:
             '/lift.critic.v1.CriticService/GetInfo',
             lift_dot_critic_dot_v1_dot_critic__pb2.GetInfoRequest.SerializeToString,
             lift_dot_critic_dot_v1_dot_critic__pb2.GetInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Compare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lift.critic.v1.CriticService/Compare',
+            lift_dot_critic_dot_v1_dot_critic__pb2.CompareRequest.SerializeToString,
+            lift_dot_critic_dot_v1_dot_critic__pb2.CompareResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,7 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lift.critique import Dimension, DimensionVerdict, ModelInfo
+from lift.critique import (
+    Dimension,
+    DimensionPreference,
+    DimensionVerdict,
+    ModelInfo,
+    Preference,
+)
 from lift.video import DecodedVideo
 
 ONE_FRAME_REASON = (
@@ -14,6 +20,11 @@ ONE_FRAME_REASON = (
     "Send a clip of at least two frames."
 )
 """Why motion smoothness is unassessed for a one-frame video, whichever backend judges."""
+
+DEFAULT_PROTOCOL = "labels"
+"""What a backend without a ``protocol`` attribute speaks: label probabilities per dimension."""
+DEFAULT_SCORE_SEMANTICS = "lift_labels_expected_reward_0_1"
+"""Scores p_good + p_normal / 2 in [0, 1]; the reward the expected reward under the reward map."""
 
 
 def one_frame(video: DecodedVideo) -> bool:
@@ -43,6 +54,17 @@ class Judgement:
     dynamic_degree: float | None = None
 
 
+@dataclass(frozen=True)
+class PairJudgement:
+    """What a backend that judges pairs natively says about two videos (a, b) of one prompt."""
+
+    dimensions: tuple[DimensionPreference, ...]
+    """One preference per dimension, in :data:`lift.critique.DIMENSIONS` order."""
+    overall: Preference
+    method: str = "native"
+    """How the probabilities came about, e.g. "native" (the model's own pairwise answer)."""
+
+
 class CriticBackend(Protocol):
     """A critic backend: judges decoded frames against a prompt, in two steps.
 
@@ -55,6 +77,19 @@ class CriticBackend(Protocol):
     Backends are pure compute: no transport types, no I/O. The engine decodes
     the video as the backend asks (``max_frames``, ``pixel_format``) and turns
     the judgement into a critique (reward, model and video info).
+
+    Optional members, read with ``getattr`` by the engine:
+
+    * ``frame_sampling``: "time" (default) or "index", how frames are spread.
+    * ``protocol`` (default :data:`DEFAULT_PROTOCOL`) and ``score_semantics``
+      (default :data:`DEFAULT_SCORE_SEMANTICS`): what GetInfo reports.
+    * ``compare_batch(prepared_pairs, check) -> list[PairJudgement]``: judge
+      pairs natively. ``prepared_pairs`` is a sequence of ``(a, b)`` tuples of
+      what ``prepare`` returned; one :class:`PairJudgement` per pair, in order.
+      Called from the model thread, pairs of concurrent Compare requests
+      batched together, when ``batched`` is true. Without it the engine judges
+      both videos (in one batch) and derives the preference from the two
+      judgements (:mod:`lift.services.critic.pairwise`).
     """
 
     model: ModelInfo
