@@ -391,3 +391,21 @@ def test_comparison_replies_match_the_openapi_document(critic: RunningCritic, mp
         assert set(content) == {"multipart/form-data", "application/json"}
     finally:
         c.http.close()
+
+
+def test_in_process_lift_compare_without_the_critic_extra_names_it(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from tests.unit.test_cli import _WITHOUT_EXTRAS
+
+    args = ["compare", "a.mp4", "b.mp4", "--prompt", "a dog"]
+    r = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_EXTRAS, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert "pip install 'lift-suite[critic]'" in " ".join(r.stderr.split())
