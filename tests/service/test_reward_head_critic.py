@@ -113,3 +113,36 @@ def test_score_matches_critique_without_reasons(stub, http, mp4s) -> None:
             assert ds.label == dh.label == dc.label
             assert ds.score == pytest.approx(dc.score, abs=1e-5)
             assert dh.score == pytest.approx(dc.score, abs=1e-5)
+
+
+def test_compare_on_both_fronts_byte_identical_and_swap_symmetric(stub, http, mp4s) -> None:
+    from lift.critique import comparison_from_json, comparison_from_proto
+
+    def grpc_compare(a: bytes, b: bytes) -> critic_pb2.CompareResponse:
+        req = critic_pb2.CompareRequest(
+            prompt=PROMPT, a=common_pb2.VideoSource(data=a), b=common_pb2.VideoSource(data=b)
+        )
+        return stub.Compare(req, timeout=60)
+
+    def http_compare(a: bytes, b: bytes) -> httpx.Response:
+        files = {"video_a": ("a.mp4", a), "video_b": ("b.mp4", b)}
+        return http.post("/v1/comparisons", files=files, data={"prompt": PROMPT})
+
+    a, b = mp4s["clean"], mp4s["blur"]
+    first = grpc_compare(a, b)
+    assert first.SerializeToString(deterministic=True) == grpc_compare(a, b).SerializeToString(
+        deterministic=True
+    )
+    r1, r2 = http_compare(a, b), http_compare(a, b)
+    assert r1.status_code == 200, r1.text
+    assert r1.content == r2.content
+    via_grpc = comparison_from_proto(first.comparison)
+    via_http = comparison_from_json(r1.json())
+    assert via_grpc.method.startswith("videoreward_bradley_terry")
+    swapped = comparison_from_proto(grpc_compare(b, a).comparison)
+    for x, y, z in zip(via_grpc.dimensions, via_http.dimensions, swapped.dimensions, strict=True):
+        assert x.preference.prob_tie is not None
+        assert x.preference.prob_a == pytest.approx(y.preference.prob_a, abs=1e-6)
+        assert x.preference == z.preference.swapped()
+    info = http.get("/v1/info").json()
+    assert "reward_head" in json.dumps(info)

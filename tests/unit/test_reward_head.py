@@ -267,3 +267,34 @@ def test_settings_that_do_not_apply_are_refused(tiny_va, tiny_lora_dir) -> None:
         RewardHeadBackend(VlmOptions(model=tiny_va, adapter=tiny_lora_dir))
     with pytest.raises(ValueError, match="templates"):
         RewardHeadBackend(VlmOptions(model=tiny_va, templates="lift-13b"))
+
+
+def test_compare_batch_is_the_checkpoints_ties_model_on_the_head(backend, videos) -> None:
+    a = backend.prepare(videos["clean"], PROMPT, NEVER)
+    b = backend.prepare(videos["blur"], PROMPT, NEVER)
+    va, vb = backend.values([a, b])
+    [ab] = backend.compare_batch([(a, b)], NEVER)
+    [ba] = backend.compare_batch([(b, a)], NEVER)
+    assert backend.config.ties  # the tiny model_config says loss_type btt
+    k = 5.0
+    head_order = [
+        Dimension.VIDEO_FIDELITY,
+        Dimension.MOTION_SMOOTHNESS,
+        Dimension.SEMANTIC_CONSISTENCY,
+    ]
+    assert [d.name for d in ab.dimensions] == list(DIMENSIONS)
+    for d in ab.dimensions:
+        i = head_order.index(d.name)  # VQ, MQ, TA
+        diff = va.raw[i] - vb.raw[i]
+        p = d.preference
+        assert p.prob_a == pytest.approx(1 / (1 + math.exp(-(diff - math.log(k)))), abs=1e-5)
+        assert p.prob_b == pytest.approx(1 / (1 + math.exp(diff + math.log(k))), abs=1e-5)
+        assert p.prob_a + p.prob_b + p.prob_tie == pytest.approx(1, abs=1e-5)
+    diff = va.overall - vb.overall
+    assert ab.overall.prob_a == pytest.approx(1 / (1 + math.exp(-(diff - math.log(k)))), abs=1e-5)
+    for x, y in zip(ab.dimensions, ba.dimensions, strict=True):
+        assert x.preference.prob_a == pytest.approx(y.preference.prob_b, abs=1e-5)
+    [same] = backend.compare_batch([(a, a)], NEVER)
+    for d in same.dimensions:
+        assert d.preference.prob_a == d.preference.prob_b
+        assert d.preference.prob_tie > max(d.preference.prob_a, d.preference.prob_b)

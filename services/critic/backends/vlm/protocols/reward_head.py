@@ -38,6 +38,14 @@ monotone in ``z``, 0.5 at the training mean; the reward is the critic's usual on
 reward map's expectation under these probabilities, averaged over dimensions). A
 ``Critique`` reason carries the raw value, ``z``, the normalisation and Overall.
 
+**Pairs** (``Compare``, judged natively from the head): per dimension the checkpoint's own
+preference model on the raw outputs' difference ``d = raw_a - raw_b``: with
+``loss_type: btt`` (Bradley-Terry with ties, Rao-Kupper, k = 5, as VideoAlign trains)
+``P(a) = σ(d - ln k)``, ``P(b) = σ(-d - ln k)``, ``P(tie)`` the rest; with any other
+loss plain Bradley-Terry ``P(a) = σ(d)``, no tie. Overall uses the same model on the
+difference of VideoReward's Overall (the sum of the normalised values). Motion is not
+compared when either video is a still.
+
 **Frames.** As the checkpoint was trained: by ``fps`` (``total / video_fps * fps`` frames,
 at least 4, at most 768 and the video's length, rounded to even) or ``num_frames``
 (rounded to even, at most the video's length), at evenly spread indices; each frame
@@ -68,12 +76,14 @@ from lift.checkpoints import fingerprint, quiet_hf, resolve_device, resolve_dtyp
 from lift.critique import (
     DIMENSIONS,
     Dimension,
+    DimensionPreference,
     DimensionVerdict,
     LabelProbabilities,
     ModelInfo,
+    Preference,
 )
 from lift.errors import InvalidInput
-from lift.services.critic.backends.base import Judgement
+from lift.services.critic.backends.base import Judgement, PairJudgement, one_frame
 from lift.video import DecodedVideo
 
 log = logging.getLogger(__name__)
@@ -92,6 +102,8 @@ VIDEO_MIN_PIXELS = 128 * 28 * 28
 FPS_MIN_FRAMES = 4
 FPS_MAX_FRAMES = 768
 TEMPLATE_TYPES = ("detailed_special", "none")
+TIES_K = 5.0
+"""VideoAlign's Bradley-Terry-with-ties constant (loss_type btt)."""
 _PROMPTS = Path(__file__).with_name("reward_head_prompts.toml")
 
 
@@ -127,6 +139,8 @@ class RewardHeadConfig:
     lora_r: int
     norm: dict[str, tuple[float, float]] | None
     """{"VQ": (mean, std), ...}; None: the checkpoint has no inference_config."""
+    ties: bool = False
+    """Trained with Bradley-Terry with ties (loss_type btt): pairs have a tie probability."""
 
     @classmethod
     def read(cls, directory: Path) -> RewardHeadConfig:
@@ -231,6 +245,7 @@ class RewardHeadConfig:
             lora_scale=float(scale),
             lora_r=r,
             norm=norm,
+            ties=model.get("loss_type") == "btt",
         )
 
     @property
@@ -469,6 +484,8 @@ class PreparedVideo:
     read_at: tuple[int, ...]
     """Positions of the VQ, MQ, TA reads (special tokens, or the last token three times)."""
     frames: int
+    still: bool = False
+    """One frame: motion is not judged."""
 
 
 @dataclass(frozen=True)
@@ -491,6 +508,7 @@ class RewardHeadBackend:
     pixel_format = "rgb24"
     batched = True
     frame_sampling = "time"
+    protocol = "reward_head"
 
     def __init__(self, options: Any) -> None:
         import torch
@@ -568,6 +586,12 @@ class RewardHeadBackend:
             "yes" if cfg.norm else "no (no inference_config)",
         )
 
+    @property
+    def score_semantics(self) -> str:
+        """What GetInfo reports: scores from the (normalised) head output, ordinal cuts ±1."""
+        z = "normalised" if self.config.norm else "raw"
+        return f"videoreward_{z}_head_ordinal_logistic_cuts_pm{CUT:g}_to_0_1"
+
     # -- request thread -----------------------------------------------------------------
     def prepare(self, video: DecodedVideo, prompt: str, check: Callable[[], None]) -> PreparedVideo:
         """Pick the checkpoint's frames, resize, patchify, render the prompt."""
@@ -603,7 +627,7 @@ class RewardHeadBackend:
             read_at = tuple(where)
         else:
             read_at = (len(ids) - 1,) * 3
-        return PreparedVideo(vision, tuple(ids), read_at, len(wanted))
+        return PreparedVideo(vision, tuple(ids), read_at, len(wanted), one_frame(video))
 
     def _render(self, text: str, num_tokens: int) -> list[int]:
         messages = [
@@ -698,3 +722,35 @@ class RewardHeadBackend:
             f"VideoReward {code} {z:+.6f} normalised (raw {raw:.6f}; {how}); "
             f"Overall {v.overall:+.6f}; {frames} frames at {self.config.sampling}"
         )
+
+    def compare_batch(
+        self, pairs: Sequence[tuple[PreparedVideo, PreparedVideo]], check: Callable[[], None]
+    ) -> list[PairJudgement]:
+        """Both videos of every pair in one forward; the checkpoint's preference model per head."""
+        flat = [v for pair in pairs for v in pair]
+        values = self.values(flat)
+        check()
+        out = []
+        for i, (a, b) in enumerate(pairs):
+            va, vb = values[2 * i], values[2 * i + 1]
+            prefs: dict[Dimension, DimensionPreference] = {}
+            for d, (_, dim) in enumerate(HEAD_DIMENSIONS):
+                if dim == Dimension.MOTION_SMOOTHNESS and (a.still or b.still):
+                    prefs[dim] = DimensionPreference(dim)
+                else:
+                    prefs[dim] = DimensionPreference(dim, self._preference(va.raw[d] - vb.raw[d]))
+            overall = self._preference(va.overall - vb.overall)
+            method = "videoreward_" + (
+                "bradley_terry_ties_k5" if self.config.ties else "bradley_terry"
+            )
+            out.append(PairJudgement(tuple(prefs[d] for d in DIMENSIONS), overall, method))
+        return out
+
+    def _preference(self, d: float) -> Preference:
+        if not self.config.ties:
+            pa = round(1.0 / (1.0 + math.exp(-d)), 6)
+            return Preference(pa, round(1.0 - pa, 6))
+        log_k = math.log(TIES_K)
+        pa = round(1.0 / (1.0 + math.exp(-(d - log_k))), 6)
+        pb = round(1.0 / (1.0 + math.exp(d + log_k)), 6)
+        return Preference(pa, pb, round(max(0.0, 1.0 - pa - pb), 6))
