@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +75,10 @@ def read_prefs(path: Path, check_videos: bool = True) -> tuple[list[PrefPair], l
     except (OSError, UnicodeDecodeError) as exc:
         return [], [f"{path}: not readable as UTF-8 text: {exc}"]
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        return [], [f"line {reader.line_num}: not a readable CSV row: {exc}"]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         return [], [f"line 1: the header lacks {', '.join(missing)} (VideoAlign's format)"]
@@ -84,7 +87,7 @@ def read_prefs(path: Path, check_videos: bool = True) -> tuple[list[PrefPair], l
         return [], [f"line 1: the header has none of {', '.join(PREF_COLUMNS)}"]
     pairs: list[PrefPair] = []
     errors: list[str] = []
-    for row in reader:
+    for row in _rows(reader, errors):
         line = reader.line_num
         bad = []
         values = {c: (row.get(c) or "").strip() for c in (*REQUIRED, *columns)}
@@ -112,6 +115,21 @@ def read_prefs(path: Path, check_videos: bool = True) -> tuple[list[PrefPair], l
             continue
         pairs.append(PrefPair(line, values["path_A"], values["path_B"], values["prompt"], labels))
     return pairs, errors
+
+
+def _rows(reader: csv.DictReader[str], errors: list[str]) -> Iterator[dict[str, str]]:
+    """The reader's rows; a row the csv module cannot read ends the file with an error.
+
+    (A field over the csv module's size limit, e.g. a quote left open that swallows the
+    rest of the file, would otherwise raise out of the command as a traceback.)
+    """
+    try:
+        yield from reader
+    except csv.Error as exc:
+        errors.append(
+            f"line {reader.line_num + 1}: not a readable CSV row ({exc}); "
+            "look for an unclosed quote from there on"
+        )
 
 
 @dataclass

@@ -89,6 +89,19 @@ def test_read_prefs_refuses_bad_rows_naming_them(tmp_path: Path) -> None:
     assert "path_A" in errors[0]
 
 
+def test_a_row_the_csv_module_cannot_read_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    # A quote left open swallows the rest of the file into one field, past the csv
+    # module's field limit: csv.Error escaped read_prefs (a traceback from the CLI).
+    rest = "".join(f"v{i}.mp4,w{i}.mp4,a prompt number {i},A\n" for i in range(5000))
+    f = tmp_path / "open-quote.csv"
+    f.write_text('path_A,path_B,prompt,VQ\na.mp4,b.mp4,"an unclosed prompt,A\n' + rest)
+    pairs, errors = read_prefs(f, check_videos=False)
+    assert pairs == []
+    assert errors[-1].startswith("line 2:") and "unclosed quote" in errors[-1]
+    result = CliRunner().invoke(app, ["prefs", "validate", str(f), "--no-check-videos"])
+    assert result.exit_code == 1 and "not a readable CSV row" in result.stderr
+
+
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory: pytest.TempPathFactory):
     """Sample videos and the signal critic's own scores of them (the engine, not the CLI)."""
