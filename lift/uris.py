@@ -207,9 +207,16 @@ def _read_file(uri: str, policy: UriPolicy, max_bytes: int) -> bytes:
         fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         raise NotFound(f"no file at {shown} under the server's root") from None
+    # Check before wrapping: os.fdopen raises IsADirectoryError on a directory (a 500,
+    # and the descriptor leaked).
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(fd)
+        raise NotFound(f"no file at {shown} under the server's root")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotFound(f"no file at {shown} under the server's root")
         # Read with the cap rather than trusting stat: the file may grow in between.
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:

@@ -449,3 +449,15 @@ def test_a_name_too_long_for_the_filesystem_is_invalid_input(tmp_path) -> None: 
     fifo = tmp_path / "pipe.mp4"  # opened without blocking, then refused as not a file
     os.mkfifo(fifo)
     assert _refusal(f"file://{fifo}", policy).message.startswith("no file at")
+
+
+def test_a_directory_under_the_root_is_not_found_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # os.fdopen raised IsADirectoryError on the opened directory: a 500 through the critic
+    # (e.g. POST /v1/comparisons with a video_uri naming the video root), the fd leaked.
+    policy = UriPolicy(file_root=tmp_path)
+    (tmp_path / "clips.mp4").mkdir()
+    before = len(os.listdir("/proc/self/fd"))
+    for uri in (tmp_path.as_uri(), (tmp_path / "clips.mp4").as_uri()):
+        exc = _refusal(uri, policy)
+        assert exc.http_status == 404 and exc.message.startswith("no file at"), exc.message
+    assert len(os.listdir("/proc/self/fd")) == before
