@@ -234,6 +234,17 @@ class _Evil:
             ),
             "weights-only",
         ),
+        # Any text file (bytes that are no pickle opcode): a bare KeyError escaped.
+        (
+            lambda d: (d / "checkpoint-4" / "non_lora_state_dict.pth").write_text("hello\n"),
+            "non_lora_state_dict.pth does not load as a weights-only state dict",
+        ),
+        (
+            lambda d: (d / "checkpoint-4" / "non_lora_state_dict.pth").write_text(
+                "version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 1\n"
+            ),
+            "Git LFS pointer",
+        ),
         (
             lambda d: torch.save(
                 {"base_model.model.model.embed_tokens.weight": torch.zeros(3, 3)},

@@ -314,14 +314,30 @@ def template_text(template: str) -> str:
 # -- weights ---------------------------------------------------------------------------
 
 
+_LFS_POINTER = b"version https://git-lfs"
+"""How a Git LFS pointer file (a clone without ``git lfs pull``) starts."""
+
+
 def _torch_load(path: Path) -> dict[str, Any]:
     import pickle
 
     import torch
 
     try:
+        with path.open("rb") as f:
+            head = f.read(len(_LFS_POINTER))
+    except OSError as exc:
+        raise ValueError(f"{path} is not readable: {exc}") from None
+    if head == _LFS_POINTER:
+        raise ValueError(
+            f"{path} is a Git LFS pointer, not the weights: fetch them (git lfs pull) "
+            "or download the file itself"
+        )
+    try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    # The weights-only unpickler raises KeyError on bytes that are no pickle opcode
+    # (any text file), and more types besides; every one is the file's fault.
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(
             f"{path} does not load as a weights-only state dict ({first}); pickles that would "
