@@ -177,7 +177,11 @@ def _range_of(values: Sequence[np.ndarray], value_range: tuple[float, float] | N
     lo = min(float(np.min(v)) for v in filled)
     hi = max(float(np.max(v)) for v in filled)
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError("the videos hold NaN or infinite values: send finite pixel values")
+        bad = [i for i, v in enumerate(values) if v.size and not np.isfinite(v).all()]
+        which = f"videos {', '.join(map(str, bad))} of the batch hold"
+        if len(bad) == 1:
+            which = f"video {bad[0]} of the batch holds"
+        raise ValueError(f"{which} NaN or infinite values: send finite pixel values")
     if value_range is not None:
         if tuple(value_range) not in ((0.0, 1.0), (-1.0, 1.0)):
             raise ValueError(f"value_range must be (0, 1) or (-1, 1), got {value_range!r}")

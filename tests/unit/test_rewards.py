@@ -113,6 +113,11 @@ def test_bad_values_dtypes_and_prompts_are_refused() -> None:
         to_frames(ok + 255)
     with pytest.raises(ValueError, match="NaN"):
         to_frames(np.where(ok == 0, np.nan, ok))
+    # Which video of a batch diverged is named (the message did not say).
+    one_bad = np.zeros((4, 4, 16, 16, 3), np.float32)
+    one_bad[2, 1, 3, 3, 0] = np.inf
+    with pytest.raises(ValueError, match=r"^video 2 of the batch holds NaN or infinite"):
+        to_frames(one_bad)
     with pytest.raises(ValueError, match=r"uint8 .* or float .* got int64"):
         to_frames(ok.astype(np.int64))
     with pytest.raises(ValueError, match="value_range is for float videos"):
