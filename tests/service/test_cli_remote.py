@@ -95,6 +95,22 @@ def test_remote_critique_imports_no_torch(critic: str, mp4s: dict[str, bytes], t
     assert out["file"] == str(clip) and len(out["dimensions"]) == 3
 
 
+def test_remote_prefs_eval_imports_no_torch(critic: str, mp4s: dict[str, bytes], tmp_path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("clean", "frozen"):
+        (videos / f"{name}.mp4").write_bytes(mp4s[name])
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(
+        "path_A,path_B,prompt,VQ,MQ,TA\nvideos/clean.mp4,videos/frozen.mp4,shapes,A,A,same\n"
+    )
+    proc, heavy = lift(tmp_path, "prefs", "eval", str(pairs), "--server", critic, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert heavy == []
+    out = json.loads(proc.stdout)
+    assert out["columns"]["MQ"]["compared"] == 1 and out["errors"] == []
+
+
 def test_remote_generate_imports_no_torch(tiny_generator_dir: Path, tmp_path: Path) -> None:
     runner, stop = start_in_thread(
         build_generator,
