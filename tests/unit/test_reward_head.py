@@ -148,6 +148,19 @@ def test_probabilities_are_ordinal_and_monotone() -> None:
     assert probabilities(0.0).most_likely().value == "normal"
     assert probabilities(3.0).most_likely().value == "good"
     assert probabilities(-3.0).most_likely().value == "bad"
+    # Far from the mean (or over a tiny std): math.exp overflowed, every request a 500.
+    assert probabilities(1e4).good == 1.0 and probabilities(-1e4).bad == 1.0
+
+
+@pytest.mark.parametrize("ties", [True, False])
+def test_preferences_of_huge_head_differences_do_not_overflow(ties: bool) -> None:
+    from types import SimpleNamespace
+
+    judge = SimpleNamespace(config=SimpleNamespace(ties=ties))
+    a_wins = RewardHeadBackend._preference(judge, 1e4)  # type: ignore[arg-type]
+    b_wins = RewardHeadBackend._preference(judge, -1e4)  # type: ignore[arg-type]
+    assert (a_wins.prob_a, a_wins.prob_b) == (1.0, 0.0)
+    assert (b_wins.prob_a, b_wins.prob_b) == (0.0, 1.0)
 
 
 def test_repeats_identical_and_batch_equals_sequential(backend, videos) -> None:

@@ -465,10 +465,19 @@ def apply_state(model: Any, state: dict[str, Any], config: RewardHeadConfig) -> 
 # -- values ----------------------------------------------------------------------------
 
 
+def _logistic(x: float) -> float:
+    """1 / (1 + e^-x), without math.exp's OverflowError for x below about -709.
+
+    (A head value hundreds of units from the mean, or a tiny std, raised it: every
+    request failed as an internal error.) Beyond the clamp the result rounds to 0 anyway.
+    """
+    return 1.0 / (1.0 + math.exp(min(-x, 700.0)))
+
+
 def probabilities(z: float) -> LabelProbabilities:
     """Ordinal logistic good / normal / bad from the normalised value (cut points ±CUT)."""
-    good = 1.0 / (1.0 + math.exp(-(z - CUT)))
-    bad = 1.0 / (1.0 + math.exp(z + CUT))
+    good = _logistic(z - CUT)
+    bad = _logistic(-(z + CUT))
     g, b = round(good, 6), round(bad, 6)
     return LabelProbabilities(good=g, normal=round(max(0.0, 1.0 - g - b), 6), bad=b)
 
@@ -764,9 +773,9 @@ class RewardHeadBackend:
 
     def _preference(self, d: float) -> Preference:
         if not self.config.ties:
-            pa = round(1.0 / (1.0 + math.exp(-d)), 6)
+            pa = round(_logistic(d), 6)
             return Preference(pa, round(1.0 - pa, 6))
         log_k = math.log(TIES_K)
-        pa = round(1.0 / (1.0 + math.exp(-(d - log_k))), 6)
-        pb = round(1.0 / (1.0 + math.exp(d + log_k)), 6)
+        pa = round(_logistic(d - log_k), 6)
+        pb = round(_logistic(-(d + log_k)), 6)
         return Preference(pa, pb, round(max(0.0, 1.0 - pa - pb), 6))
