@@ -136,6 +136,8 @@ class Rating:
     good_from: int
     bad_to: int
     name: str = "custom"
+    pairwise: RatingPairwise | None = None
+    """A native pairwise question ([rating.pairwise]); None: pairs are derived from scores."""
 
     def question(self, prompt: str) -> str:
         """The user's text about a video generated from ``prompt``."""
@@ -147,6 +149,71 @@ class Rating:
         for slot, text in zip(self.slots, self.texts[1:], strict=True):
             parts += [str(scores[slot]), text]
         return "".join(parts)
+
+
+PAIR_SLOTS = ("{video_a}", "{video_b}")
+"""Where the two videos of a pairwise question sit in its user turn."""
+PAIR_ANSWERS = ("a", "b", "tie")
+
+
+@dataclass(frozen=True)
+class RatingPairwise:
+    """A native pairwise question ([rating.pairwise]): one prompt holding both videos.
+
+    ``prompt`` holds ``{prompt}`` (the caption) and the video slots ``{video_a}`` and
+    ``{video_b}`` once each; ``answers`` are the texts the model answers with when the
+    video in ``{video_a}`` is better, the one in ``{video_b}`` is, or neither ("a", "b",
+    "tie").
+    """
+
+    prompt: str
+    answers: dict[str, str]
+
+    def parts(self, prompt: str) -> list[str | int]:
+        """The user turn as its pieces in order: text, or 0 / 1 for the a / b video slot."""
+        out: list[str | int] = []
+        for piece in re.split(r"(\{video_[ab]\})", self.prompt):
+            if piece in PAIR_SLOTS:
+                out.append(PAIR_SLOTS.index(piece))
+            elif piece:
+                out.append(piece.replace("{prompt}", prompt))
+        return out
+
+
+def _pairwise(raw: object, where: str) -> RatingPairwise | None:
+    """Parse the optional [rating.pairwise] table."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TemplateError(f"{where}: [rating.pairwise] must be a table")
+    unknown = set(raw) - {"prompt", *PAIR_ANSWERS}
+    if unknown:
+        raise TemplateError(f"{where}: unknown keys in [rating.pairwise]: {sorted(unknown)}")
+    prompt = raw.get("prompt")
+    if not isinstance(prompt, str) or prompt.count("{prompt}") != 1:
+        raise TemplateError(
+            f"{where}: [rating.pairwise] prompt must contain {{prompt}} exactly once"
+        )
+    for slot in PAIR_SLOTS:
+        if prompt.count(slot) != 1:
+            raise TemplateError(
+                f"{where}: [rating.pairwise] prompt must contain {slot} exactly once "
+                "(where that video sits in the user turn)"
+            )
+    answers = {}
+    for key in PAIR_ANSWERS:
+        text = raw.get(key)
+        if not isinstance(text, str) or not text.strip():
+            raise TemplateError(
+                f"{where}: [rating.pairwise] {key} must be the answer text meaning "
+                + ("a tie" if key == "tie" else f"the {{video_{key}}} video is better")
+            )
+        answers[key] = text
+    if len(set(answers.values())) != len(answers):
+        raise TemplateError(
+            f"{where}: [rating.pairwise] a, b and tie must be three different texts"
+        )
+    return RatingPairwise(prompt, answers)
 
 
 def _int(raw: dict[str, object], key: str, where: str) -> int:
@@ -163,6 +230,7 @@ def _rating(raw: object, where: str) -> Rating | None:
     if not isinstance(raw, dict):
         raise TemplateError(f"{where}: [rating] must be a table")
     known = {"name", "prompt", "answer", "min", "max", "good_from", "bad_to", "dimensions"}
+    known |= {"pairwise"}  # [rating.pairwise], see RatingPairwise
     unknown = set(raw) - known
     if unknown:
         raise TemplateError(f"{where}: unknown keys in [rating]: {sorted(unknown)}")
@@ -221,7 +289,8 @@ def _rating(raw: object, where: str) -> Rating | None:
         raise TemplateError(f"{where}: [rating.dimensions] maps two slots to one dimension")
     name = raw.get("name", "") or "custom"
     assert isinstance(name, str)
-    return Rating(prompt, texts, slots, dimensions, lo, hi, good, bad, name)
+    pairwise = _pairwise(raw.get("pairwise"), where)
+    return Rating(prompt, texts, slots, dimensions, lo, hi, good, bad, name, pairwise)
 
 
 def preset_names() -> list[str]:

@@ -204,34 +204,10 @@ class VlmScorer:
     def _label_probabilities(
         self, logits: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor, positions: Any
     ) -> np.ndarray:
-        """(rows, 3) probabilities of the label words from the answer position's logits.
-
-        At every point where the label words part ways the next-token distribution
-        is restricted to their next tokens; a word's probability is the product of
-        its choices. Words that differ in their first token need only ``logits``.
-        """
-        model, family = self.model, self.family
-        n = logits.shape[0]
-        probs = torch.ones((n, 3), dtype=torch.float64)
-        for prefix, children in self.branches:
-            if prefix:
-                k = len(prefix)
-                step = torch.tensor([list(prefix)] * n, device=embeds.device)
-                ext_embeds = torch.cat([embeds, family.embed(model, step).to(embeds.dtype)], 1)
-                ext_mask = torch.cat(
-                    [mask, torch.ones((n, k), dtype=mask.dtype, device=mask.device)], 1
-                )
-                ext_pos = torch.cat(
-                    [positions] + [family.next_position_ids(positions, i) for i in range(k)], -1
-                )
-                at, _ = family.decode(model, ext_embeds, ext_mask, ext_pos)
-            else:
-                at = logits
-            tokens = sorted(set(children.values()))
-            choice = torch.softmax(at[:, tokens].double(), dim=-1).cpu()
-            for label_index, token in children.items():
-                probs[:, label_index] *= choice[:, tokens.index(token)]
-        return (probs / probs.sum(dim=1, keepdim=True)).numpy()
+        """(rows, 3) probabilities of the label words (see :func:`branch_probabilities`)."""
+        return branch_probabilities(
+            self.model, self.family, self.branches, 3, logits, embeds, mask, positions
+        )
 
     def _decode_reasons(
         self,
@@ -292,6 +268,47 @@ class VlmScorer:
                 break
             check()
         return [_clean(self.tokenizer.decode(t, skip_special_tokens=True)) for t in out]
+
+
+def branch_probabilities(
+    model: Any,
+    family: Family,
+    branches: Sequence[tuple[tuple[int, ...], dict[int, int]]],
+    count: int,
+    logits: torch.Tensor,
+    embeds: torch.Tensor,
+    mask: torch.Tensor,
+    positions: Any,
+) -> np.ndarray:
+    """(rows, count) probabilities of ``count`` answer words from the answer position's logits.
+
+    ``branches`` is :func:`_branch_points` of the words' tokens. At every point where the
+    words part ways the next-token distribution is restricted to their next tokens; a
+    word's probability is the product of its choices (normalised over the words). Words
+    that differ in their first token need only ``logits``; each later branch point costs
+    one forward of the rows with the shared tokens appended.
+    """
+    n = logits.shape[0]
+    probs = torch.ones((n, count), dtype=torch.float64)
+    for prefix, children in branches:
+        if prefix:
+            k = len(prefix)
+            step = torch.tensor([list(prefix)] * n, device=embeds.device)
+            ext_embeds = torch.cat([embeds, family.embed(model, step).to(embeds.dtype)], 1)
+            ext_mask = torch.cat(
+                [mask, torch.ones((n, k), dtype=mask.dtype, device=mask.device)], 1
+            )
+            ext_pos = torch.cat(
+                [positions] + [family.next_position_ids(positions, i) for i in range(k)], -1
+            )
+            at, _ = family.decode(model, ext_embeds, ext_mask, ext_pos)
+        else:
+            at = logits
+        tokens = sorted(set(children.values()))
+        choice = torch.softmax(at[:, tokens].double(), dim=-1).cpu()
+        for label_index, token in children.items():
+            probs[:, label_index] *= choice[:, tokens.index(token)]
+    return (probs / probs.sum(dim=1, keepdim=True)).numpy()
 
 
 def _branch_points(

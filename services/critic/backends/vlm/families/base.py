@@ -90,7 +90,11 @@ class Family(Protocol):
     def position_ids(
         self, model: Any, input_ids: Any, attention_mask: Any, videos: list[VisionInput]
     ) -> Any:
-        """Prefill position ids for left-padded rows; ``videos[i]`` is the video of row ``i``."""
+        """Prefill position ids for left-padded rows; ``videos`` are the rows' videos in order.
+
+        One video per row, or (families with ``render_parts``, e.g. Qwen2-VL: a pairwise
+        prompt) every video of each row in the order its placeholder runs appear.
+        """
         ...
 
     def next_position_ids(self, prefill: Any, step: int) -> Any:

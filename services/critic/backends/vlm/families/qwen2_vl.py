@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,17 @@ class Qwen2VLFamily:
         self, tokenizer: Any, templates: Templates, question: str, vision: VisionInput
     ) -> list[int]:
         """The chat template's prompt, its one video placeholder expanded to the video's tokens."""
+        return self.render_parts(tokenizer, templates, [vision, question])
+
+    def render_parts(
+        self, tokenizer: Any, templates: Templates, parts: Sequence[str | VisionInput]
+    ) -> list[int]:
+        """One user turn of text and video parts in order (several videos allowed).
+
+        The chat template renders one placeholder per video part; each is expanded, in
+        order, to its video's tokens. :meth:`position_ids` then takes the row's videos
+        in the same order.
+        """
         if templates.conversation is not None:
             raise ValueError(
                 f"{self.name} checkpoints are prompted with their tokenizer's chat template; "
@@ -77,20 +89,27 @@ class Qwen2VLFamily:
         messages: list[dict[str, Any]] = []
         if templates.system:
             messages.append({"role": "system", "content": templates.system})
-        messages.append(
-            {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}
-        )
+        content = [
+            {"type": "text", "text": p} if isinstance(p, str) else {"type": "video"} for p in parts
+        ]
+        messages.append({"role": "user", "content": content})
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         ids = list(tokenizer.encode(text, add_special_tokens=False))
         video = self.placeholder_id(tokenizer)
+        visions = [p for p in parts if not isinstance(p, str)]
         where = [i for i, t in enumerate(ids) if t == video]
-        if len(where) != 1:
+        if len(where) != len(visions):
+            n = len(visions)
             raise ValueError(
-                f"the chat template rendered {len(where)} video placeholders for one video; "
-                "it must render exactly one"
+                f"the chat template rendered {len(where)} video placeholders for {n} "
+                f"video{'s' if n != 1 else ''}; it must render exactly one per video"
             )
-        i = where[0]
-        return ids[:i] + [video] * vision.num_tokens + ids[i + 1 :]
+        out: list[int] = []
+        start = 0
+        for i, vision in zip(where, visions, strict=True):
+            out += ids[start:i] + [video] * vision.num_tokens
+            start = i + 1
+        return out + ids[start:]
 
     def answer_ids(self, tokenizer: Any, templates: Templates, text: str) -> list[int]:
         """Byte-level BPE: the answer tokenizes the same alone as after the prompt."""

@@ -35,9 +35,9 @@ def _reward_head(options: VlmOptions) -> Any:
 
 
 def _rating(options: VlmOptions) -> Any:
-    from lift.services.critic.backends.vlm.protocols.rating import RatingBackend
+    from lift.services.critic.backends.vlm.protocols.rating import rating_backend
 
-    return RatingBackend(options)
+    return rating_backend(options)
 
 
 PROTOCOLS: dict[str, Callable[[VlmOptions], Any]] = {

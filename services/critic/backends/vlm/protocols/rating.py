@@ -18,6 +18,24 @@ digits, so the scores change run to run. Here nothing is sampled:
    follows the scores it explains and never contradicts them. It is the reason of every
    dimension the template maps (one answer covers them all).
 
+Pairs, natively (``Compare``), when the template has a ``[rating.pairwise]`` table
+(UnifiedReward): one prompt holds both videos (``{video_a}`` and ``{video_b}`` mark their
+places in the user turn; Qwen2-VL / Qwen2.5-VL rows carry several videos, each placeholder
+run expanded to its video's tokens, M-RoPE positions with one grid per video in row
+order), and the model's next-token distribution restricted to the three answer texts
+(a better / b better / tie), scored token by token where they share tokens
+(:func:`~lift.services.critic.backends.vlm.scoring.branch_probabilities`, the rule the
+label protocol uses for label words), gives P(a), P(b), P(tie). A native judge has a
+position bias (P(a) with a shown first need not equal P(b) with it shown second), so each
+pair is asked in both orders, in one batch, and the two answers averaged:
+
+    prob_x = (P(first | x, y) + P(second | y, x)) / 2,  prob_tie likewise
+
+which makes the result independent of which video the caller names first (swapping a
+and b swaps prob_a and prob_b). That is UnifiedReward's overall judgment; it answers no
+per-dimension question, so every dimension's preference is null (method
+``native_both_orders``): per-dimension scores come from ``Score``.
+
 Digits must be single tokens in their context (the answer tokenizes as its pieces
 with each digit one token between them); a tokenizer that merges a digit with the text
 around it, or splits one, is refused at start-up naming the slot.
@@ -38,17 +56,28 @@ from lift.checkpoints import fingerprint, quiet_hf, resolve_device, resolve_dtyp
 from lift.critique import (
     DIMENSIONS,
     Dimension,
+    DimensionPreference,
     DimensionVerdict,
     Label,
     LabelProbabilities,
     ModelInfo,
+    Preference,
 )
 from lift.errors import InvalidInput
-from lift.services.critic.backends.base import Judgement, motion_unassessed, one_frame
+from lift.services.critic.backends.base import (
+    Judgement,
+    PairJudgement,
+    motion_unassessed,
+    one_frame,
+)
 from lift.services.critic.backends.vlm.backend import VlmOptions
 from lift.services.critic.backends.vlm.families import Family, VisionInput, family_for
-from lift.services.critic.backends.vlm.scoring import _clean
-from lift.templates import Rating, Templates, load_templates
+from lift.services.critic.backends.vlm.scoring import (
+    _branch_points,
+    _clean,
+    branch_probabilities,
+)
+from lift.templates import PAIR_ANSWERS, Rating, RatingPairwise, Templates, load_templates
 from lift.video import DecodedVideo
 
 log = logging.getLogger(__name__)
@@ -64,6 +93,12 @@ class RatingItem:
     row: tuple[int, ...]
     still: bool
     """One frame: motion is reported unassessed."""
+    prompt: str = ""
+    """The caption (a pairwise question is built from it and both videos)."""
+
+
+PAIRWISE_METHOD = "native_both_orders"
+"""Compare's method: the model's own pairwise answer, averaged over both video orders."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +165,8 @@ class RatingScorer:
         ]
         self.stop_ids = self._stop_ids()
         self._blank = self._blank_token_mask()
+        self.pairwise: RatingPairwise | None = self.rating.pairwise
+        self.pair_branches = self._pair_branches() if self.pairwise is not None else []
 
     # -- set-up checks --------------------------------------------------------
     def _ids(self, text: str) -> list[int]:
@@ -167,6 +204,26 @@ class RatingScorer:
                     )
         if not any(self.text_ids[1:-1]) and len(r.slots) > 1:  # parser already refuses this
             raise ValueError("the [rating] answer needs text between its slots")
+
+    def _pair_branches(self) -> list[tuple[tuple[int, ...], dict[int, int]]]:
+        """Where the pairwise answer texts part ways (their tokens as answered)."""
+        assert self.pairwise is not None
+        if not hasattr(self.family, "render_parts"):
+            raise ValueError(
+                f"[rating.pairwise] puts two videos in one prompt; the {self.family.name} "
+                "family renders one video per prompt: remove [rating.pairwise] from the template"
+            )
+        texts = [self.pairwise.answers[k] for k in PAIR_ANSWERS]
+        seqs = [tuple(self._ids(t)) for t in texts]
+        for i, x in enumerate(seqs):
+            for j, y in enumerate(seqs):
+                if i != j and y[: len(x)] == x:
+                    raise ValueError(
+                        f"the pairwise answer {texts[i]!r} is a token prefix of {texts[j]!r} in "
+                        "this tokenizer, so their probabilities cannot be told apart; change "
+                        "[rating.pairwise] in the template file"
+                    )
+        return _branch_points(seqs)
 
     def _stop_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -209,7 +266,80 @@ class RatingScorer:
                 f"the question is {len(ids)} tokens with the video, over the model's {limit}; "
                 "use a shorter prompt or fewer frames"
             )
-        return RatingItem(vision, tuple(ids), still)
+        return RatingItem(vision, tuple(ids), still, prompt)
+
+    def pair_row(self, first: RatingItem, second: RatingItem) -> tuple[int, ...]:
+        """The pairwise question with ``first`` in the {video_a} slot, ``second`` in {video_b}."""
+        assert self.pairwise is not None
+        visions = (first.vision, second.vision)
+        parts = [visions[p] if isinstance(p, int) else p for p in self.pairwise.parts(first.prompt)]
+        ids = self.family.render_parts(self.tokenizer, self.templates, parts)  # type: ignore[attr-defined]
+        placed = sum(1 for t in ids if t == self.video_token_id)
+        if placed != first.vision.num_tokens + second.vision.num_tokens:
+            raise ValueError(
+                f"the pairwise prompt holds {placed} video positions for two videos of "
+                f"{first.vision.num_tokens} and {second.vision.num_tokens} tokens"
+            )
+        limit = getattr(self.family, "max_length", None)
+        if limit is not None and len(ids) > limit:
+            raise ValueError(
+                f"the pairwise question is {len(ids)} tokens with both videos, over the "
+                f"model's {limit}; use a shorter prompt or fewer frames"
+            )
+        return tuple(ids)
+
+    @torch.inference_mode()
+    def pair_probabilities(
+        self, rows: Sequence[tuple[RatingItem, RatingItem]], check: Callable[[], None]
+    ) -> np.ndarray:
+        """(rows, 3) P(a), P(b), P(tie) of each ordered pair (``a`` in the {video_a} slot).
+
+        One forward over all rows (left-padded, two videos each), the answer position's
+        logits restricted to the three answer texts by :func:`branch_probabilities`.
+        """
+        model, family = self.model, self.family
+        device = model.device
+        tokens = [self.pair_row(x, y) for x, y in rows]
+        visions = [v for x, y in rows for v in (x.vision, y.vision)]
+        video_embeds = family.encode_videos(model, visions)
+        check()
+        n, width = len(rows), max(len(t) for t in tokens)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for b, row in enumerate(tokens):
+            ids[b, width - len(row) :] = torch.tensor(row)
+            mask[b, width - len(row) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        placed = ids == self.video_token_id
+        embeds = family.embed(model, ids.masked_fill(placed, self.pad_id))
+        # Row-major placeholder order is the rows' videos in order: a's, then b's, per row.
+        embeds = embeds.masked_scatter(
+            placed.unsqueeze(-1), torch.cat(video_embeds).to(embeds.dtype)
+        )
+        positions = family.position_ids(model, ids, mask, visions)
+        logits, _ = family.decode(model, embeds, mask, positions)
+        check()
+        return branch_probabilities(
+            model, family, self.pair_branches, 3, logits, embeds, mask, positions
+        )
+
+    def compare(
+        self, pairs: Sequence[tuple[RatingItem, RatingItem]], check: Callable[[], None]
+    ) -> list[Preference]:
+        """The overall preference of each pair, asked in both orders and averaged."""
+        rows = [order for a, b in pairs for order in ((a, b), (b, a))]
+        p = self.pair_probabilities(rows, check)
+        out = []
+        for i in range(len(pairs)):
+            ab, ba = p[2 * i], p[2 * i + 1]
+            out.append(
+                Preference(
+                    round(float((ab[0] + ba[1]) / 2), 6),
+                    round(float((ab[1] + ba[0]) / 2), 6),
+                    round(float((ab[2] + ba[2]) / 2), 6),
+                )
+            )
+        return out
 
     # -- model-thread work -----------------------------------------------------
     def choose(self, p: np.ndarray) -> tuple[int, LabelProbabilities]:
@@ -467,4 +597,49 @@ class RatingBackend:
         return results
 
 
-__all__ = ["RatingAnswer", "RatingBackend", "RatingItem", "RatingScorer", "SlotScore"]
+class PairwiseRatingBackend(RatingBackend):
+    """A rating backend whose template judges pairs natively ([rating.pairwise]).
+
+    ``Compare`` asks the model's own pairwise question (see the module docstring); the
+    engine finds :meth:`compare_batch` and does not derive preferences from scores.
+    """
+
+    def __init__(self, options: VlmOptions) -> None:
+        super().__init__(options)
+        if self.scorer.pairwise is None:
+            raise ValueError(
+                f"the rating template {self.rating.name} has no [rating.pairwise] table"
+            )
+
+    def compare_batch(
+        self, prepared_pairs: Sequence[tuple[RatingItem, RatingItem]], check: Callable[[], None]
+    ) -> list[PairJudgement]:
+        for a, b in prepared_pairs:
+            if a.prompt != b.prompt:
+                raise InvalidInput("the two videos of a comparison must share one prompt")
+        try:
+            overall = self.scorer.compare(prepared_pairs, check)
+        except ValueError as exc:
+            raise InvalidInput(f"the model cannot take this pair: {exc}") from None
+        dims = tuple(DimensionPreference(d) for d in DIMENSIONS)
+        return [PairJudgement(dims, o, PAIRWISE_METHOD) for o in overall]
+
+
+def rating_backend(options: VlmOptions) -> RatingBackend:
+    """The rating backend for ``options``: pairwise-native when the template says so."""
+    templates = load_templates(options.templates)
+    if templates.rating is not None and templates.rating.pairwise is not None:
+        return PairwiseRatingBackend(options)
+    return RatingBackend(options)
+
+
+__all__ = [
+    "PAIRWISE_METHOD",
+    "PairwiseRatingBackend",
+    "RatingAnswer",
+    "RatingBackend",
+    "RatingItem",
+    "RatingScorer",
+    "SlotScore",
+    "rating_backend",
+]
