@@ -275,14 +275,23 @@ def compare(
     client_key: ClientKeyOpt = None,
 ) -> None:
     """Which of two videos of one prompt is better: P(a), P(tie), P(b) per dimension and overall."""
+    from lift.uris import is_uri
+
+    # Both files are read first, naming the one that is not readable (before a model loads).
+    videos: list[str | bytes] = []
+    for name, arg in (("a", a), ("b", b)):
+        try:
+            videos.append(arg if is_uri(arg) else Path(arg).read_bytes())
+        except OSError as exc:
+            fail(f"video {name}: cannot read {arg}: {exc.strerror or exc}")
     if server:
         from lift.client import CriticClient, CriticError
 
         creds = credentials(token, tls, ca_file, client_cert, client_key)
         with CriticClient(server, credentials=creds) as client:
             try:
-                c = client.compare(a, b, prompt)
-            except (CriticError, OSError) as exc:
+                c = client.compare(videos[0], videos[1], prompt)
+            except CriticError as exc:
                 fail(str(exc))
     else:
         from lift.errors import LiftError
@@ -300,12 +309,10 @@ def compare(
             except (OSError, ValueError) as exc:
                 fail(f"could not load the critic: {exc}")
             try:
-                sources = []
-                for name, arg in (("a", a), ("b", b)):
-                    try:
-                        sources.append(VideoSource.from_arg(arg))
-                    except OSError as exc:
-                        fail(f"video {name}: cannot read {arg}: {exc.strerror or exc}")
+                sources = [
+                    VideoSource(uri=v) if isinstance(v, str) else VideoSource(data=v)
+                    for v in videos
+                ]
                 c = engine.compare(prompt, sources[0], sources[1], Deadline())
             except LiftError as exc:
                 fail(exc.message)

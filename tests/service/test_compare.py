@@ -356,6 +356,16 @@ def test_lift_compare_in_process_and_remote(critic: RunningCritic, mp4s, tmp_pat
     assert "overall" in text and "P(tie)" in text and pairwise.EXPECTED_REWARD in text
     missing = runner.invoke(app, ["compare", str(a), str(tmp_path / "nope.mp4"), "--prompt", "x"])
     assert missing.exit_code == 1 and "video b" in missing.stderr
+    # Remote, the unreadable file is named as video a/b too (it was a bare OSError text);
+    # in-process, it is found before any model loads (a typo waited for the whole load).
+    nope = str(tmp_path / "nope.mp4")
+    for args in (
+        ["--server", critic.http_url],
+        ["--server", critic.grpc_target],
+        ["--backend", "vlm", "--model", str(tmp_path / "no-such-checkpoint")],
+    ):
+        r = runner.invoke(app, ["compare", nope, str(b), "--prompt", "x", *args])
+        assert r.exit_code == 1 and r.stderr.startswith(f"video a: cannot read {nope}"), r.stderr
     bad = runner.invoke(
         app, ["compare", str(a), str(a), "--prompt", " ", "--server", critic.http_url]
     )
