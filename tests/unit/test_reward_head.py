@@ -322,3 +322,28 @@ def test_compare_batch_is_the_checkpoints_ties_model_on_the_head(backend, videos
     for d in same.dimensions:
         assert d.preference.prob_a == d.preference.prob_b
         assert d.preference.prob_tie > max(d.preference.prob_a, d.preference.prob_b)
+
+
+def test_compare_with_a_still_leaves_motion_out_of_overall_too(backend, videos) -> None:
+    """One frame has no motion: no MQ preference, and Overall is VQ + TA (as the critique's reward)."""
+    from dataclasses import replace
+
+    clean = videos["clean"]
+    still = replace(
+        clean,
+        frames=clean.frames[:1],
+        timestamps=clean.timestamps[:1],
+        indices=clean.indices[:1],
+    )
+    a = backend.prepare(still, PROMPT, NEVER)
+    b = backend.prepare(videos["blur"], PROMPT, NEVER)
+    assert a.still
+    va, vb = backend.values([a, b])
+    [ab] = backend.compare_batch([(a, b)], NEVER)
+    motion = next(d for d in ab.dimensions if d.name == Dimension.MOTION_SMOOTHNESS)
+    assert motion.preference.prob_a is None and motion.preference.prob_tie is None
+    gap = (va.normalised[0] + va.normalised[2]) - (vb.normalised[0] + vb.normalised[2])
+    k = math.log(5.0)
+    assert ab.overall.prob_a == pytest.approx(1 / (1 + math.exp(-(gap - k))), abs=1e-5)
+    full = va.overall - vb.overall
+    assert abs(gap - full) > 1e-3  # MQ mattered, so the test tells the two apart

@@ -705,8 +705,13 @@ class RewardHeadBackend:
             raw = []
             for d, at in enumerate(it.read_at):
                 row = 0 if self.config.output_dim == 1 else d
-                value = hidden[b, pad + at].float() @ self.head[row]
-                raw.append(float(value))
+                value = float(hidden[b, pad + at].float() @ self.head[row])
+                if not math.isfinite(value):
+                    raise RuntimeError(
+                        "the reward head produced a non-finite value: the checkpoint's weights "
+                        "hold NaN/inf or overflow in this dtype (try --dtype float32)"
+                    )
+                raw.append(value)
             results.append(self._normalise(raw))
         return results
 
@@ -764,7 +769,16 @@ class RewardHeadBackend:
                     prefs[dim] = DimensionPreference(dim)
                 else:
                     prefs[dim] = DimensionPreference(dim, self._preference(va.raw[d] - vb.raw[d]))
-            overall = self._preference(va.overall - vb.overall)
+            if a.still or b.still:  # no motion to judge: Overall without MQ, as the critique
+                keep = [
+                    i
+                    for i, (_, dim) in enumerate(HEAD_DIMENSIONS)
+                    if dim != Dimension.MOTION_SMOOTHNESS
+                ]
+                gap = sum(va.normalised[i] - vb.normalised[i] for i in keep)
+            else:
+                gap = va.overall - vb.overall
+            overall = self._preference(gap)
             method = "videoreward_" + (
                 "bradley_terry_ties_k5" if self.config.ties else "bradley_terry"
             )
