@@ -409,6 +409,8 @@ def test_in_process_lift_compare_without_the_critic_extra_names_it(tmp_path) -> 
 
     from tests.unit.test_cli import _WITHOUT_EXTRAS
 
+    for name in ("a.mp4", "b.mp4"):  # the files are read before the extra is needed
+        (tmp_path / name).write_bytes(b"not decoded without the extra")
     args = ["compare", "a.mp4", "b.mp4", "--prompt", "a dog"]
     r = subprocess.run(
         [sys.executable, "-c", _WITHOUT_EXTRAS, *args],
