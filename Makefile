@@ -72,6 +72,7 @@ format: setup
 
 bench: setup
 	$(PY) -m benchmarks.critic_signal
+	$(PY) -m benchmarks.critic_signal_real
 	$(PY) -m benchmarks.critic_vlm
 	$(PY) -m benchmarks.critic_vila
 	$(PY) -m benchmarks.generator
