@@ -242,10 +242,14 @@ class RunManager:
             run = self.get_run(run_id)
             reason = "cancelled before it started" if run.state == RunState.QUEUED else "cancelled"
             if not self._finish(run_id, RunState.CANCELLED, reason, run.step):
-                run = self.get_run(run_id)  # it ended meanwhile: say so, as for a final run
-                raise Conflict(
-                    f"run {run_id} already {run.state.value}; only unfinished runs cancel"
-                )
+                run = self.get_run(run_id)
+                # The worker saw the stop just set and ended the run as cancelled first (it
+                # does not take this lock): that is this cancel taking effect. Any other end
+                # came before the cancel: say so, as for a final run.
+                if run.state != RunState.CANCELLED:
+                    raise Conflict(
+                        f"run {run_id} already {run.state.value}; only unfinished runs cancel"
+                    )
         return self.get_run(run_id)
 
     def events(self, run_id: str, after_seq: int = 0) -> list[Event]:

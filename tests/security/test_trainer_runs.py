@@ -500,3 +500,32 @@ def test_text_that_is_not_a_config_is_refused_with_a_sentence(manager: RunManage
     message = refusal(manager, online(generator={"address": " 127.0.0.1:50052"}))
     assert "generator.address" in message
     assert manager.list_runs() == []
+
+
+def test_cancel_succeeds_when_the_worker_ends_the_run_as_cancelled_first(
+    tmp_path: Path, root: Path
+) -> None:
+    """The worker sees the stop event and finishes the run before cancel_run's own finish:
+    that is the cancel taking effect, not a 409 (it raced in test_cancel on a busy machine)."""
+    deps, release = _blocked_deps()
+    m = RunManager(settings(tmp_path, root, concurrent_runs=1), deps_factory=deps)
+    m.load()
+    try:
+        run = m.start_run(json.dumps(online(name="raced")))
+        _wait_state(m, run.id, RunState.RUNNING)
+        store = m.store
+        assert store is not None
+        real = store.finish_unless_final
+
+        def worker_first(run_id: str, state: RunState, reason: str) -> bool:
+            real(run_id, RunState.CANCELLED, "cancelled")  # the worker wins the race
+            return real(run_id, state, reason)  # cancel_run's own finish finds it final
+
+        store.finish_unless_final = worker_first  # type: ignore[method-assign]
+        assert m.cancel_run(run.id).state == RunState.CANCELLED
+        store.finish_unless_final = real  # type: ignore[method-assign]
+        with pytest.raises(Conflict):  # a second cancel is still refused
+            m.cancel_run(run.id)
+        release.set()
+    finally:
+        m.close()
