@@ -45,6 +45,28 @@ class VlmOptions:
     triton_timeout_s: float = 30.0
 
 
+def load_checkpoint(options: VlmOptions) -> tuple[Any, Any, Any]:
+    """(family, model, tokenizer) of ``options.model``: the family its config.json names,
+    the weights on the device, any adapter merged, the family settled on the final weights."""
+    import torch
+
+    try:
+        config = json.loads((options.model / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{options.model}/config.json is not readable JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{options.model}/config.json must hold a JSON object")
+    family = family_for(str(config.get("model_type", "?")), options.model)
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+    torch.manual_seed(0)  # nothing here is random, but keep any stray init reproducible
+    model = family.load(options.model, dtype, device, options.attn_implementation)
+    if options.adapter is not None:
+        model = family.apply_adapter(model, options.adapter)
+    family.finish(model)
+    return family, model, family.tokenizer(options.model)
+
+
 class VlmBackend:
     """Label probabilities from the model's logits; reasons decoded greedily after the label."""
 
@@ -53,24 +75,9 @@ class VlmBackend:
     batched = True
 
     def __init__(self, options: VlmOptions) -> None:
-        import torch
 
         quiet_hf()
-        try:
-            config = json.loads((options.model / "config.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{options.model}/config.json is not readable JSON: {exc}") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{options.model}/config.json must hold a JSON object")
-        self.family = family_for(str(config.get("model_type", "?")), options.model)
-        device = resolve_device(options.device)
-        dtype = resolve_dtype(options.dtype, device)
-        torch.manual_seed(0)  # nothing here is random, but keep any stray init reproducible
-        model = self.family.load(options.model, dtype, device, options.attn_implementation)
-        if options.adapter is not None:
-            model = self.family.apply_adapter(model, options.adapter)
-        self.family.finish(model)
-        tokenizer = self.family.tokenizer(options.model)
+        self.family, model, tokenizer = load_checkpoint(options)
         templates = load_templates(options.templates)
         self.scorer = VlmScorer(model, tokenizer, self.family, templates, options.max_reason_tokens)
         if options.vision != "torch":
@@ -87,8 +94,8 @@ class VlmBackend:
             "vlm critic: %s (%s) on %s, %s, templates %s",
             name,
             self.family.name,
-            device,
-            str(dtype).removeprefix("torch."),
+            model.device,
+            str(model.dtype).removeprefix("torch."),
             templates.source,
         )
 

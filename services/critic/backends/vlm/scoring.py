@@ -75,9 +75,10 @@ class VlmScorer:
             self.pad_id = tokenizer.eos_token_id
         self.label_seqs, self.forced = self._label_tokens()
         self.label_ids = [seq[0] for seq in self.label_seqs]
-        self.branches = _branch_points(self.label_seqs)
-        self.stop_ids = self._stop_ids()
-        self._blank = self._blank_token_mask()
+        words = [templates.labels[lab] for lab in ASSESSED_LABELS]
+        self.branches = branch_points(self.label_seqs, words, "label word", "[labels]")
+        self.stop_ids = stop_ids(tokenizer, model, family, templates)
+        self._blank = blank_token_mask(tokenizer, model, self.stop_ids)
 
     # -- set-up checks --------------------------------------------------------
     def _label_tokens(self) -> tuple[list[tuple[int, ...]], dict[Label, list[int]]]:
@@ -94,38 +95,7 @@ class VlmScorer:
             # token), that merged token is what the model answers with.
             seqs.append(word if tuple(full[: len(word)]) == word else tuple(full[:1]))
             forced[label] = list(full)
-        words = [t.labels[lab] for lab in ASSESSED_LABELS]
-        for i, a in enumerate(seqs):
-            for j, b in enumerate(seqs):
-                if i != j and b[: len(a)] == a:
-                    raise ValueError(
-                        f"the label word {words[i]!r} is a token prefix of {words[j]!r} in this "
-                        "tokenizer, so their probabilities cannot be told apart; change [labels] "
-                        "in the template file"
-                    )
         return seqs, forced
-
-    def _stop_ids(self) -> set[int]:
-        ids = {self.tokenizer.eos_token_id}
-        eos = getattr(self.model.generation_config, "eos_token_id", None)
-        ids.update(eos if isinstance(eos, list) else [eos])
-        for tok in ("<|im_end|>", "<|endoftext|>", *self.family.stop_texts(self.templates)):
-            tid = self.tokenizer.convert_tokens_to_ids(tok)
-            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
-                ids.add(tid)
-        return {i for i in ids if i is not None}
-
-    def _blank_token_mask(self) -> torch.Tensor:
-        """True for tokens that decode to whitespace only (a reason needs more)."""
-        vocab = self.model.get_output_embeddings().weight.shape[0]
-        known = min(vocab, len(self.tokenizer))
-        mask = torch.ones(vocab, dtype=torch.bool)  # ids past the tokenizer decode to nothing
-        pieces = self.tokenizer.batch_decode([[t] for t in range(known)], skip_special_tokens=True)
-        mask[:known] = torch.tensor([not piece.strip() for piece in pieces], dtype=torch.bool)
-        for tid in self.stop_ids:
-            if tid < vocab:
-                mask[tid] = False  # stops are handled separately
-        return mask
 
     # -- request-thread work ---------------------------------------------------
     def prepare(
@@ -282,7 +252,7 @@ def branch_probabilities(
 ) -> np.ndarray:
     """(rows, count) probabilities of ``count`` answer words from the answer position's logits.
 
-    ``branches`` is :func:`_branch_points` of the words' tokens. At every point where the
+    ``branches`` is :func:`branch_points` of the words' tokens. At every point where the
     words part ways the next-token distribution is restricted to their next tokens; a
     word's probability is the product of its choices (normalised over the words). Words
     that differ in their first token need only ``logits``; each later branch point costs
@@ -311,14 +281,24 @@ def branch_probabilities(
     return (probs / probs.sum(dim=1, keepdim=True)).numpy()
 
 
-def _branch_points(
-    seqs: Sequence[tuple[int, ...]],
+def branch_points(
+    seqs: Sequence[tuple[int, ...]], texts: Sequence[str], kind: str, table: str
 ) -> list[tuple[tuple[int, ...], dict[int, int]]]:
-    """(shared prefix, {label index: its next token}) wherever the label words part ways.
+    """(shared prefix, {index: its next token}) wherever the token sequences part ways.
 
-    Only the words through that prefix take part; a prefix all three words share
-    and continue alike is no choice (probability 1 under the restriction).
+    Only the sequences through that prefix take part; a prefix all of them share
+    and continue alike is no choice (probability 1 under the restriction). A
+    sequence that is a prefix of another cannot be told apart from it: refused,
+    naming the two ``texts`` (``kind``: "label word", ...) and the template ``table``.
     """
+    for i, x in enumerate(seqs):
+        for j, y in enumerate(seqs):
+            if i != j and y[: len(x)] == x:
+                raise ValueError(
+                    f"the {kind} {texts[i]!r} is a token prefix of {texts[j]!r} in this "
+                    "tokenizer, so their probabilities cannot be told apart; change "
+                    f"{table} in the template file"
+                )
     points = []
     depth = max(len(s) for s in seqs)
     for d in range(depth):
@@ -330,6 +310,32 @@ def _branch_points(
             if len(set(children.values())) > 1:
                 points.append((prefix, children))
     return points
+
+
+def stop_ids(tokenizer: Any, model: Any, family: Family, templates: Templates) -> set[int]:
+    """Token ids that end an answer: the tokenizer's and the model's end tokens, ChatML's
+    and the family's stop texts (when each is one token)."""
+    ids = {tokenizer.eos_token_id}
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    ids.update(eos if isinstance(eos, list) else [eos])
+    for tok in ("<|im_end|>", "<|endoftext|>", *family.stop_texts(templates)):
+        tid = tokenizer.convert_tokens_to_ids(tok)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id:
+            ids.add(tid)
+    return {i for i in ids if i is not None}
+
+
+def blank_token_mask(tokenizer: Any, model: Any, stops: set[int]) -> torch.Tensor:
+    """True for tokens that decode to whitespace only (a reason needs more); stops excepted."""
+    vocab = model.get_output_embeddings().weight.shape[0]
+    known = min(vocab, len(tokenizer))
+    mask = torch.ones(vocab, dtype=torch.bool)  # ids past the tokenizer decode to nothing
+    pieces = tokenizer.batch_decode([[t] for t in range(known)], skip_special_tokens=True)
+    mask[:known] = torch.tensor([not piece.strip() for piece in pieces], dtype=torch.bool)
+    for tid in stops:
+        if tid < vocab:
+            mask[tid] = False  # stops are handled separately
+    return mask
 
 
 def _clean(text: str) -> str:

@@ -43,7 +43,6 @@ around it, or splits one, is refused at start-up naming the slot.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lift.checkpoints import fingerprint, quiet_hf, resolve_device, resolve_dtype
+from lift.checkpoints import fingerprint, quiet_hf
 from lift.critique import (
     DIMENSIONS,
     Dimension,
@@ -70,12 +69,14 @@ from lift.services.critic.backends.base import (
     motion_unassessed,
     one_frame,
 )
-from lift.services.critic.backends.vlm.backend import VlmOptions
-from lift.services.critic.backends.vlm.families import Family, VisionInput, family_for
+from lift.services.critic.backends.vlm.backend import VlmOptions, load_checkpoint
+from lift.services.critic.backends.vlm.families import Family, VisionInput
 from lift.services.critic.backends.vlm.scoring import (
-    _branch_points,
     _clean,
+    blank_token_mask,
+    branch_points,
     branch_probabilities,
+    stop_ids,
 )
 from lift.templates import PAIR_ANSWERS, Rating, RatingPairwise, Templates, load_templates
 from lift.video import DecodedVideo
@@ -163,8 +164,8 @@ class RatingScorer:
             [i for i, v in enumerate(self.values) if r.bad_to < v < r.good_from],
             [i for i, v in enumerate(self.values) if v <= r.bad_to],
         ]
-        self.stop_ids = self._stop_ids()
-        self._blank = self._blank_token_mask()
+        self.stop_ids = stop_ids(tokenizer, model, family, templates)
+        self._blank = blank_token_mask(tokenizer, model, self.stop_ids)
         self.pairwise: RatingPairwise | None = self.rating.pairwise
         self.pair_branches = self._pair_branches() if self.pairwise is not None else []
 
@@ -215,36 +216,7 @@ class RatingScorer:
             )
         texts = [self.pairwise.answers[k] for k in PAIR_ANSWERS]
         seqs = [tuple(self._ids(t)) for t in texts]
-        for i, x in enumerate(seqs):
-            for j, y in enumerate(seqs):
-                if i != j and y[: len(x)] == x:
-                    raise ValueError(
-                        f"the pairwise answer {texts[i]!r} is a token prefix of {texts[j]!r} in "
-                        "this tokenizer, so their probabilities cannot be told apart; change "
-                        "[rating.pairwise] in the template file"
-                    )
-        return _branch_points(seqs)
-
-    def _stop_ids(self) -> set[int]:
-        ids = {self.tokenizer.eos_token_id}
-        eos = getattr(self.model.generation_config, "eos_token_id", None)
-        ids.update(eos if isinstance(eos, list) else [eos])
-        for tok in ("<|im_end|>", "<|endoftext|>", *self.family.stop_texts(self.templates)):
-            tid = self.tokenizer.convert_tokens_to_ids(tok)
-            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
-                ids.add(tid)
-        return {i for i in ids if i is not None}
-
-    def _blank_token_mask(self) -> torch.Tensor:
-        vocab = self.model.get_output_embeddings().weight.shape[0]
-        known = min(vocab, len(self.tokenizer))
-        mask = torch.ones(vocab, dtype=torch.bool)
-        pieces = self.tokenizer.batch_decode([[t] for t in range(known)], skip_special_tokens=True)
-        mask[:known] = torch.tensor([not p.strip() for p in pieces], dtype=torch.bool)
-        for tid in self.stop_ids:
-            if tid < vocab:
-                mask[tid] = False
-        return mask
+        return branch_points(seqs, texts, "pairwise answer", "[rating.pairwise]")
 
     # -- request-thread work ---------------------------------------------------
     def prepare(
@@ -520,21 +492,7 @@ class RatingBackend:
                 "the rating protocol runs its vision tower in torch (backend vlm); "
                 f"{options.vision} is for the labels protocol"
             )
-        try:
-            config = json.loads((options.model / "config.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{options.model}/config.json is not readable JSON: {exc}") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{options.model}/config.json must hold a JSON object")
-        self.family = family_for(str(config.get("model_type", "?")), options.model)
-        device = resolve_device(options.device)
-        dtype = resolve_dtype(options.dtype, device)
-        torch.manual_seed(0)
-        model = self.family.load(options.model, dtype, device, options.attn_implementation)
-        if options.adapter is not None:
-            model = self.family.apply_adapter(model, options.adapter)
-        self.family.finish(model)
-        tokenizer = self.family.tokenizer(options.model)
+        self.family, model, tokenizer = load_checkpoint(options)
         self.scorer = RatingScorer(
             model, tokenizer, self.family, templates, options.max_reason_tokens
         )
@@ -550,7 +508,7 @@ class RatingBackend:
             self.rating.name,
             name,
             self.family.name,
-            device,
+            model.device,
         )
 
     def prepare(self, video: DecodedVideo, prompt: str, check: Callable[[], None]) -> RatingItem:
