@@ -61,3 +61,52 @@ def quiet_hf() -> None:
         return
     diffusers_logging.set_verbosity_error()
     diffusers_logging.disable_progress_bar()
+
+
+LFS_POINTER = b"version https://git-lfs"
+"""How a Git LFS pointer file (a clone without ``git lfs pull``) starts."""
+
+
+def load_weights_only(path: Path) -> dict[str, Any]:
+    """A pickled dict of tensor name -> tensor, loaded without running any code from it.
+
+    torch's weights-only unpickler refuses a pickle that would run code; every
+    refusal, a text file (which that unpickler meets as a KeyError) and a Git LFS
+    pointer become a ValueError naming the file.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(LFS_POINTER))
+    except OSError as exc:
+        raise ValueError(f"{path} is not readable: {exc}") from None
+    if head == LFS_POINTER:
+        raise ValueError(
+            f"{path} is a Git LFS pointer, not the weights: fetch them (git lfs pull) "
+            "or download the file itself"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        AttributeError,
+    ) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"{path} does not load as a weights-only state dict ({first[:200]}); "
+            f"{path.name} is refused: a pickle that would run code is never loaded (save "
+            "plain tensors with torch.save(model.state_dict()))"
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ValueError(f"{path} must hold a dict of parameter name -> tensor")
+    return state

@@ -1170,3 +1170,14 @@ def test_a_config_that_is_not_a_small_regular_file_is_refused(
     (root / "mm_projector" / "config.json").unlink()
     (root / "mm_projector" / "config.json").write_text(" " * (17 * 1024 * 1024) + "{}")
     assert "MiB" in _refused(root)
+
+
+def test_a_non_lora_file_that_is_text_is_refused_naming_it(
+    tiny_vila_dir: Path, tiny_vila_lora_dir: Path, tmp_path: Path
+) -> None:
+    """A text file (or a Git LFS pointer) where the pickle should be: named, not a KeyError."""
+    lora = _copy(tiny_vila_lora_dir, tmp_path / "lora")
+    (lora / "non_lora_trainables.bin").write_text("hello, not a pickle\n")
+    assert "non_lora_trainables.bin is refused" in _refused(tiny_vila_dir, lora)
+    (lora / "non_lora_trainables.bin").write_text("version https://git-lfs.github.com/spec/v1\n")
+    assert "git lfs pull" in _refused(tiny_vila_dir, lora)

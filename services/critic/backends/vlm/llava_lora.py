@@ -21,36 +21,19 @@ they load into the parts they name.)
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from lift.checkpoints import load_weights_only
 from lift.services.critic.backends.vlm.families.vila import CheckpointError, VilaLayout
 
 PEFT_PREFIX = "base_model.model."
 LORA_PARTS = ("lora_A", "lora_B", "lora_magnitude_vector", "lora_embedding_A", "lora_embedding_B")
 ADAPTER_NAME = "default"
 TOWER = "vision_tower.vision_tower."
-
-
-def _weights_only(path: Path) -> dict[str, torch.Tensor]:
-    """A pickled dict of tensors, loaded without running any code from it."""
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path} is refused: weights-only loading does not accept it ({first[:200]}); "
-            "it is not a plain file of tensors and unpickling it could run code"
-        ) from None
-    if not isinstance(raw, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in raw.items()
-    ):
-        raise CheckpointError(f"{path} must hold a dict of tensor names to tensors")
-    return raw
 
 
 def _tensors(directory: Path, stem: str) -> dict[str, torch.Tensor] | None:
@@ -63,7 +46,10 @@ def _tensors(directory: Path, stem: str) -> dict[str, torch.Tensor] | None:
         except Exception as exc:
             raise CheckpointError(f"{safe} is not a readable safetensors file: {exc}") from None
     if pickled.is_file():
-        return _weights_only(pickled)
+        try:
+            return load_weights_only(pickled)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
     return None
 
 

@@ -72,7 +72,13 @@ from typing import Any
 
 import numpy as np
 
-from lift.checkpoints import fingerprint, quiet_hf, resolve_device, resolve_dtype
+from lift.checkpoints import (
+    fingerprint,
+    load_weights_only,
+    quiet_hf,
+    resolve_device,
+    resolve_dtype,
+)
 from lift.critique import (
     DIMENSIONS,
     Dimension,
@@ -314,42 +320,6 @@ def template_text(template: str) -> str:
 # -- weights ---------------------------------------------------------------------------
 
 
-_LFS_POINTER = b"version https://git-lfs"
-"""How a Git LFS pointer file (a clone without ``git lfs pull``) starts."""
-
-
-def _torch_load(path: Path) -> dict[str, Any]:
-    import pickle
-
-    import torch
-
-    try:
-        with path.open("rb") as f:
-            head = f.read(len(_LFS_POINTER))
-    except OSError as exc:
-        raise ValueError(f"{path} is not readable: {exc}") from None
-    if head == _LFS_POINTER:
-        raise ValueError(
-            f"{path} is a Git LFS pointer, not the weights: fetch them (git lfs pull) "
-            "or download the file itself"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    # The weights-only unpickler raises KeyError on bytes that are no pickle opcode
-    # (any text file), and more types besides; every one is the file's fault.
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(
-            f"{path} does not load as a weights-only state dict ({first}); pickles that would "
-            "run code are refused: save it with torch.save(model.state_dict())"
-        ) from None
-    if not isinstance(state, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-    ):
-        raise ValueError(f"{path} must hold a dict of parameter name -> tensor")
-    return state
-
-
 def read_state(checkpoint: Path) -> dict[str, Any]:
     """Every tensor the checkpoint holds, under the VideoAlign (peft) names."""
     from safetensors import SafetensorError
@@ -357,7 +327,7 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
 
     full = checkpoint / "model.pth"
     if full.is_file():
-        return _torch_load(full)
+        return load_weights_only(full)
     adapter = checkpoint / "adapter_model.safetensors"
     non_lora = checkpoint / "non_lora_state_dict.pth"
     missing = [p.name for p in (adapter, non_lora) if not p.is_file()]
@@ -370,7 +340,7 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
         lora = load_file(str(adapter))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{adapter} is not a readable safetensors file: {exc}") from None
-    state = _torch_load(non_lora)
+    state = load_weights_only(non_lora)
     clash = sorted(set(lora) & set(state))
     if clash:
         raise ValueError(f"{non_lora} repeats tensors of {adapter.name}: {', '.join(clash[:3])}")
