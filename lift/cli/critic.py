@@ -136,6 +136,24 @@ def critic_serve(
         run_service("critic", settings, build_critic)
 
 
+def _local_engine(
+    command: str, backend: str, model: Path | None, adapter: Path | None, templates: str | None
+) -> Any:
+    """A loaded in-process CriticEngine for ``command`` run without --server (exit on failure)."""
+    settings = critic_settings(
+        {"backend": backend, "model": model, "adapter": adapter, "templates": templates}
+    )
+    with needs_extra("critic", f"{command} without --server"):
+        from lift.services.critic.engine import CriticEngine
+
+        engine = CriticEngine(settings)
+        try:
+            engine.load()
+        except (OSError, ValueError) as exc:
+            fail(f"could not load the critic: {exc}")
+    return engine
+
+
 def critique(
     videos: Annotated[list[str], typer.Argument(help="Video files (or URIs the server can read)")],
     prompt: Annotated[str, typer.Option(help="The text the videos were generated from")],
@@ -193,18 +211,11 @@ def critique(
     else:
         from lift.errors import LiftError
 
-        settings = critic_settings(
-            {"backend": backend, "model": model, "adapter": adapter, "templates": templates}
-        )
+        engine = _local_engine("lift critique", backend, model, adapter, templates)
         with needs_extra("critic", "lift critique without --server"):
-            from lift.services.critic.engine import CriticEngine, VideoSource
+            from lift.services.critic.engine import VideoSource
             from lift.serving import Deadline
 
-            engine = CriticEngine(settings)
-            try:
-                engine.load()
-            except (OSError, ValueError) as exc:
-                fail(f"could not load the critic: {exc}")
             for v in videos:
                 try:
                     show(v, engine.critique(VideoSource.from_arg(v), prompt, Deadline()))
@@ -296,18 +307,11 @@ def compare(
     else:
         from lift.errors import LiftError
 
-        settings = critic_settings(
-            {"backend": backend, "model": model, "adapter": adapter, "templates": templates}
-        )
+        engine = _local_engine("lift compare", backend, model, adapter, templates)
         with needs_extra("critic", "lift compare without --server"):
-            from lift.services.critic.engine import CriticEngine, VideoSource
+            from lift.services.critic.engine import VideoSource
             from lift.serving import Deadline
 
-            engine = CriticEngine(settings)
-            try:
-                engine.load()
-            except (OSError, ValueError) as exc:
-                fail(f"could not load the critic: {exc}")
             try:
                 sources = [
                     VideoSource(uri=v) if isinstance(v, str) else VideoSource(data=v)
