@@ -600,10 +600,27 @@ class _RewardBase:
             wsum += w
         return total / wsum, ""
 
-    def _call_failed(self, batch: _Batch, group: list[int], exc: CriticError) -> dict[int, Any]:
+    @staticmethod
+    def _items(batch: _Batch, group: list[int]) -> list[tuple[bytes, str]]:
+        """The (video, prompt) items of one Score call."""
+        return [(batch.data[i] or b"", batch.prompts[i]) for i in group]
+
+    def _refused(
+        self,
+        batch: _Batch,
+        group: list[int],
+        exc: CriticError,
+        pending: list[list[int]],
+        results: dict[int, Any],
+    ) -> None:
+        """A Score call refused: too large -> its halves go next; otherwise its items fail
+        (or the error is raised, with ``raise_on_call_error``)."""
+        if _too_large(exc, group):
+            pending[:0] = _halves(group)
+            return
         if self.raise_on_call_error:
             raise exc
-        return {i: exc for i in group}
+        results.update({i: exc for i in group})
 
     # -- adapters ----------------------------------------------------------------------
     def _names(self) -> list[str]:
@@ -697,15 +714,11 @@ class CriticReward(_RewardBase):
         calls = 0
         while pending:
             group = pending.pop(0)
-            items = [(batch.data[i] or b"", batch.prompts[i]) for i in group]
             calls += 1
             try:
-                answers = self.client.score(items)
+                answers = self.client.score(self._items(batch, group))
             except CriticError as exc:
-                if _too_large(exc, group):
-                    pending[:0] = _halves(group)
-                    continue
-                results.update(self._call_failed(batch, group, exc))
+                self._refused(batch, group, exc, pending, results)
                 continue
             results.update(zip(group, answers, strict=True))
         return self._finish(batch, results, calls)
@@ -824,15 +837,11 @@ class AsyncCriticReward(_RewardBase):
         calls = 0
         while pending:
             group = pending.pop(0)
-            items = [(batch.data[i] or b"", batch.prompts[i]) for i in group]
             calls += 1
             try:
-                answers = await self.client.score(items)
+                answers = await self.client.score(self._items(batch, group))
             except CriticError as exc:
-                if _too_large(exc, group):
-                    pending[:0] = _halves(group)
-                    continue
-                results.update(self._call_failed(batch, group, exc))
+                self._refused(batch, group, exc, pending, results)
                 continue
             results.update(zip(group, answers, strict=True))
         return self._finish(batch, results, calls)
