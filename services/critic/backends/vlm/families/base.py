@@ -12,6 +12,8 @@ a new module here plus one line in ``FAMILIES``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -118,15 +120,41 @@ class Family(Protocol):
         ...
 
 
-def cache_keyword(module: Any) -> str:
-    """The name a decoder's forward takes its KV cache under (transformers 5 renamed it)."""
-    import inspect
-
-    params = inspect.signature(module.forward).parameters
+@functools.cache
+def _cache_keyword(decoder_class: Any) -> str:
+    params = inspect.signature(decoder_class.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_keyword(module: Any) -> str:
+    """The name a decoder's forward takes its KV cache under (transformers 5 renamed it);
+    looked up once per decoder class, not per decode step."""
+    decoder_class: Any = type(module)
+    return _cache_keyword(decoder_class)
 
 
 def output_cache(out: Any) -> Any:
     """The KV cache a decoder returned, under either name."""
     cache = getattr(out, "cache", None)
     return cache if cache is not None else getattr(out, "past_key_values", None)
+
+
+def decode_last(
+    decoder: Any,
+    lm_head: Any,
+    inputs_embeds: Any,
+    attention_mask: Any,
+    position_ids: Any,
+    past_key_values: Any = None,
+    use_cache: bool = False,
+) -> tuple[Any, Any]:
+    """(logits of the last position, cache): ``decoder`` (a transformers text model) then
+    ``lm_head`` on its last hidden state; what every family's ``decode`` does."""
+    out = decoder(
+        inputs_embeds=inputs_embeds,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=use_cache,
+        **{cache_keyword(decoder): past_key_values},
+    )
+    return lm_head(out.last_hidden_state[:, -1, :]), output_cache(out)

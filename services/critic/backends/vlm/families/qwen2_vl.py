@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lift.services.critic.backends.vlm.families.base import VisionInput, cache_keyword, output_cache
+from lift.services.critic.backends.vlm.families.base import VisionInput, decode_last
 from lift.services.critic.backends.vlm.preprocess import PatchConfig, preprocess_video
 from lift.templates import Templates
 
@@ -173,16 +173,15 @@ class Qwen2VLFamily:
         past_key_values: Any = None,
         use_cache: bool = False,
     ) -> tuple[Any, Any]:
-        language_model = self._inner(model).language_model
-        out = language_model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=use_cache,
-            **{cache_keyword(language_model): past_key_values},
+        return decode_last(
+            self._inner(model).language_model,
+            model.lm_head,
+            inputs_embeds,
+            attention_mask,
+            position_ids,
+            past_key_values,
+            use_cache,
         )
-        logits = model.lm_head(out.last_hidden_state[:, -1, :])
-        return logits, output_cache(out)
 
 
 class Qwen25VLFamily(Qwen2VLFamily):

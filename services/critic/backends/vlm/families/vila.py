@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lift.services.critic.backends.vlm.families.base import VisionInput, cache_keyword, output_cache
+from lift.services.critic.backends.vlm.families.base import VisionInput, decode_last
 from lift.services.critic.backends.vlm.intern_vit import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -558,7 +558,6 @@ class VilaFamily:
                 )
         self.tokens_per_frame = 0
         self.max_length = self.layout.max_length
-        self._cache_kw = "cache"
 
     # -- loading ---------------------------------------------------------------
     def load(self, path: Path, dtype: Any, device: str, attn: str) -> VilaModel:
@@ -598,7 +597,6 @@ class VilaFamily:
         proj_state = _load_safetensors(path / "mm_projector", "mm_projector/")
         _load_strict(projector, proj_state, "mm_projector/")
         model = VilaModel(llm, tower, projector)
-        self._cache_kw = cache_keyword(llm.model)
         return model.to(device=device, dtype=dtype).eval()
 
     def apply_adapter(self, model: VilaModel, adapter: Path) -> Any:
@@ -746,17 +744,16 @@ class VilaFamily:
         past_key_values: Any = None,
         use_cache: bool = False,
     ) -> tuple[Any, Any]:
-        kwargs = {self._cache_kw: past_key_values}
         llm: Any = model.llm
-        out = llm.model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=use_cache,
-            **kwargs,
+        return decode_last(
+            llm.model,
+            llm.lm_head,
+            inputs_embeds,
+            attention_mask,
+            position_ids,
+            past_key_values,
+            use_cache,
         )
-        logits = llm.lm_head(out.last_hidden_state[:, -1, :])
-        return logits, output_cache(out)
 
 
 def _conversation(templates: Templates) -> Conversation:
