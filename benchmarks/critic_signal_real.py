@@ -91,7 +91,7 @@ TAGS = (
     "abrupt_cut",
     "static_video",
 )
-"""Every issue tag the signal critic emits (lift/services/critic/backends/signal/detect.py)."""
+"""Every issue tag the signal critic emits (signal/motion.py and signal/fidelity.py)."""
 
 _RANK = {Label.GOOD: 0, Label.NORMAL: 1, Label.BAD: 2}
 TARGET_DET, TARGET_FA, TARGET_RHO, TARGET_SPEED = 0.95, 0.05, 0.9, 1.5
@@ -191,6 +191,10 @@ def main() -> None:
     parser.add_argument("--margin", type=int, default=2, help="frames kept clear of a shot edge")
     parser.add_argument("--runs", type=int, default=5, help="timing runs per clip")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--kinds", default=",".join(LEVELS), help="comma-separated defect kinds to inject"
+    )
+    parser.add_argument("--no-speed", action="store_true", help="skip the timing part")
     args = parser.parse_args()
 
     clips = sorted(args.data.glob("*.mp4"))
@@ -209,7 +213,10 @@ def main() -> None:
     if not windows:
         print("critic_signal_real: no shot is long enough for one window; skipped")
         return
-    kinds = list(LEVELS)
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = sorted(set(kinds) - set(LEVELS))
+    if unknown:
+        parser.error(f"unknown kinds {unknown}; choose from {', '.join(LEVELS)}")
     print(
         f"{len(windows)} clean windows of {args.window:g} s (stride {args.stride:g} s, at most "
         f"{args.per_clip} per clip, inside shots); {len(kinds)} kinds x 4 levels -> "
@@ -324,7 +331,7 @@ def main() -> None:
     # -- speed: critique vs decode to RGB, as benchmarks.critic_signal -----------
     print(f"\ncritique time vs decode-to-RGB time on the full real clips (median of {args.runs}):")
     tot_c = tot_d = 0.0
-    for path in clips:
+    for path in [] if args.no_speed else clips:
         data = path.read_bytes()
         cases = {
             "decode to RGB": lambda d=data: _decode(d, rgb=True),
@@ -348,7 +355,7 @@ def main() -> None:
             f"{med['critique']:7.1f} ms  ratio {med['critique'] / med['decode to RGB']:.2f}"
             f"   (whole clip's tags: {found})"
         )
-    speed = tot_c / tot_d
+    speed = tot_c / tot_d if tot_d else float("nan")
 
     # -- targets ----------------------------------------------------------------
     det_rate = float(np.mean(all_det))

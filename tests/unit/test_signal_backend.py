@@ -5,7 +5,7 @@ import pytest
 from lift.critique import Dimension, Label
 from lift.reward import RewardMap, video_reward
 from lift.services.critic.backends.signal import SignalBackend
-from lift.services.critic.backends.signal.backend import probabilities
+from lift.services.critic.backends.signal.backend import OrdinalModel
 from lift.serving import Deadline
 from lift.video import VideoLimits, decode_video
 from lift.video.samples import SAMPLE_NAMES, SampleClip
@@ -79,7 +79,8 @@ def test_identical_input_gives_identical_output(mp4s: dict[str, bytes], judged) 
 
 
 def test_probabilities_are_ordinal_and_reward_follows_the_map() -> None:
-    clean, mid, bad = probabilities(0.0), probabilities(0.5), probabilities(1.5)
+    model = OrdinalModel()
+    clean, mid, bad = model.probabilities(0.0), model.probabilities(1.7), model.probabilities(4.0)
     assert clean.most_likely() is Label.GOOD
     assert mid.most_likely() is Label.NORMAL
     assert bad.most_likely() is Label.BAD

@@ -1,28 +1,36 @@
-"""The ``signal`` backend: pixel statistics -> findings -> labels with probabilities.
+"""The ``signal`` backend: pixel statistics -> evidence and findings -> labels with probabilities.
 
-How a dimension's label comes about: every finding has a severity in [0, 1];
-their sum ``z`` is the dimension's badness. An ordinal logistic model turns it
-into label probabilities:
+How a dimension's label and score come about: every rule of the dimension
+(:mod:`.motion`, :mod:`.fidelity`) gives a continuous badness ``b >= 0`` of its
+defect (0 none, 1 at the threshold where the defect is reported). An ordinal
+logistic model per dimension (:class:`OrdinalModel`) sums them,
 
-    P(worse than good) = sigmoid((z - 0.30) / 0.12)
-    P(bad)             = sigmoid((z - 0.75) / 0.12)
+    z = sum over rules of weight * b ** power
 
-so a clean clip (z = 0) is ~92 % good, one moderate defect (z ~ 0.5) is
-mostly normal, and a severe or several defects (z >= 0.9) are mostly bad.
-The label is the most probable one; the score is p_good + 0.5 p_normal.
-These cut points are set by hand on the sample defects, not fitted to human
-ratings (the HRA tools of the VLM issue measure agreement).
+and turns ``z`` into label probabilities
+
+    P(worse than good) = sigmoid((z - cut_normal) / scale)
+    P(bad)             = sigmoid((z - cut_bad) / scale)
+
+The label is the most probable one; the score is p_good + 0.5 p_normal, a
+strictly decreasing function of ``z``: it keeps its resolution among clips that
+are all "good" and falls further as any defect grows. The defaults are set by
+hand on injected defects (``benchmarks.critic_signal_real``), not fitted to
+human ratings.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from lift.critique import Dimension, DimensionVerdict, Issue, LabelProbabilities, ModelInfo
 from lift.services.critic.backends.base import ONE_FRAME_REASON, Judgement, one_frame
-from lift.services.critic.backends.signal.detect import Detector, Finding, Thresholds
+from lift.services.critic.backends.signal.detect import Evidence, Finding
+from lift.services.critic.backends.signal.fidelity import FidelityRules, FidelityThresholds
 from lift.services.critic.backends.signal.measure import measure
+from lift.services.critic.backends.signal.motion import MotionRules, MotionThresholds
 from lift.video import DecodedVideo
 
 VERSION = "1.0"
@@ -42,11 +50,38 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def probabilities(badness: float) -> LabelProbabilities:
-    """Ordinal-logistic label probabilities for a summed severity ``badness``."""
-    worse = _sigmoid((badness - 0.30) / 0.12)
-    bad = _sigmoid((badness - 0.75) / 0.12)
-    return LabelProbabilities(good=1.0 - worse, normal=worse - bad, bad=bad)
+@dataclass(frozen=True)
+class OrdinalModel:
+    """One dimension's ordinal logistic model over its rules' evidence (see the module doc)."""
+
+    weights: Mapping[str, float] = field(default_factory=dict)
+    """Weight per evidence tag; a tag not named weighs ``default_weight``."""
+    default_weight: float = 1.0
+    power: float = 2.0
+    cut_normal: float = 1.0
+    cut_bad: float = 2.5
+    scale: float = 0.35
+
+    def badness(self, evidence: Sequence[Evidence]) -> float:
+        """The summed badness ``z`` of a dimension's evidence."""
+        return float(
+            sum(
+                self.weights.get(e.tag, self.default_weight) * e.badness**self.power
+                for e in evidence
+            )
+        )
+
+    def probabilities(self, z: float) -> LabelProbabilities:
+        """Label probabilities for a summed badness ``z``."""
+        worse = _sigmoid((z - self.cut_normal) / self.scale)
+        bad = _sigmoid((z - self.cut_bad) / self.scale)
+        return LabelProbabilities(good=1.0 - worse, normal=worse - bad, bad=bad)
+
+
+DEFAULT_MODELS: dict[Dimension, OrdinalModel] = {
+    Dimension.MOTION_SMOOTHNESS: OrdinalModel(),
+    Dimension.VIDEO_FIDELITY: OrdinalModel(),
+}
 
 
 class SignalBackend:
@@ -56,16 +91,26 @@ class SignalBackend:
     pixel_format = "gray"
     batched = False
 
-    def __init__(self, thresholds: Thresholds | None = None, max_frames: int = 64) -> None:
-        self.thresholds = thresholds or Thresholds()
+    def __init__(
+        self,
+        motion: MotionThresholds | None = None,
+        fidelity: FidelityThresholds | None = None,
+        models: Mapping[Dimension, OrdinalModel] | None = None,
+        max_frames: int = 64,
+    ) -> None:
+        self.motion = motion or MotionThresholds()
+        self.fidelity = fidelity or FidelityThresholds()
+        self.models = {**DEFAULT_MODELS, **(models or {})}
         self.max_frames = max_frames
         self.model = ModelInfo(backend="signal", name="lift-signal", version=VERSION)
 
     def prepare(self, video: DecodedVideo, prompt: str, check: Callable[[], None]) -> Judgement:
         """Measure the frames, apply the rules, and give a verdict per dimension."""
         m = measure(video.frames, video.timestamps, should_stop=check)
-        detector = Detector(m, self.thresholds)
-        findings = detector.run()
+        motion = MotionRules(m, th=self.motion).run()
+        fidelity = FidelityRules(m, excluded=motion.excluded.copy(), th=self.fidelity).run()
+        findings = motion.findings + fidelity.findings
+        evidence = motion.evidence + fidelity.evidence
         still = one_frame(video)
         verdicts = [DimensionVerdict.unassessed(Dimension.SEMANTIC_CONSISTENCY, NEEDS_VLM)]
         for dim in self.assessed:
@@ -73,9 +118,16 @@ class SignalBackend:
                 # One frame has no motion: no score (it would reward still frames).
                 verdicts.append(DimensionVerdict.unassessed(dim, ONE_FRAME_REASON))
                 continue
-            mine = [f for f in findings if f.dimension == dim]
-            verdicts.append(self._verdict(dim, mine, video.num_sampled, detector.dynamic_degree))
-        dynamic = None if still else detector.dynamic_degree
+            verdicts.append(
+                self._verdict(
+                    dim,
+                    [f for f in findings if f.dimension == dim],
+                    [e for e in evidence if e.dimension == dim],
+                    video.num_sampled,
+                    motion.dynamic_degree,
+                )
+            )
+        dynamic = None if still else motion.dynamic_degree
         return Judgement(dimensions=tuple(verdicts), dynamic_degree=dynamic)
 
     def judge_batch(
@@ -89,10 +141,17 @@ class SignalBackend:
             for j in prepared
         ]
 
-    @staticmethod
-    def _verdict(dim: Dimension, findings: list[Finding], n: int, dyn: float) -> DimensionVerdict:
+    def _verdict(
+        self,
+        dim: Dimension,
+        findings: list[Finding],
+        evidence: list[Evidence],
+        n: int,
+        dyn: float,
+    ) -> DimensionVerdict:
         findings = sorted(findings, key=lambda f: (f.start_s, f.tag))
-        probs = probabilities(sum(f.severity for f in findings))
+        model = self.models[dim]
+        probs = model.probabilities(model.badness(evidence))
         reasons = tuple(f.reason for f in findings) or (_CLEAN_REASON[dim].format(n=n, dyn=dyn),)
         issues = tuple(Issue(f.tag, f.start_s, f.end_s, round(f.severity, 3)) for f in findings)
         return DimensionVerdict.assessed(dim, probs, reasons, issues)

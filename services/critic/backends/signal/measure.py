@@ -3,14 +3,12 @@
 Everything runs on grey-level frames at two reduced sizes, which is what keeps
 a full critique within a small factor of decoding:
 
-* ``mid`` (halved until the long side is <= 400 px): sharpness (variance of
-  the Laplacian) and noise (Immerkaer's estimator over the flattest cells);
-* ``small`` (mid halved until <= 200 px): optical flow (OpenCV DIS, ultrafast
-  preset, on contrast-normalised frames so brightness changes are not motion),
-  frame differences, structural correlation, luminance histograms, exposure and
-  a 4x4 grid of cell means;
-* full resolution, luma only, strided: blockiness (gradient across 8x8 block
-  boundaries versus inside blocks).
+* ``small`` (halved until the long side is <= 200 px): optical flow (OpenCV
+  DIS, ultrafast preset, on contrast-normalised frames so brightness changes
+  are not motion), frame differences, structural correlation, luminance
+  histograms and a 4x4 grid of cell means;
+* every size (full, ``mid`` <= 400 px, small): the per-frame picture-quality
+  measurements of :mod:`.quality`.
 """
 
 from __future__ import annotations
@@ -21,11 +19,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lift.services.critic.backends.signal.quality import FrameQuality, Quality, frame_quality
+
 MID_MAX_SIDE = 400
 SMALL_MAX_SIDE = 200
 GRID = 4
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-_NOISE_SCALE = float(np.sqrt(np.pi / 2) / 6)
 
 
 @dataclass(frozen=True)
@@ -50,16 +48,8 @@ class Measurements:
     """(N-1,) mean of the top 5 % flow magnitudes (the moving subject's speed), px."""
     cell_mean: np.ndarray
     """(N, GRID*GRID) mean grey level per grid cell."""
-    sharpness: np.ndarray
-    """(N,) variance of the Laplacian on the mid-size frame."""
-    noise_sigma: np.ndarray
-    """(N,) estimated noise standard deviation on the mid-size frame (grey levels)."""
-    clipped_high: np.ndarray
-    """(N,) fraction of pixels at >= 250."""
-    clipped_low: np.ndarray
-    """(N,) fraction of pixels at <= 5."""
-    blockiness: np.ndarray
-    """(N,) gradient across 8x8 block edges / gradient inside blocks (1 = none)."""
+    quality: Quality
+    """Per-frame picture-quality measurements (:mod:`.quality`)."""
 
 
 def _halve_until(gray: np.ndarray, max_side: int) -> np.ndarray:
@@ -67,34 +57,6 @@ def _halve_until(gray: np.ndarray, max_side: int) -> np.ndarray:
     while max(gray.shape) > max_side and min(gray.shape) >= 16:
         gray = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
     return gray
-
-
-def _blockiness(gray: np.ndarray) -> float:
-    """Mean |step| across 8-px block edges over mean |step| mid-block, both axes."""
-    h, w = gray.shape
-    if w < 24 or h < 24:
-        return 1.0
-    # Per-column (per-row) mean absolute step, then compare the steps that cross
-    # a block edge (7|8) with the steps in the middle of blocks (3|4).
-    cols = cv2.reduce(cv2.absdiff(gray[:, 1:], gray[:, :-1]), 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F)
-    rows = cv2.reduce(cv2.absdiff(gray[1:], gray[:-1]), 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F)
-    cols, rows = cols.ravel(), rows.ravel()
-    nw, nh = (w - 1) // 8, (h - 1) // 8
-    edge = cols[7 : 8 * nw : 8].mean() + rows[7 : 8 * nh : 8].mean()
-    inner = cols[3 : 8 * nw : 8].mean() + rows[3 : 8 * nh : 8].mean()
-    return float((edge + 1.0) / (inner + 1.0))
-
-
-def _noise_sigma(mid: np.ndarray) -> float:
-    """Immerkaer (1996) noise estimate, over the flattest 20 % of an 8x8 grid of cells."""
-    resp = cv2.convertScaleAbs(cv2.filter2D(mid, cv2.CV_16S, _IMMERKAER))
-    cells = cv2.resize(resp, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32)
-    return _NOISE_SCALE * float(np.quantile(cells, 0.2))
-
-
-def _sharpness(mid: np.ndarray) -> float:
-    _, std = cv2.meanStdDev(cv2.Laplacian(mid, cv2.CV_16S))
-    return float(std[0, 0]) ** 2
 
 
 def _normalise(small: np.ndarray) -> np.ndarray:
@@ -106,9 +68,7 @@ def _normalise(small: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _FrameStats:
-    block: float
-    sharp: float
-    noise: float
+    quality: FrameQuality
     small: np.ndarray
     norm: np.ndarray
     coarse: np.ndarray
@@ -121,9 +81,7 @@ def _frame_stats(frame: np.ndarray) -> _FrameStats:
     small = _halve_until(mid, SMALL_MAX_SIDE)
     norm = _normalise(small)
     return _FrameStats(
-        block=_blockiness(gray),
-        sharp=_sharpness(mid),
-        noise=_noise_sigma(mid),
+        quality=frame_quality(gray, mid, small),
         small=small,
         norm=norm,
         coarse=cv2.resize(norm, (16, 12), interpolation=cv2.INTER_AREA).ravel(),
@@ -171,11 +129,7 @@ def measure(frames: np.ndarray, times: np.ndarray, should_stop: object = None) -
         cell_velocity=velocity,
         speed=speed,
         cell_mean=cell_mean.reshape(n, -1),
-        sharpness=np.array([s.sharp for s in stats]),
-        noise_sigma=np.array([s.noise for s in stats]),
-        clipped_high=(stack >= 250).mean(axis=(1, 2)),
-        clipped_low=(stack <= 5).mean(axis=(1, 2)),
-        blockiness=np.array([s.block for s in stats]),
+        quality=Quality.stack([s.quality for s in stats]),
     )
 
 
