@@ -114,8 +114,8 @@ class FidelityRules(Rules):
             )
         if values.size:
             worst = float(values.max()) if higher_is_worse else float(values.min())
-            b = worst / threshold if higher_is_worse else threshold / max(worst, 1e-6)
-            self.evidence_of(FID, tag, b)
+            bad = worst / threshold if higher_is_worse else threshold / max(worst, 1e-6)
+            self.evidence_of(FID, tag, bad)
         return flagged
 
     def _blockiness(self) -> None:
