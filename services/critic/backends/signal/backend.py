@@ -3,11 +3,15 @@
 How a dimension's label and score come about: every rule of the dimension
 (:mod:`.motion`, :mod:`.fidelity`) gives a continuous badness ``b >= 0`` of its
 defect (0 none, 1 at the threshold where the defect is reported). An ordinal
-logistic model per dimension (:class:`OrdinalModel`) sums them,
+logistic model per dimension (:class:`OrdinalModel`) combines them as a
+weighted p-norm,
 
-    z = sum over rules of weight * b ** power
+    z = (sum over rules of weight * b ** power) ** (1 / power)      (power 3)
 
-and turns ``z`` into label probabilities
+which follows the worst defect (one defect at its threshold gives z = 1, one
+twice as strong z = 2) while many small sub-threshold readings do not add up to
+a defect (six readings of 0.3 give z = 0.55), and turns ``z`` into label
+probabilities
 
     P(worse than good) = sigmoid((z - cut_normal) / scale)
     P(bad)             = sigmoid((z - cut_bad) / scale)
@@ -57,19 +61,17 @@ class OrdinalModel:
     weights: Mapping[str, float] = field(default_factory=dict)
     """Weight per evidence tag; a tag not named weighs ``default_weight``."""
     default_weight: float = 1.0
-    power: float = 2.0
+    power: float = 3.0
     cut_normal: float = 1.0
     cut_bad: float = 2.5
     scale: float = 0.35
 
     def badness(self, evidence: Sequence[Evidence]) -> float:
-        """The summed badness ``z`` of a dimension's evidence."""
-        return float(
-            sum(
-                self.weights.get(e.tag, self.default_weight) * e.badness**self.power
-                for e in evidence
-            )
+        """The combined badness ``z`` of a dimension's evidence (a weighted p-norm)."""
+        total = sum(
+            self.weights.get(e.tag, self.default_weight) * e.badness**self.power for e in evidence
         )
+        return float(total ** (1.0 / self.power)) if total > 0 else 0.0
 
     def probabilities(self, z: float) -> LabelProbabilities:
         """Label probabilities for a summed badness ``z``."""
