@@ -24,6 +24,7 @@ from lift.services.critic.backends.signal.quality import FrameQuality, Quality, 
 MID_MAX_SIDE = 400
 SMALL_MAX_SIDE = 200
 GRID = 4
+LAGS = 4
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ class Measurements:
     """Diagonal of the small analysis frame, px (flow is in small-frame px)."""
     diff: np.ndarray
     """(N-1,) mean absolute grey difference between consecutive frames (0..255)."""
+    norm_diff: np.ndarray
+    """(N-1,) the same on contrast-normalised frames (brightness changes do not count)."""
+    lag_diff: np.ndarray
+    """(N, LAGS) mean absolute difference of contrast-normalised frame t and frame t-j,
+    j = 1..LAGS (NaN before the first frame): how the picture change grows over j frame
+    steps of the clip's own motion, the scale a jump is measured in."""
     hist_dist: np.ndarray
     """(N-1,) L1 distance of consecutive 32-bin luminance histograms (0..2)."""
     structure_corr: np.ndarray
@@ -112,6 +119,11 @@ def measure(frames: np.ndarray, times: np.ndarray, should_stop: object = None) -
     hist = np.stack([s.hist for s in stats])
     pairs = max(n - 1, 0)
     diff = np.abs(np.diff(stack, axis=0)).mean(axis=(1, 2)) if pairs else np.zeros(0)
+    norm = np.stack([s.norm for s in stats]).astype(np.float32)
+    lag_diff = np.full((n, LAGS), np.nan)
+    for j in range(1, min(LAGS, n - 1) + 1):
+        lag_diff[j:, j - 1] = np.abs(norm[j:] - norm[:-j]).mean(axis=(1, 2))
+    norm_diff = lag_diff[1:, 0].copy() if pairs else np.zeros(0)
     hist_dist = np.abs(np.diff(hist, axis=0)).sum(axis=1) if pairs else np.zeros(0)
     corr = (coarse[1:] * coarse[:-1]).sum(axis=1) if pairs else np.zeros(0)
     h, w = stack.shape[1:]
@@ -124,6 +136,8 @@ def measure(frames: np.ndarray, times: np.ndarray, should_stop: object = None) -
         frame_step_s=float(np.median(steps)) if steps.size else 0.125,
         diag_px=float(np.hypot(h, w)),
         diff=diff,
+        norm_diff=norm_diff,
+        lag_diff=lag_diff,
         hist_dist=hist_dist,
         structure_corr=corr,
         cell_velocity=velocity,

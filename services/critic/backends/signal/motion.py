@@ -1,10 +1,35 @@
 """Motion-smoothness rules: static video, cuts, frozen frames, stutter, judder.
 
-Each rule compares a measurement with a threshold (see :class:`MotionThresholds`)
-and turns the runs of frame pairs past it into findings, and gives the clip's
-continuous evidence for its defect (see :mod:`.detect`). Pairs explained by a
-cut, an exposure jump or the edges of a freeze are marked in ``excluded`` so
-that no other rule (judder here, flicker in :mod:`.fidelity`) names them again.
+The rules judge frame *timing*, not how the camera moves. Everything is read
+from consecutive analysed frames (the backend analyses every frame of a clip
+up to its cap):
+
+* **held frames**: a pair whose picture barely changes while the pairs around
+  it move (its change is below ``held_ratio`` of the median change of the
+  nearest moving pairs, both in grey levels and in optical flow). A run of two
+  or more held pairs (a frame shown three times or more) is ``frozen_frames``.
+  A *single* repeated frame is what frame-rate conversion leaves (24 -> 25 fps
+  repeats one frame a second) and is invisible on its own; single repeats
+  closer together than ``stutter_gap_s`` are ``stutter``.
+* **jolts** (dropped frames, uneven presentation timestamps): motion is a
+  smooth function of time at the frame rate, camera motion included, so the
+  picture change *per second* of a pair is close to that of its neighbours; a
+  dropped frame makes one pair change k+1 times as much, and a jittered
+  timestamp makes the same change happen in a shorter time. Hand-held shake
+  changes direction, but smoothly: the size of the change per second stays
+  close from one pair to the next. Jolts are judged on the change per second
+  of contrast-normalised frames against its local median (so the threshold is
+  relative to the clip's own motion, and brightness changes are not motion),
+  summed over any one-second window: one weak spike is not judder, repeated
+  jolts are.
+* **cuts**: a pair whose change is far above its neighbours' and whose coarse
+  structure does not carry over (low correlation), located at the first frame
+  of the new shot.
+
+Each rule gives the clip's continuous evidence for its defect (see
+:mod:`.detect`). Pairs explained by a cut, an exposure jump or a freeze are
+marked in ``excluded`` so that no other rule (judder here, flicker in
+:mod:`.fidelity`) names them again.
 """
 
 from __future__ import annotations
@@ -26,20 +51,78 @@ class MotionThresholds:
 
     static_dynamic_degree: float = 0.05
     """Below this dynamic degree the clip is "static" (and freezes cannot be judged)."""
-    frozen_diff_ratio: float = 0.25
-    """A pair is frozen when its mean grey difference is below this share of the clip's median..."""
-    frozen_speed_ratio: float = 0.15
-    """...and its subject speed below this share of the clip's median speed."""
-    cut_corr: float = 0.8
-    """A cut: structural correlation of consecutive coarse frames below this..."""
-    cut_hist: float = 0.3
-    """...and luminance-histogram L1 distance above this..."""
-    cut_diff_factor: float = 3.0
-    """...and grey difference above this many times the clip's median (+5 grey levels)."""
+    held_ratio: float = 0.3
+    """A pair is held when its change is below this share of the nearest moving pairs' change."""
+    held_floor: float = 0.15
+    """...and those moving pairs change by more than this (normalised grey levels): the scene moves."""
+    frozen_pairs: int = 2
+    """A run of this many held pairs (a frame shown 3 times) is a freeze."""
+    stutter_gap_s: float = 0.5
+    """Single repeated frames closer than this to another held pair are stutter."""
+    cut_ratio: float = 2.5
+    """A cut: change this many times the median of its neighbours' change..."""
+    cut_decorrelation: float = 0.5
+    """...and 1 - structural correlation of the two frames this large (see ``_cut_strength``)."""
     exposure_jump: float = 0.1
     """A change of the clipped share of pixels above this between two frames is an exposure jump, not a cut."""
-    judder_ratio: float = 0.5
-    """Judder: mean change of grid-cell flow between consecutive pairs, over (median speed + 0.3 px)."""
+    jolt_base: float = 1.2
+    """A pair's change per second up to this many times its neighbours' is smooth motion."""
+    judder: float = 1.1
+    """Judder: root sum of squares of the strongest jolts (log2(ratio / jolt_base)) in any
+    window of ``jolt_window_s`` above this (one dropped frame per jolt, repeated, is ~1.3)."""
+    jolts_counted: int = 3
+    """How many of a window's strongest jolts count."""
+    jolt_window_s: float = 1.0
+    """The window the jolts are gathered over."""
+
+
+def _nearest_low(x: np.ndarray, valid: np.ndarray, shot: np.ndarray, k: int) -> np.ndarray:
+    """Per index, the lower quartile of ``x`` over the ``k`` nearest other valid indices of
+    its shot (the lower quartile: jumps among them, a freeze's catch-up or dropped frames,
+    must not make ordinary motion look held). NaN where the shot has no other valid index.
+    """
+    n = x.size
+    out = np.full(n, np.nan)
+    for t in range(n):
+        others = np.flatnonzero(valid & (shot == shot[t]))
+        others = others[others != t]
+        if others.size == 0:
+            continue
+        near = others[np.argsort(np.abs(others - t), kind="stable")[:k]]
+        out[t] = float(np.quantile(x[near], 0.25))
+    return out
+
+
+def _neighbour_median(x: np.ndarray, valid: np.ndarray, reach: int) -> np.ndarray:
+    """Per index, the median of ``x`` over valid indices within ``reach`` (itself excluded)."""
+    n = x.size
+    out = np.full(n, np.nan)
+    for t in range(n):
+        lo, hi = max(0, t - reach), min(n, t + reach + 1)
+        sel = [i for i in range(lo, hi) if i != t and valid[i]]
+        if sel:
+            out[t] = float(np.median(x[sel]))
+    return out
+
+
+def _side(
+    lag: np.ndarray, valid: np.ndarray, row: int, row_step: int, pair: int, pair_step: int
+) -> np.ndarray:
+    """The change over 1, 2, ... steps along one side of a pair, while its pairs are valid.
+
+    The change over j steps is ``lag[row + j * row_step, j - 1]`` and spans
+    up to pair ``pair + j * pair_step``; the side stops at the first invalid pair.
+    """
+    vals: list[float] = []
+    for j in range(1, lag.shape[1] + 1):
+        r, p = row + j * row_step, pair + j * pair_step
+        if not (0 <= r < lag.shape[0] and 0 <= p < valid.size and valid[p]):
+            break
+        v = float(lag[r, j - 1])
+        if not math.isfinite(v):
+            break
+        vals.append(v)
+    return np.array(vals)
 
 
 @dataclass
@@ -50,15 +133,73 @@ class MotionRules(Rules):
 
     def __post_init__(self) -> None:
         m = self.m
-        self.med_diff = float(np.median(m.diff)) if m.diff.size else 0.0
-        self.med_speed = float(np.median(m.speed)) if m.speed.size else 0.0
+        pairs = max(self.n - 1, 0)
+        self.excluded = np.zeros(pairs, bool)
+        """Pairs explained by a cut, an exposure jump or a freeze: skipped by other rules."""
+        self.jump = self._exposure_jumps() if pairs else np.zeros(0, bool)
+        self.cut_strength = self._cut_strength() if pairs else np.zeros(0)
+        self.cut = (self.cut_strength >= 1.0) & ~self.jump
+        # Shots: pairs between two cuts; motion is compared only within a shot.
+        shot = np.cumsum(self.cut) - self.cut
+        self.held = self._held(shot, ~self.cut) if pairs else np.zeros(0, bool)
+        # The jump out of a freeze (frames were lost while it held) is the
+        # freeze's effect, not a cut.
+        after = np.zeros(pairs, bool)
+        for a, b in runs(self.held):
+            if b > a:
+                after[max(0, a - 1)] = after[min(pairs - 1, b + 1)] = True
+        self.cut &= ~after & ~self.held
+        self.freeze_edge = after
+        moving = ~self.held
+        speeds = m.speed[moving] if moving.any() else m.speed
+        # Over moving pairs: a long freeze must not make the clip look static.
+        self.med_speed = float(np.median(speeds)) if speeds.size else 0.0
         fps = 1.0 / self.step if self.step > 0 else 8.0
         # Share of the frame diagonal the moving subject crosses per second.
         per_s = self.med_speed / m.diag_px * fps
         self.dynamic_degree = float(1.0 - math.exp(-per_s / 0.05))
         self.static = self.dynamic_degree < self.th.static_dynamic_degree
-        self.excluded = np.zeros(max(self.n - 1, 0), bool)
-        """Pairs explained by a cut, an exposure jump or a freeze edge: skipped by other rules."""
+
+    def _exposure_jumps(self) -> np.ndarray:
+        """Pairs where the clipped share of pixels jumps (a flash, an exposure change)."""
+        q, th = self.m.quality, self.th
+        return (np.abs(np.diff(q.clipped_high)) > th.exposure_jump) | (
+            np.abs(np.diff(q.clipped_low)) > th.exposure_jump
+        )
+
+    def _cut_strength(self) -> np.ndarray:
+        """Per pair, how far it is past the cut criteria (>= 1: a cut).
+
+        Both must hold: the change is far above its neighbours' (``r``) and
+        the coarse structure does not carry over (``c``); one may stand in for
+        the other up to a factor 2 (a new shot framed like the old one still
+        changes every pixel), never more.
+        """
+        m, th = self.m, self.th
+        d = m.norm_diff.astype(np.float64)
+        ref = _neighbour_median(d, np.ones(d.size, bool), 3)
+        r = d / (np.nan_to_num(ref) + 0.3) / th.cut_ratio
+        c = np.maximum(1.0 - m.structure_corr, 0.0) / th.cut_decorrelation
+        return np.minimum(np.sqrt(r * c), 2.0 * np.minimum(r, c))
+
+    def _held(self, shot: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Pairs whose picture stands still while the nearest moving pairs of the shot move."""
+        m, th = self.m, self.th
+        d, sp = m.norm_diff.astype(np.float64), m.speed.astype(np.float64)
+        # Seed with the obvious repeats, then compare every pair with the median
+        # of the nearest pairs that move (twice: a long freeze is then measured
+        # against the motion on both of its sides, not against itself).
+        held = valid & (d < 0.1 * float(np.quantile(d, 0.9)))
+        for _ in range(2):
+            ref = _nearest_low(d, valid & ~held, shot, 6)
+            sref = _nearest_low(sp, valid & ~held, shot, 6)
+            ok = valid & np.isfinite(ref) & (ref > th.held_floor)
+            held = (
+                ok
+                & (d < th.held_ratio * np.nan_to_num(ref))
+                & (sp < th.held_ratio * np.nan_to_num(sref) + 0.05)
+            )
+        return held
 
     def run(self) -> MotionRules:
         """Apply all rules (findings and evidence land on ``self``)."""
@@ -85,85 +226,179 @@ class MotionRules(Rules):
         )
 
     def _exposure_jumps_and_cuts(self) -> None:
-        m, th = self.m, self.th
-        q = m.quality
-        jump = (np.abs(np.diff(q.clipped_high)) > th.exposure_jump) | (
-            np.abs(np.diff(q.clipped_low)) > th.exposure_jump
-        )
-        self.excluded |= jump
-        cut = (
-            (m.structure_corr < th.cut_corr)
-            & (m.hist_dist > th.cut_hist)
-            & (m.diff > th.cut_diff_factor * self.med_diff + 5.0)
-            & ~jump
-        )
-        self.excluded |= cut
+        m = self.m
+        self.excluded |= self.jump | self.cut
+        cut = self.cut
         for t in np.flatnonzero(cut):
-            span = self.pair_span(int(t), int(t))
+            start = float(m.times[t + 1])
             self.add(
                 MOT,
                 "abrupt_cut",
-                span,
+                (start, start + self.step),
                 0.7,
-                f"Abrupt cut at {span[1]:.2f} s: the whole scene changes between two frames "
+                f"Abrupt cut at {start:.2f} s: the whole scene changes from one frame to the next "
                 f"(structural correlation {m.structure_corr[t]:.2f}).",
             )
-        self.evidence_of(MOT, "abrupt_cut", 1.0 * int(cut.sum()))
+        count = int(cut.sum())
+        duration = float(m.times[-1] - m.times[0] + self.step)
+        if count:
+            # One cut is the threshold; more cuts, and more of them per second, are
+            # worse; a starker cut a little worse than a borderline one.
+            per_s = count / max(duration, 1e-3)
+            stark = 1.0 + 0.1 * math.log2(float(self.cut_strength[cut].max()))
+            b = (1.0 + math.log2(count)) * math.sqrt(max(1.0, per_s)) * stark
+        else:
+            judged = ~(self.jump | self.held | self.freeze_edge)
+            b = min(float(np.max(self.cut_strength[judged], initial=0.0)) ** 2, 0.99)
+        self.evidence_of(MOT, "abrupt_cut", b)
 
     def _frozen(self) -> None:
-        m, th = self.m, self.th
+        th = self.th
         if self.static:
             return
-        frozen = (m.diff < th.frozen_diff_ratio * self.med_diff) & (
-            m.speed < th.frozen_speed_ratio * self.med_speed + 0.02
-        )
-        frozen &= ~self.excluded
-        total = 0.0
-        for a, b in runs(frozen):
+        held = self.held & ~self.excluded
+        times = self.m.times
+        found = runs(held)
+        singles = np.array([times[a] for a, b in found if a == b])
+        stutter_b = 0.0
+        frozen_pairs = 0
+        for a, b in found:
             span = self.frame_span(a, b + 1)
             # The catch-up jump right after (and into) a freeze is its effect, not judder.
             self.excluded[max(0, a - 1) : b + 2] = True
             if b == a:
-                total += 1.0
-                self.add(
-                    MOT,
-                    "stutter",
-                    span,
-                    0.3,
-                    f"The motion stutters at {span[0]:.2f} s: a frame repeats while the scene moves.",
-                )
-            else:
-                dur = span[1] - span[0]
-                total += 1.0 + dur
+                others = np.abs(singles - times[a])
+                others = others[others > 0]
+                gap = float(others.min()) if others.size else math.inf
+                stutter_b = max(stutter_b, (th.stutter_gap_s / gap) ** 2)
+                if gap < th.stutter_gap_s:
+                    self.add(
+                        MOT,
+                        "stutter",
+                        span,
+                        0.3,
+                        f"The motion stutters at {span[0]:.2f} s: a frame repeats while the "
+                        f"scene moves, {gap:.2f} s from the next repeat.",
+                    )
+                continue
+            pairs = b - a + 1
+            dur = span[1] - span[0]
+            if pairs >= th.frozen_pairs:
+                frozen_pairs += pairs
                 self.add(
                     MOT,
                     "frozen_frames",
                     span,
                     min(1.0, 0.35 + 0.4 * dur),
                     f"Frames {fmt(*span)} are frozen while the rest of the video moves "
-                    f"({b - a + 2} identical frames).",
+                    f"({pairs + 1} identical frames).",
                 )
-        self.evidence_of(MOT, "frozen_frames", total)
+        frozen_b = (
+            1.0 + math.log2(frozen_pairs / th.frozen_pairs)
+            if frozen_pairs >= th.frozen_pairs
+            else 0.0
+        )
+        self.evidence_of(MOT, "frozen_frames", frozen_b)
+        self.evidence_of(MOT, "stutter", stutter_b)
+
+    def _steps_equivalent(self, valid: np.ndarray) -> np.ndarray:
+        """Per pair, how many of the clip's own frame steps its picture change is worth.
+
+        The change over j steps of the neighbouring motion (``lag_diff``, on
+        both sides of the pair, where those pairs are valid) is the scale: a
+        pair worth 2 steps changes as much as two frames of the motion around
+        it do, which is what a dropped frame looks like, whatever the content
+        (the change of a textured scene grows slower than the displacement).
+        NaN where neither side has two valid lags.
+        """
+        m = self.m
+        lag = m.lag_diff
+        lags = lag.shape[1]
+        pairs = m.norm_diff.size
+        out = np.full(pairs, np.nan)
+        grid = np.arange(lags + 1, dtype=np.float64)
+        for t in range(pairs):
+            sides = []
+            # Lags only while every pair they span is valid (stop at the first that is not).
+            for side in (
+                _side(lag, valid, t, 0, t, -1),  # frame t back to t - j
+                _side(lag, valid, t + 1, 1, t, 1),  # frame t + 1 on to t + 1 + j
+            ):
+                if side.size >= 2:
+                    sides.append(side)
+            if not sides:
+                continue
+            depth = min(s.size for s in sides)
+            curve = np.maximum.accumulate(np.mean([s[:depth] for s in sides], axis=0))
+            curve = np.concatenate([[0.0], curve])
+            d = float(m.norm_diff[t])
+            top = float(curve[-1])
+            if d <= top:
+                out[t] = float(np.interp(d, curve, grid[: depth + 1]))
+            else:
+                slope = max(top - float(curve[-2]), top / (2 * depth), 1e-6)
+                out[t] = depth + (d - top) / slope
+        return out
+
+    def _jolts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per pair: its jolt (log2 of how much too fast it moves, past ``jolt_base``; 0 when
+        smooth or not judged), how many times too fast it moves, and its time step."""
+        m, th = self.m, self.th
+        steps = np.maximum(np.diff(m.times), 1e-6)
+        valid = ~(self.excluded | self.held)
+        worth = self._steps_equivalent(valid)
+        # A pair worth k steps of motion that took one frame step of time moves
+        # k times too fast; uneven timestamps show the same way: a normal change
+        # over a shorter (or longer) time than the steps around it.
+        ref_step = _neighbour_median(steps, np.ones(steps.size, bool), 2)
+        ratio = worth * np.nan_to_num(ref_step, nan=self.step) / steps
+        ok = valid & np.isfinite(ratio)
+        jolt = np.where(ok, np.log2(np.maximum(np.nan_to_num(ratio), 1e-6) / th.jolt_base), 0.0)
+        return np.maximum(jolt, 0.0), ratio, steps
 
     def _judder(self) -> None:
         m, th = self.m, self.th
-        if self.static or m.cell_velocity.shape[0] < 2:
+        if self.static or self.n < 4:
             return
-        acc = np.abs(np.diff(m.cell_velocity, axis=0)).sum(axis=2).mean(axis=1)
-        ratio = acc / (self.med_speed + 0.3)
-        ok = ~(self.excluded[:-1] | self.excluded[1:])
-        flagged = (ratio > th.judder_ratio) & ok
-        for a, b in runs(flagged, max_gap=1):
-            span = self.pair_span(a, b + 1)
-            peak = float(ratio[a : b + 1].max())
-            count = int(flagged[a : b + 1].sum())
-            sev = severity(peak / th.judder_ratio, span[1] - span[0], base=0.3 + 0.05 * count)
+        jolt, ratio, steps = self._jolts()
+        # Per window of jolt_window_s (pairs by their start time): the root sum
+        # of squares of its strongest jolts. A lone weak spike stays below the
+        # threshold, repeated jolts do not, and stronger jolts (more frames
+        # missing per jolt) weigh more than more of them.
+        starts = m.times[:-1]
+        ends = np.searchsorted(starts, starts + th.jolt_window_s, side="left")
+        window = np.array(
+            [
+                math.sqrt(float((np.sort(jolt[i : ends[i]])[-th.jolts_counted :] ** 2).sum()))
+                for i in range(starts.size)
+            ]
+        )
+        peak = float(window.max(initial=0.0))
+        self.evidence_of(MOT, "judder", peak / th.judder)
+        if peak < th.judder:
+            return
+        hot = np.zeros(starts.size, bool)
+        for i in np.flatnonzero(window >= th.judder):
+            hot[i : ends[i]] = True
+        flagged = hot & (jolt > 0.25)
+        gap = max(1, round(th.jolt_window_s / max(self.step, 1e-6)) // 2)
+        median_step = float(np.median(steps))
+        for a, b in runs(flagged, max_gap=gap):
+            span = self.pair_span(a, b)
+            idx = np.flatnonzero(flagged[a : b + 1]) + a
+            count = int(idx.size)
+            top = float(ratio[idx].max())
+            uneven = bool(np.any(np.abs(steps[idx] - median_step) > 0.15 * median_step))
+            cause = (
+                "the presentation timestamps are uneven"
+                if uneven
+                else "frames are missing (the picture jumps ahead)"
+            )
             self.add(
                 MOT,
                 "judder",
                 span,
-                sev,
-                f"Motion is jerky over {fmt(*span)}: speed and direction jump from frame to "
-                f"frame ({count} jolts, up to {peak:.1f}x the typical motion).",
+                severity(top, span[1] - span[0], base=0.3 + 0.05 * count),
+                f"Motion is jerky over {fmt(*span)}: {count} jolts where the picture moves up "
+                f"to {top:.1f}x as fast as around them; {cause}.",
             )
-        self.evidence_of(MOT, "judder", float(np.max(ratio[ok], initial=0.0)) / th.judder_ratio)
