@@ -1,16 +1,34 @@
-"""Video-fidelity rules: flicker, compression blocks, exposure, blur, noise.
+"""Video-fidelity rules: flicker, compression, exposure, blur, noise.
 
 Each rule compares a measurement (:mod:`.quality` per frame, :mod:`.measure`
-over time) with a threshold (see :class:`FidelityThresholds`) and turns the runs
+over time) with a threshold (see :class:`FidelityThresholds`), turns the runs
 of frames past it into findings, and gives the clip's continuous evidence for
-its defect (see :mod:`.detect`). Rules that would fire on the side effects of
-another defect ("blur" on frames that are blocky or blown out) are suppressed
-there, so each defect is named once, by its cause.
+its defect (see :mod:`.detect`).
+
+Fidelity is judged **absolutely**: a clip's picture against what sharp,
+clean, well-exposed natural footage looks like, not only against the clip's own
+median. Where a measure has a natural non-zero floor (the edge width of an
+in-focus picture, the smear share of clean footage) that floor is read from the
+natural-scene reference fitted by ``python -m tools.signal_quality.fit`` on
+pristine photographs (``natural_scene.json`` next to this module), so the
+evidence is 0 at pristine quality. The relative rule for blur (sharpness far
+below the clip's own median) is kept for blur that comes and goes.
+
+Evidence per rule: the per-frame measure becomes a ratio r (1 at the threshold);
+the clip's ratio is the largest 3-frame running median (one odd frame does not
+make a defect, a span does); the evidence is ``grow(r)``: r squared up to 1,
+then ``1 + log2(r) / 4`` (1.5 at four times the threshold, no saturation). Rules that
+would fire on the side effects of another defect ("blur" on frames that are
+blocky or blown out) do not report findings there, so each defect is named
+once, by its cause.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -18,6 +36,47 @@ from lift.critique import Dimension
 from lift.services.critic.backends.signal.detect import Rules, fmt, runs, severity
 
 FID = Dimension.VIDEO_FIDELITY
+NATURAL_SCENE = Path(__file__).with_name("natural_scene.json")
+"""Pristine reference of the absolute measures (written by tools/signal_quality/fit.py)."""
+
+
+@dataclass(frozen=True)
+class NaturalScene:
+    """What the absolute measures read on pristine natural pictures (their zero points)."""
+
+    edge_width: float
+    """Median blur sigma (px) of the sharpest edges of pristine photographs."""
+    smear: float
+    """Median share of smeared blocks of pristine photographs."""
+
+
+@cache
+def natural_scene(path: Path = NATURAL_SCENE) -> NaturalScene:
+    """The fitted pristine reference (loaded once)."""
+    data = json.loads(path.read_text())
+    return NaturalScene(
+        edge_width=float(data["pristine"]["edge_width"]), smear=float(data["pristine"]["smear"])
+    )
+
+
+def grow(ratio: np.ndarray | float) -> np.ndarray:
+    """Evidence from a ratio to threshold: r**2 below 1, then 1 + log2(r)/4 (strict, unbounded).
+
+    Squared below the threshold so that the many small readings of a clean clip
+    (each rule sees a little of its defect in any real picture) stay small and
+    do not add up to a defect; slow log growth above it so that the levels of a
+    strong defect stay apart (1.5 at 4x the threshold, 2 at 16x).
+    """
+    r = np.maximum(np.asarray(ratio, np.float64), 0.0)
+    return np.where(r <= 1.0, r * r, 1.0 + np.log2(np.maximum(r, 1.0)) / 4.0)
+
+
+def _smooth(x: np.ndarray) -> np.ndarray:
+    """3-frame running median (ends kept): a defect must hold for more than one frame."""
+    if x.size < 3:
+        return x
+    mid = np.median(np.stack([x[:-2], x[1:-1], x[2:]]), axis=0)
+    return np.concatenate([[min(x[0], x[1])], mid, [min(x[-1], x[-2])]])
 
 
 @dataclass(frozen=True)
@@ -27,13 +86,21 @@ class FidelityThresholds:
     flicker_grey: float = 3.0
     """Flicker: |median over a 4x4 grid of the second temporal difference of cell means| in grey levels."""
     blur_ratio: float = 0.35
-    """Blur: Laplacian variance below this share of the clip's median."""
-    noise_sigma: float = 2.0
-    """Noise: estimated sigma (grey levels, on the half-size frame) above this."""
-    overexposed_share: float = 0.10
-    """Overexposure: share of pixels at >= 250 above this."""
-    underexposed_share: float = 0.25
-    """Underexposure: share of pixels at <= 5 above this."""
+    """Blur within a clip: Laplacian variance below this share of the clip's median."""
+    edge_width: float = 1.0
+    """Blur: the sharpest edges are as wide as a Gaussian blur of this sigma (fine-scale px)."""
+    noise_sigma: float = 1.0
+    """Noise: estimated sigma on the flattest pixels (grey levels, fine scale) above this."""
+    smear: float = 0.3
+    """Compression: share of textured 8x8 blocks with their fine detail wiped out."""
+    highlight: float = 0.05
+    """Overexposure: soft share of blown-out white (levels 239..250 count 0..1, above 250 fully) above this."""
+    white_level: float = 200.0
+    """Underexposure: the 99th grey-level percentile is measured in stops below this level."""
+    underexposed_stops: float = 0.7
+    """Underexposure: stops below ``white_level`` (raised by crushed shadows) above this."""
+    crushed_share: float = 0.25
+    """Underexposure: a share of pixels at <= 5 of this doubles the darkness measure."""
     blockiness: float = 1.6
     """Blockiness: gradient across 8x8 block edges over gradient inside blocks above this."""
 
@@ -48,6 +115,7 @@ class FidelityRules(Rules):
 
     excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     th: FidelityThresholds = field(default_factory=FidelityThresholds)
+    scene: NaturalScene = field(default_factory=natural_scene)
 
     def run(self) -> FidelityRules:
         """Apply all rules (findings and evidence land on ``self``)."""
@@ -57,6 +125,7 @@ class FidelityRules(Rules):
             self._flicker()
         self._blockiness()
         self._exposure()
+        self._compression()
         self._blur()
         self._noise()
         return self
@@ -89,86 +158,109 @@ class FidelityRules(Rules):
                     f"Brightness jumps abruptly at {span[0] + self.step:.2f} s "
                     f"({peak:.0f} grey levels).",
                 )
-        self.evidence_of(FID, "flicker", float(np.max(swing[ok], initial=0.0)) / th.flicker_grey)
+        peak = float(np.max(swing[ok], initial=0.0)) / th.flicker_grey
+        self.evidence_of(FID, "flicker", float(grow(peak)))
 
-    def _frame_rule(
+    def _ratio_rule(
         self,
-        values: np.ndarray,
-        flagged: np.ndarray,
+        ratio: np.ndarray,
         tag: str,
-        threshold: float,
         sentence: str,
-        higher_is_worse: bool = True,
+        values: np.ndarray,
+        allowed: np.ndarray | None = None,
+        lowest: bool = False,
     ) -> np.ndarray:
+        """Findings where the smoothed per-frame ``ratio`` (1 at threshold) passes 1; evidence.
+
+        ``values`` is what the sentence quotes (its peak, or its lowest value
+        when ``lowest``); ``allowed`` masks frames where another rule names the
+        cause. Returns the flagged frames.
+        """
+        r = _smooth(np.maximum(ratio, 0.0))
+        flagged = r >= 1.0
+        if allowed is not None:
+            flagged &= allowed
         for a, b in runs(flagged, max_gap=1):
             span = self.frame_span(a, b)
             seg = values[a : b + 1]
-            peak = float(seg.max()) if higher_is_worse else float(seg.min())
-            ratio = peak / threshold if higher_is_worse else threshold / max(peak, 1e-6)
+            peak = float(seg.min()) if lowest else float(seg.max())
             self.add(
                 FID,
                 tag,
                 span,
-                severity(ratio, span[1] - span[0]),
+                severity(float(r[a : b + 1].max()), span[1] - span[0]),
                 sentence.format(span=fmt(*span), peak=peak),
             )
-        if values.size:
-            worst = float(values.max()) if higher_is_worse else float(values.min())
-            bad = worst / threshold if higher_is_worse else threshold / max(worst, 1e-6)
-            self.evidence_of(FID, tag, bad)
+        self.evidence_of(FID, tag, float(grow(r.max())) if r.size else 0.0)
         return flagged
 
     def _blockiness(self) -> None:
         q, th = self.m.quality, self.th
-        self.blocky = self._frame_rule(
-            q.blockiness,
-            q.blockiness > th.blockiness,
+        self.blocky = self._ratio_rule(
+            (q.blockiness - 1.0) / (th.blockiness - 1.0),
             "blockiness",
-            th.blockiness,
             "Compression blocks are visible over {span} (8x8 block edges {peak:.1f}x stronger "
             "than the texture inside blocks).",
+            q.blockiness,
         )
 
     def _exposure(self) -> None:
         q, th = self.m.quality, self.th
-        self.over = self._frame_rule(
-            q.clipped_high,
-            q.clipped_high > th.overexposed_share,
+        self.over = self._ratio_rule(
+            q.highlight / th.highlight,
             "overexposure",
-            th.overexposed_share,
             "Highlights are blown out over {span}: up to {peak:.0%} of the frame is pure white.",
+            q.clipped_high,
         )
-        self._frame_rule(
-            q.clipped_low,
-            q.clipped_low > th.underexposed_share,
+        # Underexposure is a dim picture: its white point far below white, made worse
+        # by crushed shadows. A dark subject in a normally exposed frame (bright
+        # parts still near white) is not underexposed, however much of it is black.
+        stops = np.log2(th.white_level / np.maximum(q.white_point, 1.0))
+        dark = np.maximum(stops, 0.0) * (1.0 + q.clipped_low / th.crushed_share)
+        self._ratio_rule(
+            dark / th.underexposed_stops,
             "underexposure",
-            th.underexposed_share,
-            "Shadows are crushed over {span}: up to {peak:.0%} of the frame is pure black.",
+            "The picture is underexposed over {span}: its brightest parts reach only grey "
+            "level {peak:.0f} of 255.",
+            q.white_point,
+            lowest=True,
+        )
+
+    def _compression(self) -> None:
+        q, th, floor = self.m.quality, self.th, self.scene.smear
+        self.smeared = self._ratio_rule(
+            (q.smear - floor) / (th.smear - floor),
+            "compression",
+            "Compression has smeared fine detail over {span}: up to {peak:.0%} of the textured "
+            "areas are wiped flat.",
+            q.smear,
+            allowed=~self.over,
         )
 
     def _blur(self) -> None:
-        q, th = self.m.quality, self.th
+        q, th, floor = self.m.quality, self.th, self.scene.edge_width
+        absolute = (q.edge_width - floor) / (th.edge_width - floor)
         ref = float(np.median(q.sharpness))
-        if ref <= 1e-6:
-            return
-        rel = q.sharpness / ref
+        relative = (
+            th.blur_ratio / np.maximum(q.sharpness / ref, 1e-6)
+            if ref > 1e-6
+            else np.zeros_like(absolute)
+        )
         # Detail lost to blocks or blown highlights is named by those rules.
-        flagged = (rel < th.blur_ratio) & ~self.blocky & ~self.over
-        self._frame_rule(
-            rel,
-            flagged,
+        self._ratio_rule(
+            np.maximum(absolute, relative),
             "blur",
-            th.blur_ratio,
-            "Frames {span} are blurred: sharpness drops to {peak:.0%} of the rest of the video.",
-            higher_is_worse=False,
+            "Frames {span} are blurred: their sharpest edges are {peak:.1f} px wide (Gaussian "
+            "sigma).",
+            q.edge_width,
+            allowed=~self.blocky & ~self.over,
         )
 
     def _noise(self) -> None:
         q, th = self.m.quality, self.th
-        self._frame_rule(
-            q.noise_sigma,
-            q.noise_sigma > th.noise_sigma,
+        self._ratio_rule(
+            q.noise_sigma / th.noise_sigma,
             "noise",
-            th.noise_sigma,
-            "Visible noise over {span} (estimated sigma {peak:.1f} grey levels at half size).",
+            "Visible noise over {span} (estimated sigma {peak:.1f} grey levels).",
+            q.noise_sigma,
         )

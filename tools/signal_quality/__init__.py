@@ -1,0 +1,1 @@
+"""Fitting of the signal critic's natural-scene reference (see README.md)."""

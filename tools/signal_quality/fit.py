@@ -1,0 +1,85 @@
+"""Fit the signal critic's natural-scene reference on the pristine photographs here.
+
+    .venv/bin/python -m tools.signal_quality.fit            # rewrites natural_scene.json
+    .venv/bin/python -m tools.signal_quality.fit --check    # exit 1 if it would change
+
+Every pristine picture (``pristine/*.png``: grey, sharp, uncompressed natural
+photographs; sources and licences in README.md) is measured with the very
+functions the critic runs on video frames (:mod:`lift.services.critic.backends.signal.quality`),
+and the median over pictures of each absolute measure becomes its zero point
+(evidence 0 = as good as a pristine photograph). Deterministic: same pictures,
+same code -> same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lift.services.critic.backends.signal import quality
+from lift.services.critic.backends.signal.fidelity import NATURAL_SCENE
+
+PRISTINE = Path(__file__).resolve().parent / "pristine"
+
+
+def measure(gray: np.ndarray) -> dict[str, float]:
+    """The absolute measures of one grey picture, as the critic reads a frame."""
+    fine = quality.fine_frame(gray)
+    detail = quality._detail(fine)
+    return {
+        "edge_width": quality.edge_width(fine),
+        "smear": quality.smear(fine, detail),
+        "noise_sigma": quality.noise_sigma(fine, detail),
+    }
+
+
+def fit(paths: list[Path]) -> dict[str, object]:
+    """The reference document for ``paths`` (sorted by name)."""
+    per: dict[str, dict[str, float]] = {}
+    digest = hashlib.sha256()
+    for p in sorted(paths, key=lambda q: q.name):
+        data = p.read_bytes()
+        digest.update(p.name.encode() + b"\0" + data)
+        gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise ValueError(f"{p} is not an image")
+        per[p.stem] = {k: round(v, 6) for k, v in measure(gray).items()}
+    if not per:
+        raise ValueError("no pristine pictures to fit on")
+    keys = next(iter(per.values())).keys()
+    return {
+        "about": "Pristine reference of the signal critic's absolute picture measures; "
+        "written by python -m tools.signal_quality.fit (see tools/signal_quality/README.md).",
+        "inputs_sha256": digest.hexdigest(),
+        "pristine": {k: round(statistics.median(v[k] for v in per.values()), 6) for k in keys},
+        "per_picture": per,
+    }
+
+
+def render(doc: dict[str, object]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only compare with the file")
+    parser.add_argument("--out", type=Path, default=NATURAL_SCENE)
+    args = parser.parse_args()
+    text = render(fit(sorted(PRISTINE.glob("*.png"))))
+    if args.check:
+        same = args.out.exists() and args.out.read_text() == text
+        print(f"{args.out}: {'up to date' if same else 'OUT OF DATE'}")
+        sys.exit(0 if same else 1)
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
