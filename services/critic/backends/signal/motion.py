@@ -65,13 +65,13 @@ class MotionThresholds:
     """...and 1 - structural correlation of the two frames this large (see ``_cut_strength``)."""
     exposure_jump: float = 0.1
     """A change of the clipped share of pixels above this between two frames is an exposure jump, not a cut."""
+    change_noise: float = 0.25
+    """Change of contrast-normalised frames (grey levels) that is noise, not motion."""
     jolt_base: float = 1.2
     """A pair's change per second up to this many times its neighbours' is smooth motion."""
-    judder: float = 1.1
-    """Judder: root sum of squares of the strongest jolts (log2(ratio / jolt_base)) in any
-    window of ``jolt_window_s`` above this (one dropped frame per jolt, repeated, is ~1.3)."""
-    jolts_counted: int = 3
-    """How many of a window's strongest jolts count."""
+    judder: float = 0.5
+    """Judder: two jolts (log2(ratio / jolt_base)) this strong within ``jolt_window_s``: twice
+    in a second a pair moves 1.7x as fast as the motion around it (one dropped frame is 2x)."""
     jolt_window_s: float = 1.0
     """The window the jolts are gathered over."""
 
@@ -301,8 +301,9 @@ class MotionRules(Rules):
         self.evidence_of(MOT, "frozen_frames", frozen_b)
         self.evidence_of(MOT, "stutter", stutter_b)
 
-    def _steps_equivalent(self, valid: np.ndarray) -> np.ndarray:
-        """Per pair, how many of the clip's own frame steps its picture change is worth.
+    def _steps_equivalent(self, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per pair, how many of the clip's own frame steps its picture change is worth,
+        and the change of one such step (the unit).
 
         The change over j steps of the neighbouring motion (``lag_diff``, on
         both sides of the pair, where those pairs are valid) is the scale: a
@@ -316,6 +317,7 @@ class MotionRules(Rules):
         lags = lag.shape[1]
         pairs = m.norm_diff.size
         out = np.full(pairs, np.nan)
+        unit = np.full(pairs, np.nan)
         grid = np.arange(lags + 1, dtype=np.float64)
         for t in range(pairs):
             sides = []
@@ -332,13 +334,14 @@ class MotionRules(Rules):
             curve = np.maximum.accumulate(np.mean([s[:depth] for s in sides], axis=0))
             curve = np.concatenate([[0.0], curve])
             d = float(m.norm_diff[t])
+            unit[t] = float(curve[1])
             top = float(curve[-1])
             if d <= top:
                 out[t] = float(np.interp(d, curve, grid[: depth + 1]))
             else:
                 slope = max(top - float(curve[-2]), top / (2 * depth), 1e-6)
                 out[t] = depth + (d - top) / slope
-        return out
+        return out, unit
 
     def _jolts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per pair: its jolt (log2 of how much too fast it moves, past ``jolt_base``; 0 when
@@ -346,7 +349,10 @@ class MotionRules(Rules):
         m, th = self.m, self.th
         steps = np.maximum(np.diff(m.times), 1e-6)
         valid = ~(self.excluded | self.held)
-        worth = self._steps_equivalent(valid)
+        worth, unit = self._steps_equivalent(valid)
+        # Where the picture barely moves, its change is mostly noise and a jump
+        # of it invisible: the excess over one step is scaled by unit / (unit + noise).
+        worth = 1.0 + (worth - 1.0) * unit / (unit + th.change_noise)
         # A pair worth k steps of motion that took one frame step of time moves
         # k times too fast; uneven timestamps show the same way: a normal change
         # over a shorter (or longer) time than the steps around it.
@@ -361,15 +367,15 @@ class MotionRules(Rules):
         if self.static or self.n < 4:
             return
         jolt, ratio, steps = self._jolts()
-        # Per window of jolt_window_s (pairs by their start time): the root sum
-        # of squares of its strongest jolts. A lone weak spike stays below the
-        # threshold, repeated jolts do not, and stronger jolts (more frames
-        # missing per jolt) weigh more than more of them.
+        # Per window of jolt_window_s (pairs by their start time): its second
+        # strongest jolt. Judder is motion that jerks again and again; one lone
+        # spike (a missing frame once, a bump of the camera) is not, and how far
+        # the picture jumps per jolt (how many frames are missing) is the strength.
         starts = m.times[:-1]
         ends = np.searchsorted(starts, starts + th.jolt_window_s, side="left")
         window = np.array(
             [
-                math.sqrt(float((np.sort(jolt[i : ends[i]])[-th.jolts_counted :] ** 2).sum()))
+                float(np.sort(jolt[i : ends[i]])[-2]) if ends[i] - i >= 2 else 0.0
                 for i in range(starts.size)
             ]
         )
@@ -380,7 +386,7 @@ class MotionRules(Rules):
         hot = np.zeros(starts.size, bool)
         for i in np.flatnonzero(window >= th.judder):
             hot[i : ends[i]] = True
-        flagged = hot & (jolt > 0.25)
+        flagged = hot & (jolt >= th.judder)
         gap = max(1, round(th.jolt_window_s / max(self.step, 1e-6)) // 2)
         median_step = float(np.median(steps))
         for a, b in runs(flagged, max_gap=gap):
