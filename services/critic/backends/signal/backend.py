@@ -42,6 +42,13 @@ NEEDS_VLM = (
     "Not assessed: comparing the video with the prompt needs a vision-language backend "
     "(vlm or composite); the signal backend measures pixels only."
 )
+MAX_FRAMES = 256
+"""Most frames analysed: every frame of a clip up to 10 s at 25 fps (decoded frames are held in
+memory: 256 grey 1080p frames take 530 MB).
+A repeated or dropped frame or a cut lives in one frame, so frame timing is judged on
+consecutive frames; longer clips are sampled evenly in time (their uneven steps are
+read from the timestamps). Picture quality is measured on at most
+:data:`.measure.QUALITY_FRAMES` of them, which keeps a critique near decoding speed."""
 _CLEAN_REASON = {
     Dimension.MOTION_SMOOTHNESS: "Motion is continuous: no frozen frames, stutter, judder or cuts "
     "found in {n} analysed frames (dynamic degree {dyn:.2f}).",
@@ -98,7 +105,7 @@ class SignalBackend:
         motion: MotionThresholds | None = None,
         fidelity: FidelityThresholds | None = None,
         models: Mapping[Dimension, OrdinalModel] | None = None,
-        max_frames: int = 64,
+        max_frames: int = MAX_FRAMES,
     ) -> None:
         self.motion = motion or MotionThresholds()
         self.fidelity = fidelity or FidelityThresholds()

@@ -14,7 +14,7 @@ a full critique within a small factor of decoding:
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -73,22 +73,33 @@ def _normalise(small: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(small, alpha=scale, beta=128.0 - scale * float(mean[0, 0]))
 
 
+QUALITY_FRAMES = 64
+"""Most frames whose picture quality (:mod:`.quality`) is measured.
+
+Timing defects (a repeated or dropped frame, a cut) live in single frames, so
+motion is measured on every analysed frame; picture quality costs several
+times more per frame and changes slowly, so on longer clips it is measured on
+this many frames spread evenly in time (the frames a 64-frame sampling would
+see) and every other frame takes the reading of the nearest measured one.
+"""
+
+
 @dataclass
 class _FrameStats:
-    quality: FrameQuality
+    quality: FrameQuality | None
     small: np.ndarray
     norm: np.ndarray
     coarse: np.ndarray
     hist: np.ndarray
 
 
-def _frame_stats(frame: np.ndarray) -> _FrameStats:
+def _frame_stats(frame: np.ndarray, with_quality: bool = True) -> _FrameStats:
     gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     mid = _halve_until(gray, MID_MAX_SIDE)
     small = _halve_until(mid, SMALL_MAX_SIDE)
     norm = _normalise(small)
     return _FrameStats(
-        quality=frame_quality(gray, mid, small),
+        quality=frame_quality(gray, mid, small) if with_quality else None,
         small=small,
         norm=norm,
         coarse=cv2.resize(norm, (16, 12), interpolation=cv2.INTER_AREA).ravel(),
@@ -109,7 +120,9 @@ def measure(frames: np.ndarray, times: np.ndarray, should_stop: object = None) -
     n = frames.shape[0]
     if callable(should_stop):
         should_stop()
-    stats = list(_POOL.map(_frame_stats, frames))
+    with_quality = np.zeros(n, bool)
+    with_quality[_quality_frames(times, QUALITY_FRAMES)] = True
+    stats = list(_POOL.map(_frame_stats, frames, with_quality))
     if callable(should_stop):
         should_stop()
     stack = np.stack([s.small for s in stats]).astype(np.float32)
@@ -143,8 +156,27 @@ def measure(frames: np.ndarray, times: np.ndarray, should_stop: object = None) -
         cell_velocity=velocity,
         speed=speed,
         cell_mean=cell_mean.reshape(n, -1),
-        quality=Quality.stack([s.quality for s in stats]),
+        quality=_quality(stats, times, with_quality),
     )
+
+
+def _quality_frames(times: np.ndarray, count: int) -> np.ndarray:
+    """Indices of at most ``count`` frames at ``times`` spread evenly in time (all if fewer)."""
+    n = times.size
+    if n <= count:
+        return np.arange(n)
+    goals = np.linspace(float(times[0]), float(times[-1]), count)
+    return np.unique(np.abs(times[None, :] - goals[:, None]).argmin(axis=1))
+
+
+def _quality(stats: list[_FrameStats], times: np.ndarray, measured: np.ndarray) -> Quality:
+    """Per-frame quality: each frame's own reading, or the nearest measured frame's."""
+    idx = np.flatnonzero(measured)
+    q = Quality.stack([fq for i in idx if (fq := stats[i].quality) is not None])
+    if idx.size == times.size:
+        return q
+    nearest = np.abs(times[:, None] - times[idx][None, :]).argmin(axis=1)
+    return Quality(**{f.name: getattr(q, f.name)[nearest] for f in fields(Quality)})
 
 
 _MIN_FLOW_SIDE = 32

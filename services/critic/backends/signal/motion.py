@@ -106,23 +106,58 @@ def _neighbour_median(x: np.ndarray, valid: np.ndarray, reach: int) -> np.ndarra
 
 
 def _side(
-    lag: np.ndarray, valid: np.ndarray, row: int, row_step: int, pair: int, pair_step: int
-) -> np.ndarray:
-    """The change over 1, 2, ... steps along one side of a pair, while its pairs are valid.
+    lag: np.ndarray,
+    times: np.ndarray,
+    valid: np.ndarray,
+    frame: int,
+    direction: int,
+    first_pair: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """How the picture changes with elapsed time along one side of a pair.
 
-    The change over j steps is ``lag[row + j * row_step, j - 1]`` and spans
-    up to pair ``pair + j * pair_step``; the side stops at the first invalid pair.
+    From ``frame`` going ``direction`` (-1 back, +1 on) j = 1, 2, ... frames:
+    the elapsed seconds and the change (``lag``), while every pair spanned
+    (``first_pair`` onwards in that direction) is valid.
     """
-    vals: list[float] = []
+    span: list[float] = []
+    change: list[float] = []
     for j in range(1, lag.shape[1] + 1):
-        r, p = row + j * row_step, pair + j * pair_step
-        if not (0 <= r < lag.shape[0] and 0 <= p < valid.size and valid[p]):
+        other, pair = frame + direction * j, first_pair + direction * (j - 1)
+        if not (0 <= other < times.size and 0 <= pair < valid.size and valid[pair]):
             break
-        v = float(lag[r, j - 1])
+        newer = max(frame, other)
+        v = float(lag[newer, j - 1])
         if not math.isfinite(v):
             break
-        vals.append(v)
-    return np.array(vals)
+        span.append(abs(float(times[other] - times[frame])))
+        change.append(v)
+    return np.array(span), np.array(change)
+
+
+def _change_at(taus: np.ndarray, span: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """One side's change after each of ``taus`` seconds (its curve, extended as in _time_worth)."""
+    curve = np.concatenate([[0.0], np.maximum.accumulate(change)])
+    grid = np.concatenate([[0.0], span])
+    top, end = float(curve[-1]), float(grid[-1])
+    slope = max((top - float(curve[-2])) / max(end - float(grid[-2]), 1e-9), top / (2 * end))
+    inside = np.interp(taus, grid, curve)
+    return np.where(taus <= end, inside, top + (taus - end) * slope)
+
+
+def _time_worth(d: float, span: np.ndarray, change: np.ndarray) -> float:
+    """The time over which one side's motion changes the picture by ``d`` (its curve inverted).
+
+    The curve (0, 0), (span_j, change_j) is made non-decreasing; past its end
+    it goes on with its last slope (at least half its mean slope: a textured
+    picture's change grows slower than the displacement, but it grows).
+    """
+    curve = np.concatenate([[0.0], np.maximum.accumulate(change)])
+    grid = np.concatenate([[0.0], span])
+    top = float(curve[-1])
+    if d <= top:
+        return float(np.interp(d, curve, grid))
+    slope = max((top - float(curve[-2])) / max(grid[-1] - grid[-2], 1e-9), top / (2 * grid[-1]))
+    return float(grid[-1] + (d - top) / max(slope, 1e-9))
 
 
 @dataclass
@@ -301,47 +336,44 @@ class MotionRules(Rules):
         self.evidence_of(MOT, "frozen_frames", frozen_b)
         self.evidence_of(MOT, "stutter", stutter_b)
 
-    def _steps_equivalent(self, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per pair, how many of the clip's own frame steps its picture change is worth,
-        and the change of one such step (the unit).
+    def _time_worth(self, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per pair, how much time of the motion around it its picture change is worth,
+        the change of the neighbours' first step (the scale of the motion), and the
+        weight of the reading (1, or 0.5 where only one side could be read).
 
-        The change over j steps of the neighbouring motion (``lag_diff``, on
-        both sides of the pair, where those pairs are valid) is the scale: a
-        pair worth 2 steps changes as much as two frames of the motion around
-        it do, which is what a dropped frame looks like, whatever the content
-        (the change of a textured scene grows slower than the displacement).
-        NaN where neither side has two valid lags.
+        Each side of the pair (up to LAGS frames, while their pairs are valid)
+        gives how the change grows with elapsed time; the pair's change read on
+        that curve is the time it is worth, averaged over both sides. A pair
+        worth twice its own time step moves twice too fast: a dropped frame
+        (its change is that of two steps in one step's time), a jittered
+        timestamp (a normal change in a shorter time) alike, while frames that
+        are further apart in time (variable frame rate, a sampled long clip)
+        are expected to change more. Measured on the picture change, not on
+        the flow, so it holds for textured scenes whose change grows slower
+        than the displacement. NaN where no side has two steps.
         """
         m = self.m
-        lag = m.lag_diff
-        lags = lag.shape[1]
         pairs = m.norm_diff.size
-        out = np.full(pairs, np.nan)
+        steps = np.maximum(np.diff(m.times), 1e-6)
+        worth = np.full(pairs, np.nan)
         unit = np.full(pairs, np.nan)
-        grid = np.arange(lags + 1, dtype=np.float64)
+        weight = np.zeros(pairs)
         for t in range(pairs):
-            sides = []
-            # Lags only while every pair they span is valid (stop at the first that is not).
-            for side in (
-                _side(lag, valid, t, 0, t, -1),  # frame t back to t - j
-                _side(lag, valid, t + 1, 1, t, 1),  # frame t + 1 on to t + 1 + j
-            ):
-                if side.size >= 2:
-                    sides.append(side)
+            before = _side(m.lag_diff, m.times, valid, t, -1, t - 1)
+            after = _side(m.lag_diff, m.times, valid, t + 1, 1, t + 1)
+            sides = [side for side in (before, after) if side[0].size >= 2]
             if not sides:
                 continue
-            depth = min(s.size for s in sides)
-            curve = np.maximum.accumulate(np.mean([s[:depth] for s in sides], axis=0))
-            curve = np.concatenate([[0.0], curve])
-            d = float(m.norm_diff[t])
-            unit[t] = float(curve[1])
-            top = float(curve[-1])
-            if d <= top:
-                out[t] = float(np.interp(d, curve, grid[: depth + 1]))
-            else:
-                slope = max(top - float(curve[-2]), top / (2 * depth), 1e-6)
-                out[t] = depth + (d - top) / slope
-        return out, unit
+            # Both sides' curves on a grid of this pair's own time step, averaged
+            # (an accelerating scene: the slow side and the fast side balance).
+            taus = steps[t] * np.arange(1, m.lag_diff.shape[1] + 1)
+            curve = np.mean([_change_at(taus, *side) for side in sides], axis=0)
+            worth[t] = _time_worth(float(m.norm_diff[t]), taus, curve)
+            unit[t] = float(np.mean([side[1][0] for side in sides]))
+            # One side only (the clip's first or last frames, next to a cut or a
+            # freeze): half the weight, as the motion may be speeding up or slowing.
+            weight[t] = len(sides) / 2
+        return worth, unit, weight
 
     def _jolts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per pair: its jolt (log2 of how much too fast it moves, past ``jolt_base``; 0 when
@@ -349,15 +381,11 @@ class MotionRules(Rules):
         m, th = self.m, self.th
         steps = np.maximum(np.diff(m.times), 1e-6)
         valid = ~(self.excluded | self.held)
-        worth, unit = self._steps_equivalent(valid)
+        worth, unit, weight = self._time_worth(valid)
+        ratio = worth / steps
         # Where the picture barely moves, its change is mostly noise and a jump
-        # of it invisible: the excess over one step is scaled by unit / (unit + noise).
-        worth = 1.0 + (worth - 1.0) * unit / (unit + th.change_noise)
-        # A pair worth k steps of motion that took one frame step of time moves
-        # k times too fast; uneven timestamps show the same way: a normal change
-        # over a shorter (or longer) time than the steps around it.
-        ref_step = _neighbour_median(steps, np.ones(steps.size, bool), 2)
-        ratio = worth * np.nan_to_num(ref_step, nan=self.step) / steps
+        # of it invisible: the excess over 1 is scaled by unit / (unit + noise).
+        ratio = 1.0 + (ratio - 1.0) * weight * unit / (unit + th.change_noise)
         ok = valid & np.isfinite(ratio)
         jolt = np.where(ok, np.log2(np.maximum(np.nan_to_num(ratio), 1e-6) / th.jolt_base), 0.0)
         return np.maximum(jolt, 0.0), ratio, steps
