@@ -32,11 +32,12 @@ PRISTINE = Path(__file__).resolve().parent / "pristine"
 def measure(gray: np.ndarray) -> dict[str, float]:
     """The absolute measures of one grey picture, as the critic reads a frame."""
     fine = quality.fine_frame(gray)
-    detail = quality._detail(fine)
+    detail = quality.curvature(fine)
+    steps = quality.slope(fine)
     return {
-        "edge_width": quality.edge_width(fine),
+        "edge_width": quality.edge_width(fine, steps),
         "smear": quality.smear(fine, detail),
-        "noise_sigma": quality.noise_sigma(fine, detail),
+        "noise_sigma": quality.noise_sigma(detail, steps),
     }
 
 

@@ -93,6 +93,10 @@ class FidelityThresholds:
     """Noise: estimated sigma on the flattest pixels (grey levels, fine scale) above this."""
     smear: float = 0.3
     """Compression: share of textured 8x8 blocks with their fine detail wiped out."""
+    grain_sigma: float = 0.5
+    """Compression: a noise floor below this (grey levels) counts as grain wiped out."""
+    grain_weight: float = 0.25
+    """Compression: the share of the threshold a fully wiped noise floor adds to the smear."""
     highlight: float = 0.05
     """Overexposure: soft share of blown-out white (levels 239..250 count 0..1, above 250 fully) above this."""
     white_level: float = 200.0
@@ -227,9 +231,14 @@ class FidelityRules(Rules):
         )
 
     def _compression(self) -> None:
+        # Smear (texture wiped flat) plus grain loss: real footage has a noise
+        # floor (sensor grain, film grain, dither) that a codec's quantiser is the
+        # first to remove. Grain loss alone stays below the threshold (a clean,
+        # grain-free render is not a defect), it only adds to the smear.
         q, th, floor = self.m.quality, self.th, self.scene.smear
+        grain_loss = np.clip(1.0 - q.noise_sigma / th.grain_sigma, 0.0, 1.0)
         self.smeared = self._ratio_rule(
-            (q.smear - floor) / (th.smear - floor),
+            (q.smear - floor) / (th.smear - floor) + th.grain_weight * grain_loss,
             "compression",
             "Compression has smeared fine detail over {span}: up to {peak:.0%} of the textured "
             "areas are wiped flat.",

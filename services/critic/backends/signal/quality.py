@@ -6,14 +6,16 @@ noise, compression smear) must not depend on the frame's resolution more than
 a viewer's judgement does, so they are read at the ``fine`` scale: the frame
 halved until its long side is <= ``FINE_MAX_SIDE`` (1280 px; 720p and smaller
 are read at full resolution, where a one-pixel blur or grain is still there to
-see, 1080p and 4K at 960 px).
+see, 1080p and 4K at 960 px), centre-cropped to at most ``FINE_MAX_PIXELS``
+(320 Ki px) to bound the work per frame.
 
 * ``fine``: blur as the width of the sharpest edges (Marziliano-style, read
   as the steepest step over the local contrast), noise (Immerkaer's
-  estimator on the flattest pixels, Tai & Yang's edge-excluded variant),
+  estimator on the flattest pixels, Tai & Yang's edge-excluded variant) and
   compression smear (share of textured 8x8 blocks whose fine detail is
-  wiped out) and blockiness (gradient across 8x8 block edges versus inside
-  blocks, on the full-resolution frame so the grid is the codec's);
+  wiped out);
+* ``gray`` (full resolution, so the grid is the codec's): blockiness
+  (gradient across 8x8 block edges versus inside blocks);
 * ``mid`` (halved until the long side is <= 400 px): sharpness (variance of
   the Laplacian), for blur that comes and goes within a clip;
 * ``small`` (mid halved until <= 200 px): the luminance distribution
@@ -30,6 +32,8 @@ import numpy as np
 
 FINE_MAX_SIDE = 1280
 """Long side (px) above which the absolute measures read a halved frame."""
+FINE_MAX_PIXELS = 320 * 1024
+"""Most pixels the absolute measures read per frame (a centre crop beyond)."""
 EDGE_CONTRAST = 40
 """Local contrast (grey levels, 7x7 max - min) a pixel needs to count as on an edge."""
 EDGE_QUANTILE = 0.995
@@ -119,9 +123,21 @@ def _hist(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
 
 
 def fine_frame(gray: np.ndarray) -> np.ndarray:
-    """``gray`` halved (area average) until its long side is <= FINE_MAX_SIDE."""
+    """``gray`` halved (area average) until its long side is <= FINE_MAX_SIDE, then its
+    centre cropped to at most ``FINE_MAX_PIXELS`` (same aspect ratio).
+
+    The crop bounds the work per frame (the absolute measures are the costliest
+    part of a critique); the centre is where the picture's subject usually is,
+    and a defect of the whole picture shows there as well as anywhere.
+    """
     while max(gray.shape) > FINE_MAX_SIDE:
         gray = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    h, w = gray.shape
+    if h * w > FINE_MAX_PIXELS:
+        k = math.sqrt(FINE_MAX_PIXELS / (h * w))
+        ch, cw = int(h * k), int(w * k)
+        y, x = (h - ch) // 2 // BLOCK * BLOCK, (w - cw) // 2 // BLOCK * BLOCK  # codec grid kept
+        gray = gray[y : y + ch, x : x + cw]
     return gray
 
 
@@ -141,7 +157,14 @@ def _blockiness(gray: np.ndarray) -> float:
     return float((edge + 1.0) / (inner + 1.0))
 
 
-def edge_width(fine: np.ndarray) -> float:
+def slope(fine: np.ndarray) -> np.ndarray:
+    """Steepest one-pixel step at each pixel (max of |dx|, |dy|), (H-1, W-1) uint8."""
+    gx = cv2.absdiff(fine[:-1, 1:], fine[:-1, :-1])
+    gy = cv2.absdiff(fine[1:, :-1], fine[:-1, :-1])
+    return cv2.max(gx, gy)
+
+
+def edge_width(fine: np.ndarray, steps: np.ndarray) -> float:
     """Blur sigma (px) of the frame's sharpest edges; 0 when the frame has no edge.
 
     A step of contrast C blurred by a Gaussian of sigma s has a steepest slope of
@@ -154,38 +177,33 @@ def edge_width(fine: np.ndarray) -> float:
     h, w = fine.shape
     if h < 16 or w < 16:
         return 0.0
-    gx = cv2.absdiff(fine[:-1, 1:], fine[:-1, :-1])
-    gy = cv2.absdiff(fine[1:, :-1], fine[:-1, :-1])
-    slope = cv2.max(gx, gy)
     contrast = cv2.subtract(cv2.dilate(fine, _EDGE_KERNEL), cv2.erode(fine, _EDGE_KERNEL))[:-1, :-1]
     mask = (contrast >= EDGE_CONTRAST).view(np.uint8)
     if cv2.countNonZero(mask) < 64:
         return 0.0
-    ratio = cv2.divide(slope, contrast, scale=255.0)  # uint8: 255 * slope / contrast
+    ratio = cv2.divide(steps, contrast, scale=255.0)  # uint8: 255 * slope / contrast
     steep = hist_quantile(_hist(ratio, mask), EDGE_QUANTILE) / 255.0
     return 1.0 / (_SQRT_2PI * max(steep, 1e-3))
 
 
-def _detail(fine: np.ndarray) -> np.ndarray:
+def curvature(fine: np.ndarray) -> np.ndarray:
     """|Immerkaer| response (the second difference that cancels planes and ramps), uint8."""
     return cv2.convertScaleAbs(cv2.filter2D(fine, cv2.CV_16S, _IMMERKAER))
 
 
-def noise_sigma(fine: np.ndarray, detail: np.ndarray) -> float:
+def noise_sigma(detail: np.ndarray, steps: np.ndarray) -> float:
     """Noise sigma (grey levels) on the flattest ``FLAT_QUANTILE`` of the pixels.
 
     Immerkaer's operator cancels smooth shading; restricting it to the pixels
-    with the smallest Sobel magnitude (Tai & Yang 2008) keeps texture and edges
-    out of the estimate, so textured real footage does not read as noisy.
+    with the smallest steps (Tai & Yang 2008 exclude edges the same way) keeps
+    texture and edges out of the estimate, so textured real footage does not
+    read as noisy.
     """
-    gx = cv2.convertScaleAbs(cv2.Sobel(fine, cv2.CV_16S, 1, 0))
-    gy = cv2.convertScaleAbs(cv2.Sobel(fine, cv2.CV_16S, 0, 1))
-    mag = cv2.add(gx, gy)
-    thr = hist_quantile(_hist(mag), FLAT_QUANTILE)
-    mask = (mag <= thr).view(np.uint8)
+    thr = hist_quantile(_hist(steps), FLAT_QUANTILE)
+    mask = (steps <= thr).view(np.uint8)
     if cv2.countNonZero(mask) == 0:
         return 0.0
-    return _NOISE_SCALE * float(cv2.mean(detail, mask)[0])
+    return _NOISE_SCALE * float(cv2.mean(detail[1:, 1:], mask)[0])
 
 
 def smear(fine: np.ndarray, detail: np.ndarray) -> float:
@@ -206,7 +224,7 @@ def smear(fine: np.ndarray, detail: np.ndarray) -> float:
     grid = (bw, bh)
     crop = fine[: bh * BLOCK, : bw * BLOCK]
     half = cv2.resize(crop, (bw * BLOCK // 2, bh * BLOCK // 2), interpolation=cv2.INTER_AREA)
-    coarse = cv2.resize(_detail(half).astype(np.float32), grid, interpolation=cv2.INTER_AREA)
+    coarse = cv2.resize(curvature(half).astype(np.float32), grid, interpolation=cv2.INTER_AREA)
     finest = cv2.resize(
         detail[: bh * BLOCK, : bw * BLOCK].astype(np.float32), grid, interpolation=cv2.INTER_AREA
     )
@@ -225,15 +243,16 @@ def _sharpness(mid: np.ndarray) -> float:
 def frame_quality(gray: np.ndarray, mid: np.ndarray, small: np.ndarray) -> FrameQuality:
     """Measure one frame given as uint8 grey levels at full, mid and small size."""
     fine = fine_frame(gray)
-    detail = _detail(fine)
+    detail = curvature(fine)
+    steps = slope(fine)
     hist = _hist(small)
     levels = np.arange(256, dtype=np.float64)
     soft_white = np.clip((levels - 239.0) / 11.0, 0.0, 1.0)
     n = float(small.size)
     return FrameQuality(
         sharpness=_sharpness(mid),
-        edge_width=edge_width(fine),
-        noise_sigma=noise_sigma(fine, detail),
+        edge_width=edge_width(fine, steps),
+        noise_sigma=noise_sigma(detail, steps),
         smear=smear(fine, detail),
         clipped_high=float(hist[250:].sum()) / n,
         clipped_low=float(hist[:6].sum()) / n,
