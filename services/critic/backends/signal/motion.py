@@ -160,6 +160,34 @@ def _time_worth(d: float, span: np.ndarray, change: np.ndarray) -> float:
     return float(grid[-1] + (d - top) / max(slope, 1e-9))
 
 
+def _sampled_alike(times: np.ndarray) -> np.ndarray:
+    """Pairs to judge for jolts: all, unless the frames are a sample of a constant-rate clip.
+
+    A long clip analysed at fewer frames than it has skips source frames
+    between analysed ones: every time is then a whole multiple of the source's
+    frame step. When most pairs are one source step apart, only those are
+    judged (a pair over two steps read against one-step neighbours is noise);
+    when most skip frames, the analysed rate is too coarse to tell a dropped
+    frame from fast motion and no pair is judged. Times on no such grid
+    (jittered timestamps, a variable frame rate) are all judged.
+    """
+    steps = np.diff(times)
+    every = np.ones(steps.size, bool)
+    if steps.size < 4 or float(steps.min()) <= 0:
+        return every
+    for k in (1, 2, 3):
+        unit = float(steps.min()) / k
+        mult = (times - times[0]) / unit
+        if np.all(np.abs(mult - np.round(mult)) < 0.08):
+            whole = np.round(steps / unit)
+            if whole.max() < 2:
+                return every
+            values, counts = np.unique(whole, return_counts=True)
+            mode = values[np.argmax(counts)]
+            return np.asarray(whole == 1) if mode == 1 else np.zeros(steps.size, bool)
+    return every
+
+
 @dataclass
 class MotionRules(Rules):
     """Applies every motion rule to one clip's measurements."""
@@ -380,7 +408,7 @@ class MotionRules(Rules):
         smooth or not judged), how many times too fast it moves, and its time step."""
         m, th = self.m, self.th
         steps = np.maximum(np.diff(m.times), 1e-6)
-        valid = ~(self.excluded | self.held)
+        valid = ~(self.excluded | self.held) & _sampled_alike(m.times)
         worth, unit, weight = self._time_worth(valid)
         ratio = worth / steps
         # Where the picture barely moves, its change is mostly noise and a jump
