@@ -216,11 +216,22 @@ def align(
             stack.enter_context(contextlib.redirect_stdout(sys.stderr))
         if demo:
             with needs_extra("trainer", "lift align --demo"):
-                from lift.services.trainer.demo import demo_config, write_real_clips
+                from lift.services.trainer.demo import (
+                    demo_config,
+                    demo_seed,
+                    pin_threads,
+                    write_real_clips,
+                )
 
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lift-align-")))
             gen_addr: str | None
             critic_addr: str | None
+            try:
+                seed = demo_seed()
+                if server is None:  # same numbers on any core count: see demo.DEMO_THREADS
+                    pin_threads()
+            except ValueError as exc:
+                fail(str(exc), code=2)
             if server is None:
                 err.print("[dim]starting the demo critic and generator in this process…[/]")
                 with needs_extra("all", "lift align --demo without --server"):
@@ -234,7 +245,7 @@ def align(
                 with contextlib.suppress(OSError):
                     real = write_real_clips(trainer_settings({}).roots()[0] / "demo-real")
             real = real or write_real_clips(work / "real")
-            cfg: Any = demo_config(gen_addr, critic_addr, real)
+            cfg: Any = demo_config(gen_addr, critic_addr, real, seed=seed)
             roots.append(work)
             if data_dir is None and server is None:
                 data_dir = work / "trainer"
