@@ -48,27 +48,32 @@ class NaturalScene:
     """Median blur sigma (px) of the sharpest edges of pristine photographs."""
     smear: float
     """Median share of smeared blocks of pristine photographs."""
+    noise_sigma: float
+    """Median noise floor (grey levels) of pristine photographs: natural grain, not a defect."""
 
 
 @cache
 def natural_scene(path: Path = NATURAL_SCENE) -> NaturalScene:
     """The fitted pristine reference (loaded once)."""
     data = json.loads(path.read_text())
+    ref = data["pristine"]
     return NaturalScene(
-        edge_width=float(data["pristine"]["edge_width"]), smear=float(data["pristine"]["smear"])
+        edge_width=float(ref["edge_width"]),
+        smear=float(ref["smear"]),
+        noise_sigma=float(ref["noise_sigma"]),
     )
 
 
-def grow(ratio: np.ndarray | float) -> np.ndarray:
-    """Evidence from a ratio to threshold: r**2 below 1, then 1 + log2(r)/4 (strict, unbounded).
+def grow(ratio: np.ndarray | float, power: float = 2.0) -> np.ndarray:
+    """Evidence from a ratio to threshold: r**power below 1, then 1 + log2(r)/4 (strict, unbounded).
 
-    Squared below the threshold so that the many small readings of a clean clip
-    (each rule sees a little of its defect in any real picture) stay small and
-    do not add up to a defect; slow log growth above it so that the levels of a
-    strong defect stay apart (1.5 at 4x the threshold, 2 at 16x).
+    Squared below the threshold (by default) so that the many small readings of
+    a clean clip (each rule sees a little of its defect in any real picture)
+    stay small and do not add up to a defect; slow log growth above it so that
+    the levels of a strong defect stay apart (1.5 at 4x the threshold, 2 at 16x).
     """
     r = np.maximum(np.asarray(ratio, np.float64), 0.0)
-    return np.where(r <= 1.0, r * r, 1.0 + np.log2(np.maximum(r, 1.0)) / 4.0)
+    return np.where(r <= 1.0, r**power, 1.0 + np.log2(np.maximum(r, 1.0)) / 4.0)
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
@@ -173,12 +178,14 @@ class FidelityRules(Rules):
         values: np.ndarray,
         allowed: np.ndarray | None = None,
         lowest: bool = False,
+        power: float = 2.0,
     ) -> np.ndarray:
         """Findings where the smoothed per-frame ``ratio`` (1 at threshold) passes 1; evidence.
 
         ``values`` is what the sentence quotes (its peak, or its lowest value
         when ``lowest``); ``allowed`` masks frames where another rule names the
-        cause. Returns the flagged frames.
+        cause; ``power`` shapes the evidence below the threshold (see
+        :func:`grow`). Returns the flagged frames.
         """
         r = _smooth(np.maximum(ratio, 0.0))
         flagged = r >= 1.0
@@ -195,7 +202,7 @@ class FidelityRules(Rules):
                 severity(float(r[a : b + 1].max()), span[1] - span[0]),
                 sentence.format(span=fmt(*span), peak=peak),
             )
-        self.evidence_of(FID, tag, float(grow(r.max())) if r.size else 0.0)
+        self.evidence_of(FID, tag, float(grow(r.max(), power)) if r.size else 0.0)
         return flagged
 
     def _blockiness(self) -> None:
@@ -244,6 +251,10 @@ class FidelityRules(Rules):
             "areas are wiped flat.",
             q.smear,
             allowed=~self.over,
+            # Linear below the threshold: any compression costs some quality, and
+            # it must outweigh the grain and motion-blur readings it removes, so
+            # that a CRF sweep lowers the score at every step.
+            power=1.0,
         )
 
     def _blur(self) -> None:
@@ -255,9 +266,11 @@ class FidelityRules(Rules):
             if ref > 1e-6
             else np.zeros_like(absolute)
         )
-        # Detail lost to blocks or blown highlights is named by those rules.
+        # The relative rule squares its ratio: a real clip's own motion blur dips
+        # well below its median sharpness, which is no defect until it passes the
+        # threshold. Detail lost to blocks or blown highlights is named by those rules.
         self._ratio_rule(
-            np.maximum(absolute, relative),
+            np.maximum(absolute, relative**2),
             "blur",
             "Frames {span} are blurred: their sharpest edges are {peak:.1f} px wide (Gaussian "
             "sigma).",
@@ -266,9 +279,10 @@ class FidelityRules(Rules):
         )
 
     def _noise(self) -> None:
-        q, th = self.m.quality, self.th
+        # Noise up to the natural grain of pristine pictures is not a defect.
+        q, th, floor = self.m.quality, self.th, self.scene.noise_sigma
         self._ratio_rule(
-            q.noise_sigma / th.noise_sigma,
+            (q.noise_sigma - floor) / (th.noise_sigma - floor),
             "noise",
             "Visible noise over {span} (estimated sigma {peak:.1f} grey levels).",
             q.noise_sigma,
