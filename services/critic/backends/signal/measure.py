@@ -24,7 +24,7 @@ from lift.services.critic.backends.signal.quality import FrameQuality, Quality, 
 MID_MAX_SIDE = 400
 SMALL_MAX_SIDE = 200
 GRID = 4
-LAGS = 4
+LAGS = 6
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,10 @@ class MotionThresholds:
     """...and 1 - structural correlation of the two frames this large (see ``_cut_strength``)."""
     exposure_jump: float = 0.1
     """A change of the clipped share of pixels above this between two frames is an exposure jump, not a cut."""
-    change_noise: float = 0.25
+    change_noise: float = 0.1
     """Change of contrast-normalised frames (grey levels) that is noise, not motion."""
+    strong_jolt: float = 2.0
+    """A pair moving this many times too fast is left out of its neighbours' scale."""
     jolt_base: float = 1.2
     """A pair's change per second up to this many times its neighbours' is smooth motion."""
     judder: float = 0.5
@@ -410,6 +412,15 @@ class MotionRules(Rules):
         steps = np.maximum(np.diff(m.times), 1e-6)
         valid = ~(self.excluded | self.held) & _sampled_alike(m.times)
         worth, unit, weight = self._time_worth(valid)
+        # Again with the strong jumps left out of the scale: a side reaching the
+        # next dropped frame would make this one look smaller.
+        strong = np.nan_to_num(worth / steps) > th.strong_jolt
+        if strong.any():
+            again = self._time_worth(valid & ~strong)
+            read = np.isfinite(again[0])
+            worth, unit, weight = (
+                np.where(read, b, a) for a, b in zip((worth, unit, weight), again, strict=True)
+            )
         ratio = worth / steps
         # Where the picture barely moves, its change is mostly noise and a jump
         # of it invisible: the excess over 1 is scaled by unit / (unit + noise).
