@@ -85,13 +85,34 @@ def _nearest_low(x: np.ndarray, valid: np.ndarray, shot: np.ndarray, k: int) -> 
     """
     n = x.size
     out = np.full(n, np.nan)
-    for t in range(n):
-        others = np.flatnonzero(valid & (shot == shot[t]))
-        others = others[others != t]
-        if others.size == 0:
+    for s in np.unique(shot):
+        members = np.flatnonzero(shot == s)
+        pool = members[valid[members]]
+        if pool.size == 0:
             continue
-        near = others[np.argsort(np.abs(others - t), kind="stable")[:k]]
-        out[t] = float(np.quantile(x[near], 0.25))
+        # The k nearest are among the k valid indices on either side of each member.
+        pos = np.searchsorted(pool, members)
+        offsets = np.arange(-k, k + 1)
+        cand = pos[:, None] + offsets[None, :]
+        ok = (cand >= 0) & (cand < pool.size)
+        idx = np.where(ok, pool[np.clip(cand, 0, pool.size - 1)], -1)
+        ok &= idx != members[:, None]
+        dist = np.where(ok, np.abs(idx - members[:, None]), n + 1).astype(np.float64)
+        # Nearest first (ties: the earlier index, as a stable sort of distances would).
+        order = np.lexsort((idx, dist), axis=1)[:, :k]
+        near = np.take_along_axis(idx, order, axis=1)
+        near_ok = np.take_along_axis(ok, order, axis=1)
+        vals = np.sort(np.where(near_ok, x[np.clip(near, 0, n - 1)], np.inf), axis=1)
+        count = near_ok.sum(axis=1)
+        has = count > 0
+        # The lower quartile of each row's valid values (linear, as np.quantile).
+        pos = 0.25 * (count[has] - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, count[has] - 1)
+        rows = vals[has]
+        a = np.take_along_axis(rows, lo[:, None], axis=1)[:, 0]
+        b = np.take_along_axis(rows, hi[:, None], axis=1)[:, 0]
+        out[members[has]] = a + (pos - lo) * (b - a)
     return out
 
 
