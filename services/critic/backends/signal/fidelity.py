@@ -90,7 +90,7 @@ class FidelityThresholds:
 
     flicker_grey: float = 3.0
     """Flicker: |median over a 4x4 grid of the second temporal difference of cell means| in grey levels."""
-    blur_ratio: float = 0.35
+    blur_ratio: float = 0.25
     """Blur within a clip: Laplacian variance below this share of the clip's median."""
     edge_width: float = 1.0
     """Blur: the sharpest edges are as wide as a Gaussian blur of this sigma (fine-scale px)."""
