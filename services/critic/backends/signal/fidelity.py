@@ -104,6 +104,10 @@ class FidelityThresholds:
     """Compression: the share of the threshold a fully wiped noise floor adds to the smear."""
     highlight: float = 0.05
     """Overexposure: soft share of blown-out white (levels 239..250 count 0..1, above 250 fully) above this."""
+    black_level: float = 24.0
+    """Overexposure: a black point (1st percentile) above this is lifted (washed-out picture)..."""
+    lifted_span: float = 48.0
+    """... and lifting it by this much more adds the whole threshold."""
     white_level: float = 200.0
     """Underexposure: the 99th grey-level percentile is measured in stops below this level."""
     underexposed_stops: float = 0.7
@@ -217,8 +221,11 @@ class FidelityRules(Rules):
 
     def _exposure(self) -> None:
         q, th = self.m.quality, self.th
+        # Overexposed: large blown-out areas, or the whole histogram pushed up
+        # (its black point lifted far from black: a washed-out picture).
+        lifted = np.maximum(q.black_point - th.black_level, 0.0) / th.lifted_span
         self.over = self._ratio_rule(
-            q.highlight / th.highlight,
+            q.highlight / th.highlight + lifted,
             "overexposure",
             "Highlights are blown out over {span}: up to {peak:.0%} of the frame is pure white.",
             q.clipped_high,

@@ -72,6 +72,8 @@ class FrameQuality:
     """Mean of clip((v - 239) / 11, 0, 1): a soft share of blown-out white (small frame)."""
     white_point: float
     """99th percentile of grey levels (small frame)."""
+    black_point: float
+    """1st percentile of grey levels (small frame)."""
     blockiness: float
     """Gradient across 8x8 block edges / gradient inside blocks (1 = none)."""
 
@@ -88,6 +90,7 @@ class Quality:
     clipped_low: np.ndarray
     highlight: np.ndarray
     white_point: np.ndarray
+    black_point: np.ndarray
     blockiness: np.ndarray
 
     @classmethod
@@ -258,5 +261,6 @@ def frame_quality(gray: np.ndarray, mid: np.ndarray, small: np.ndarray) -> Frame
         clipped_low=float(hist[:6].sum()) / n,
         highlight=float(hist @ soft_white) / n,
         white_point=hist_quantile(hist, 0.99),
+        black_point=hist_quantile(hist, 0.01),
         blockiness=_blockiness(gray),
     )
