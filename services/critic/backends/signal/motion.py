@@ -1,30 +1,34 @@
 """Motion-smoothness rules: static video, cuts, frozen frames, stutter, judder.
 
-The rules judge frame *timing*, not how the camera moves. Everything is read
-from consecutive analysed frames (the backend analyses every frame of a clip
-up to its cap):
+The rules judge frame *timing*, not how the camera moves. They read
+consecutive analysed frames (the backend analyses every frame of a clip up to
+its cap) on contrast-normalised small frames, so brightness changes are not
+motion:
 
-* **held frames**: a pair whose picture barely changes while the pairs around
-  it move (its change is below ``held_ratio`` of the median change of the
-  nearest moving pairs, both in grey levels and in optical flow). A run of two
-  or more held pairs (a frame shown three times or more) is ``frozen_frames``.
-  A *single* repeated frame is what frame-rate conversion leaves (24 -> 25 fps
-  repeats one frame a second) and is invisible on its own; single repeats
-  closer together than ``stutter_gap_s`` are ``stutter``.
-* **jolts** (dropped frames, uneven presentation timestamps): motion is a
-  smooth function of time at the frame rate, camera motion included, so the
-  picture change *per second* of a pair is close to that of its neighbours; a
-  dropped frame makes one pair change k+1 times as much, and a jittered
-  timestamp makes the same change happen in a shorter time. Hand-held shake
-  changes direction, but smoothly: the size of the change per second stays
-  close from one pair to the next. Jolts are judged on the change per second
-  of contrast-normalised frames against its local median (so the threshold is
-  relative to the clip's own motion, and brightness changes are not motion),
-  summed over any one-second window: one weak spike is not judder, repeated
-  jolts are.
+* **held frames**: a pair whose picture barely changes while the scene moves
+  (its change, and its optical flow, below ``held_ratio`` of the lower
+  quartile of the 6 nearest moving pairs of the same shot: a long freeze is
+  measured against the motion on both of its sides, and does not make the
+  clip look static). A run of two or more held pairs (a frame shown three
+  times or more) is ``frozen_frames``. A *single* repeated frame is what
+  frame-rate conversion leaves (24 -> 25 fps repeats one frame a second) and
+  is not a defect on its own; single repeats closer than ``stutter_gap_s`` to
+  another (several a second) are ``stutter``.
+* **jolts** (dropped frames, uneven presentation timestamps): motion, camera
+  motion included, is smooth at the frame rate, so a pair changes the picture
+  about as much as its neighbours do over the same time. Each side of a pair
+  (up to ``LAGS`` frames) gives how the change grows with elapsed time; the
+  pair's change read on that curve is the time it is worth. Worth twice its
+  own time step, it moves twice too fast: a dropped frame (two steps of
+  change in one step's time) or a jittered timestamp (one step of change in
+  a shorter time) alike; frames further apart in time (variable frame rate)
+  are expected to change more. Hand-held shake turns the motion's direction,
+  but smoothly: the size of the change keeps pace with its neighbours'.
+  Judder is the second-strongest jolt in any one-second window: motion that
+  jerks again and again; one lone spike (a bump, one missing frame) is not.
 * **cuts**: a pair whose change is far above its neighbours' and whose coarse
-  structure does not carry over (low correlation), located at the first frame
-  of the new shot.
+  structure does not carry over, located at the first frame of the new shot;
+  a freeze's catch-up jump is not a cut.
 
 Each rule gives the clip's continuous evidence for its defect (see
 :mod:`.detect`). Pairs explained by a cut, an exposure jump or a freeze are
@@ -70,7 +74,7 @@ class MotionThresholds:
     strong_jolt: float = 2.0
     """A pair moving this many times too fast is left out of its neighbours' scale."""
     jolt_base: float = 1.2
-    """A pair's change per second up to this many times its neighbours' is smooth motion."""
+    """A pair moving up to this many times as fast as the motion around it is smooth."""
     judder: float = 0.5
     """Judder: two jolts (log2(ratio / jolt_base)) this strong within ``jolt_window_s``: twice
     in a second a pair moves 1.7x as fast as the motion around it (one dropped frame is 2x)."""
