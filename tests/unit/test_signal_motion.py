@@ -137,6 +137,15 @@ def test_whole_bunny_clip_has_no_motion_finding() -> None:
     assert max(evidence.values()) < 1.0
 
 
+def test_a_sampled_timeline_is_not_called_juddery() -> None:
+    # 64 of 132 frames (the engine's default cap): steps of 2 and 3 source frames.
+    data = (REAL / "bigbuckbunny.mp4").read_bytes()
+    video = decode_video(data, VideoLimits(), max_samples=64, pixel_format="gray")
+    assert len(set(np.round(np.diff(video.timestamps) * FPS).astype(int))) > 1
+    rules = MotionRules(measure(video.frames, video.timestamps)).run()
+    assert rules.findings == []
+
+
 def test_montage_cuts_are_located_to_the_frame_and_nothing_else(bikes: Frames) -> None:
     data = (REAL / "bikes.mp4").read_bytes()
     video = decode_video(data, VideoLimits(), max_samples=SignalBackend().max_frames)
