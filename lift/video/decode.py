@@ -137,6 +137,17 @@ class _GoalSampler:
 SAMPLINGS = ("time", "index")
 
 
+MIN_KEPT_FRAMES = 64
+"""A memory bound never lowers the frames kept below this (see :func:`decode_video`)."""
+_CHANNELS = {"rgb24": 3, "gray": 1}
+
+
+def kept_frames(max_samples: int, max_kept_bytes: int, frame_bytes: int) -> int:
+    """How many of ``max_samples`` frames of ``frame_bytes`` each fit ``max_kept_bytes``."""
+    fit = max_kept_bytes // max(frame_bytes, 1)
+    return max(min(max_samples, MIN_KEPT_FRAMES), min(max_samples, fit))
+
+
 def _goals(times: np.ndarray, count: int, sampling: str = "time") -> np.ndarray:
     """Goal times for ``count`` samples of frames at ``times``: every frame, or even spacing.
 
@@ -329,11 +340,15 @@ def decode_video(
     max_samples: int = 64,
     pixel_format: str = "rgb24",
     sampling: str = "time",
+    max_kept_bytes: int | None = None,
 ) -> DecodedVideo:
     """Decode ``data`` and return at most ``max_samples`` frames, evenly spread in time.
 
     ``pixel_format`` is "rgb24" (colour) or "gray" (luma only: cheaper, and all
-    a pixel-statistics critic needs).
+    a pixel-statistics critic needs). ``max_kept_bytes`` bounds the memory of
+    the frames returned: a larger picture keeps fewer frames, but never fewer
+    than ``min(MIN_KEPT_FRAMES, max_samples)`` (what every critic analysed
+    before the bound existed).
 
     Raises :class:`InvalidInput` (or :class:`PayloadTooLarge`) with a sentence
     naming the problem for empty, oversized, unreadable, truncated, frameless,
@@ -387,6 +402,10 @@ def decode_video(
             raise InvalidInput(
                 f"the video has {declared_frames} frames; the limit is {limits.max_frames}: "
                 "trim it or lower its frame rate"
+            )
+        if max_kept_bytes is not None:
+            max_samples = kept_frames(
+                max_samples, max_kept_bytes, ctx.width * ctx.height * _CHANNELS[pixel_format]
             )
         gap = 1.0 / fps_hint if fps_hint > 0 else 0.125
         timeline = _packet_times(data, stream.index, limits, gap)

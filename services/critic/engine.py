@@ -253,6 +253,7 @@ class CriticEngine:
             max_samples=self._max_samples(backend),
             pixel_format=backend.pixel_format,
             sampling=getattr(backend, "frame_sampling", "time"),
+            max_kept_bytes=self.settings.max_kept_mb * 1024 * 1024,
         )
         metrics.DECODE_SECONDS.observe(time.perf_counter() - t0)
         metrics.FRAMES_ANALYSED.inc(video.num_sampled)

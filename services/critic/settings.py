@@ -86,7 +86,17 @@ class CriticSettings(ServiceSettings):
         "critic decides the others it assesses.",
     )
     max_frames_analysed: int = Field(
-        64, ge=2, le=1024, description="Most frames a backend sees, uniformly sampled."
+        256,
+        ge=2,
+        le=1024,
+        description="Most frames a backend sees, evenly spread in time (the signal critic "
+        "judges frame timing and places cuts to the frame when it sees every frame).",
+    )
+    max_kept_mb: int = Field(
+        256,
+        ge=16,
+        description="Most memory, MiB, the decoded frames of one video may keep: larger "
+        "pictures keep fewer frames, never fewer than 64.",
     )
     max_video_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest video, bytes.")
     max_duration_s: float = Field(120.0, gt=0, description="Longest video, seconds.")

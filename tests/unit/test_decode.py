@@ -63,3 +63,20 @@ def test_limits_on_bytes_duration_and_frames(mp4s: dict[str, bytes]) -> None:
         decode_video(mp4s["clean"], VideoLimits(max_duration_s=2.0))
     with pytest.raises(InvalidInput, match="frames"):
         decode_video(mp4s["clean"], VideoLimits(max_frames=20))
+
+
+def test_a_memory_bound_keeps_fewer_frames_of_larger_pictures_but_never_below_64() -> None:
+    from lift.video.decode import MIN_KEPT_FRAMES, kept_frames
+
+    frame = 1280 * 720
+    assert kept_frames(256, 256 * frame, frame) == 256
+    assert kept_frames(256, 100 * frame, frame) == 100
+    assert kept_frames(256, 10 * frame, frame) == MIN_KEPT_FRAMES
+    assert kept_frames(8, 1, frame) == 8  # a small request is never cut
+    data = encode_video(np.zeros((80, 64, 64, 3), np.uint8), 25.0, "mp4")
+    gray = decode_video(data, VideoLimits(), max_samples=80, pixel_format="gray")
+    assert gray.num_sampled == 80
+    bounded = decode_video(
+        data, VideoLimits(), max_samples=80, pixel_format="rgb24", max_kept_bytes=70 * 64 * 64 * 3
+    )
+    assert bounded.num_sampled == 70
