@@ -38,7 +38,7 @@ EDGE_CONTRAST = 40
 """Local contrast (grey levels, 7x7 max - min) a pixel needs to count as on an edge."""
 EDGE_QUANTILE = 0.995
 """Which of the edge pixels' steepness ratios stands for the sharpest edges."""
-FLAT_QUANTILE = 0.10
+FLAT_QUANTILE = 0.05
 """Share of the flattest pixels (Sobel magnitude) the noise is read on."""
 BLOCK = 8
 SMEAR_TEXTURE = 3.0
