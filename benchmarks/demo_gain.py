@@ -10,9 +10,10 @@ interval, the ratio gain / CI with "met" or "NOT met" against the demo's promise
 ``--seeds`` lists the demo seeds to run (LIFT_DEMO_SEED; the held-out set stays the
 same, the training draws change). The default ``0,0`` runs the demo as shipped twice
 and checks that both runs gave the same numbers (the demo is deterministic on one kind
-of machine); ``0,1,2`` checks that the gain holds beyond one training trajectory, as it
-must on another machine, whose float rounding takes another one. Exit status 0 when
-every run met the bar and runs of one seed agree, 1 otherwise.
+of machine: bit for bit, or within TOLERANCE where a score differs in its last bits);
+``0,1,2`` checks that the gain holds beyond one training trajectory, as it must on
+another machine, whose float rounding takes another one. Exit status 0 when every run
+met the bar and runs of one seed agree within TOLERANCE, 1 otherwise.
 
     .venv/bin/python -m benchmarks.demo_gain              # seed 0 twice: ~2x the demo's time
     .venv/bin/python -m benchmarks.demo_gain --seeds 0    # once
@@ -36,6 +37,10 @@ BAR = 2.0
 """The demo's promise: the gain is at least BAR times the half-width of its 95 % CI."""
 
 COMPARED = ("reward_before", "reward_after", "gain", "ci95", "n")
+TOLERANCE = 1e-9
+"""Runs of one seed agreeing this closely took the same trajectory: a run that diverged
+anywhere in training differs far more (1e-5 and up), while a score that differs in its
+last bits between processes moves a mean by ~1e-16."""
 
 
 def _commit() -> str:
@@ -130,17 +135,28 @@ def main() -> None:
         mine = [r for r in runs if r["seed"] == seed]
         if len(mine) < 2:
             continue
-        agree = all(all(r[k] == mine[0][k] for k in COMPARED) for r in mine[1:])
-        same = same and agree
-        print(
-            f"seed {seed}: deterministic, its {len(mine)} runs gave the same numbers"
-            if agree
-            else f"seed {seed}: NOT deterministic, its runs differ: "
-            + "; ".join(str({k: r[k] for k in COMPARED}) for r in mine)
-        )
-    ok = same and all(r["met"] for r in runs)
-    print("demo gain: " + ("met" if ok else "NOT met"))
-    raise SystemExit(0 if ok else 1)
+        worst = max(_difference(mine[0], r) for r in mine[1:])
+        same = same and worst <= TOLERANCE
+        if worst == 0:
+            print(f"seed {seed}: deterministic, its {len(mine)} runs gave bit-identical numbers")
+        elif worst <= TOLERANCE:
+            print(
+                f"seed {seed}: deterministic to {TOLERANCE:g}, not bit for bit (largest "
+                f"difference {worst:.1e}: the last digits of some scores differ)"
+            )
+        else:
+            print(
+                f"seed {seed}: NOT deterministic, its runs differ by up to {worst:.1e}: "
+                + "; ".join(str({k: r[k] for k in COMPARED}) for r in mine)
+            )
+    met = all(r["met"] for r in runs)
+    print("gain >= 2x CI on every run: " + ("met" if met else "NOT met"))
+    raise SystemExit(0 if met and same else 1)
+
+
+def _difference(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """The largest absolute difference between two runs' reported numbers."""
+    return max(abs(float(a[k]) - float(b[k])) for k in COMPARED)
 
 
 if __name__ == "__main__":

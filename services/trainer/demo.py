@@ -23,8 +23,10 @@ machine's float rounding, gives another gain. With 16 videos the CI was too wide
 that spread (+0.199 ± 0.091 on the machine that measured it, +0.098 ± 0.095 on a
 fresh clone elsewhere); 64 make the CI about half as wide.
 
-Determinism: same code, same wheels, same kind of CPU, same numbers. Every draw is
-seeded (prompts and seeds per step from (seed, step), the LoRA's initial weights,
+Determinism: same code, same wheels, same kind of CPU, same numbers (a score may still
+differ in its last bits between processes, moving a mean by ~1e-16; a different
+trajectory moves it by 1e-5 and more: ``benchmarks.demo_gain`` tells the two). Every
+draw is seeded (prompts and seeds per step from (seed, step), the LoRA's initial weights,
 timesteps and noise, the generator's seeds; the embedded model is built from seed 0,
 so a fresh cache holds the same bytes as an old one of its revision); the in-process
 run pins torch's and OpenCV's threads (:data:`DEMO_THREADS`); x264 encodes the 64x64
