@@ -70,8 +70,8 @@ class OrdinalModel:
     default_weight: float = 1.0
     power: float = 3.0
     cut_normal: float = 1.0
-    cut_bad: float = 2.5
-    scale: float = 0.35
+    cut_bad: float = 2.0
+    scale: float = 0.45
 
     def badness(self, evidence: Sequence[Evidence]) -> float:
         """The combined badness ``z`` of a dimension's evidence (a weighted p-norm)."""
@@ -88,7 +88,9 @@ class OrdinalModel:
 
 
 DEFAULT_MODELS: dict[Dimension, OrdinalModel] = {
-    Dimension.MOTION_SMOOTHNESS: OrdinalModel(),
+    # A cut found at all is a defect of a generated clip (one shot was asked for):
+    # weight 3 makes one cut at its threshold z = 1.44, "normal".
+    Dimension.MOTION_SMOOTHNESS: OrdinalModel(weights={"abrupt_cut": 3.0}),
     Dimension.VIDEO_FIDELITY: OrdinalModel(),
 }
 

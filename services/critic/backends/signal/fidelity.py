@@ -17,7 +17,7 @@ below the clip's own median) is kept for blur that comes and goes.
 Evidence per rule: the per-frame measure becomes a ratio r (1 at the threshold);
 the clip's ratio is the largest 3-frame running median (one odd frame does not
 make a defect, a span does); the evidence is ``grow(r)``: r squared up to 1,
-then ``1 + log2(r) / 4`` (1.5 at four times the threshold, no saturation). Rules that
+then ``1 + log2(r)`` (one more for every doubling, no saturation). Rules that
 would fire on the side effects of another defect ("blur" on frames that are
 blocky or blown out) do not report findings there, so each defect is named
 once, by its cause.
@@ -65,15 +65,16 @@ def natural_scene(path: Path = NATURAL_SCENE) -> NaturalScene:
 
 
 def grow(ratio: np.ndarray | float, power: float = 2.0) -> np.ndarray:
-    """Evidence from a ratio to threshold: r**power below 1, then 1 + log2(r)/4 (strict, unbounded).
+    """Evidence from a ratio to threshold: r**power below 1, then 1 + log2(r) (strict, unbounded).
 
     Squared below the threshold (by default) so that the many small readings of
     a clean clip (each rule sees a little of its defect in any real picture)
-    stay small and do not add up to a defect; slow log growth above it so that
-    the levels of a strong defect stay apart (1.5 at 4x the threshold, 2 at 16x).
+    stay small and do not add up to a defect; log growth above it, one more
+    per doubling (2 at twice the threshold, 3 at four times), the pace of the
+    motion rules' evidence, so that a strong defect reaches "bad".
     """
     r = np.maximum(np.asarray(ratio, np.float64), 0.0)
-    return np.where(r <= 1.0, r**power, 1.0 + np.log2(np.maximum(r, 1.0)) / 4.0)
+    return np.where(r <= 1.0, r**power, 1.0 + np.log2(np.maximum(r, 1.0)))
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
