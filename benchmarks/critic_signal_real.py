@@ -284,9 +284,9 @@ def main() -> None:
             dim = MATCH[k][0]
             for wi, w in enumerate(windows):
                 assert w.clean is not None
-                clean = w.clean.scores[dim]
-                row = [clean - d for _, d in drops[k][5 * wi + 1 : 5 * wi + 5]]
-                print(f"  {k:14s} {w.name:22s} {clean:.3f} | " + " ".join(f"{v:.3f}" for v in row))
+                base = w.clean.scores[dim]
+                row = [base - d for _, d in drops[k][5 * wi + 1 : 5 * wi + 5]]
+                print(f"  {k:14s} {w.name:22s} {base:.3f} | " + " ".join(f"{v:.3f}" for v in row))
 
     # -- report -----------------------------------------------------------------
     print(
