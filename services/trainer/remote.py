@@ -140,6 +140,7 @@ class Services:
         self._critic = CriticClient(critic.address, timeout_s=critic.timeout_s, credentials=creds)
         self.generator = Retrying("generator", generator, stop)
         self.critic = Retrying("critic", critic, stop)
+        self._critic_batch: int | None = None
 
     def close(self) -> None:
         """Close both connections."""
@@ -165,9 +166,24 @@ class Services:
         """Make ``version`` the generator's default (a run that asked, on success only)."""
         self.generator.call("PromoteAdapter", lambda: self._gen.promote(version))
 
+    def _critic_batch_limit(self) -> int:
+        """Most items the critic takes in one Score call (its GetInfo; asked once)."""
+        if self._critic_batch is None:
+            info = self.critic.call("GetInfo", self._critic.info)
+            self._critic_batch = max(1, int(info.get("limits", {}).get("max_batch_items") or 1))
+        return self._critic_batch
+
     def score(self, items: list[tuple[bytes, str]]) -> list[Critique]:
-        """Critiques (no reasons) of a batch; an item the critic refuses fails the run."""
-        results = self.critic.call("Score", lambda: self._critic.score(items))
+        """Critiques (no reasons) of a batch; an item the critic refuses fails the run.
+
+        More items than the critic takes in one call (a held-out evaluation of
+        more videos than its ``max_batch_items``) go in several calls, in order.
+        """
+        limit = self._critic_batch_limit() if len(items) > 1 else 1
+        results: list[Critique | CriticError] = []
+        for start in range(0, len(items), limit):
+            chunk = items[start : start + limit]
+            results += self.critic.call("Score", lambda c=chunk: self._critic.score(c))
         out = []
         for i, r in enumerate(results):
             if isinstance(r, CriticError):

@@ -107,4 +107,6 @@ class Rules:
         b = float(badness)
         if not math.isfinite(b) or b < 0:
             b = 0.0
-        self.evidence.append(Evidence(dim, tag, b))
+        # Rounded: OpenCV's threaded reductions can differ in the last bits between
+        # processes; the same video must give the same score, bit for bit.
+        self.evidence.append(Evidence(dim, tag, round(b, 9)))
