@@ -9,6 +9,7 @@ fix it. Cancelling the run interrupts the backoff waits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -183,7 +184,7 @@ class Services:
         results: list[Critique | CriticError] = []
         for start in range(0, len(items), limit):
             chunk = items[start : start + limit]
-            results += self.critic.call("Score", lambda c=chunk: self._critic.score(c))
+            results += self.critic.call("Score", functools.partial(self._critic.score, chunk))
         out = []
         for i, r in enumerate(results):
             if isinstance(r, CriticError):
