@@ -168,14 +168,16 @@ class PrefCounts:
 
     @property
     def accuracy_with_ties(self) -> float | None:
-        """Tie-calibrated accuracy: the best ``(C + Thm) / N`` over ε in the observed ``|m|``."""
+        """Tie-calibrated accuracy: the best ``(C + Thm) / N`` over ε in 0 and the observed ``|m|``."""
         if not self.pairs:
             return None
         n = len(self.pairs)
         # Sweep ε upward: at each distinct |m|, every pair with that |m| becomes a model tie.
         ordered = sorted(self.pairs, key=lambda p: abs(p[1]))
         s = self.stats(-1.0)  # no model ties yet
-        best = -1.0
+        # ε = 0 is a candidate too: with no |m| exactly 0 it makes no model tie at all
+        # (the sweep below only visits ε at which some pair becomes a tie).
+        best = (s["C"] + s["Thm"]) / n if abs(ordered[0][1]) > 0 else -1.0
         i = 0
         while i < n:
             eps = abs(ordered[i][1])

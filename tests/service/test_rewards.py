@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,19 +21,28 @@ from lift.rewards import AsyncCriticReward, CriticReward, y4m_size
 from tests.service.conftest import RunningCritic, start_critic
 
 PROMPT = "a soft pattern drifts to the left"
-T, H, W = 16, 96, 128
+T, H, W = 16, 144, 256
 MAX_PROMPT = 200
 
 
 def _pattern() -> np.ndarray:
-    """(T, C, H, W) float32 in [-1, 1]: a smooth texture drifting 2 px a frame."""
-    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
-    frames = []
-    for t in range(T):
-        xs = x - 2.0 * t
-        v = 0.5 + 0.3 * np.sin(xs / 9.0) * np.cos(y / 11.0) + 0.1 * np.sin((xs + y) / 5.0)
-        frames.append(np.stack([v, 0.8 * v + 0.1, 1.0 - v]))
-    return np.stack(frames) * 2.0 - 1.0
+    """(T, C, H, W) float32 in [-1, 1]: a real picture (a Big Buck Bunny frame) panning 2 px a frame.
+
+    Real footage, not a synthetic texture: the signal critic judges fidelity
+    absolutely, and a smooth sinusoid has no sharp detail (it reads as blurred).
+    """
+    import av
+    import cv2
+
+    path = Path(__file__).resolve().parents[1] / "data" / "real" / "bigbuckbunny.mp4"
+    with av.open(str(path)) as c:
+        frame = next(f for i, f in enumerate(c.decode(video=0)) if i == 60).to_ndarray(
+            format="rgb24"
+        )
+    big = cv2.resize(frame, (W * 2, H * 2), interpolation=cv2.INTER_AREA)
+    y0 = (big.shape[0] - H) // 2
+    crops = [big[y0 : y0 + H, 2 * t : 2 * t + W] for t in range(T)]
+    return np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
 
 
 def _noisy(sigmas: list[float], seed: int = 0) -> np.ndarray:
@@ -63,14 +73,14 @@ def test_a_batch_is_scored_in_one_call_and_failed_items_are_reported(
         rewards, info = reward(videos, prompts)
     assert rewards.shape == (5,) and rewards.dtype == np.float32
     assert info["calls"] == 1
-    assert rewards[0] > 0.8 > 0.5 > rewards[1] >= 0  # the noisy clip scores clearly worse
+    assert rewards[0] > 0.7 > 0.5 > rewards[1] >= 0  # the noisy clip scores clearly worse
     assert rewards[2:].tolist() == [-1.0, -1.0, -1.0]  # the fallback, never a good score
     assert info["failed"] == [False, False, True, True, True]
     errors = {e["index"]: e for e in info["errors"]}
     assert errors[2]["code"] == "INVALID_ARGUMENT" and "the limit is 200" in errors[2]["message"]
     assert errors[3]["code"] == "INVALID_ARGUMENT" and "prompt is empty" in errors[3]["message"]
     assert errors[4]["code"] == "INVALID_ARGUMENT" and "max_video_bytes" in errors[4]["message"]
-    assert info["scorer"] == {"backend": "signal", "name": "lift-signal", "version": "1.0"}
+    assert info["scorer"] == {"backend": "signal", "name": "lift-signal", "version": "2.0"}
     assert info["frames_sent"] == [T] * 4 + [T]
     assert info["fps"][:2] == [pytest.approx(8.0)] * 2 and info["frames_analysed"][0] == T
     assert info["dimensions"]["semantic_consistency"][0] is None  # the signal critic's limit
@@ -128,7 +138,7 @@ def test_a_batch_over_the_critics_message_limit_is_split() -> None:
             with CriticReward(server) as reward:
                 rewards, info = reward(videos, [PROMPT] * 6)
             assert info["errors"] == [] and info["calls"] > 1
-            assert (rewards[0::2] > 0.8).all() and (rewards[1::2] < 0.5).all()
+            assert (rewards[0::2] > 0.7).all() and (rewards[1::2] < 0.5).all()
     finally:
         stop()
 

@@ -29,7 +29,14 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lift.critique import Dimension, DimensionVerdict, Issue, LabelProbabilities, ModelInfo
+from lift.critique import (
+    Dimension,
+    DimensionVerdict,
+    Issue,
+    Label,
+    LabelProbabilities,
+    ModelInfo,
+)
 from lift.services.critic.backends.base import ONE_FRAME_REASON, Judgement, one_frame
 from lift.services.critic.backends.signal.detect import Evidence, Finding
 from lift.services.critic.backends.signal.fidelity import FidelityRules, FidelityThresholds
@@ -37,7 +44,7 @@ from lift.services.critic.backends.signal.measure import measure
 from lift.services.critic.backends.signal.motion import MotionRules, MotionThresholds
 from lift.video import DecodedVideo
 
-VERSION = "1.0"
+VERSION = "2.0"
 NEEDS_VLM = (
     "Not assessed: comparing the video with the prompt needs a vision-language backend "
     "(vlm or composite); the signal backend measures pixels only."
@@ -163,6 +170,18 @@ class SignalBackend:
         findings = sorted(findings, key=lambda f: (f.start_s, f.tag))
         model = self.models[dim]
         probs = model.probabilities(model.badness(evidence))
-        reasons = tuple(f.reason for f in findings) or (_CLEAN_REASON[dim].format(n=n, dyn=dyn),)
+        reasons = tuple(f.reason for f in findings)
+        if not reasons:
+            raised = sorted((e for e in evidence if e.badness >= 0.3), key=lambda e: -e.badness)
+            if probs.most_likely() is Label.GOOD or not raised:
+                reasons = (_CLEAN_REASON[dim].format(n=n, dyn=dyn),)
+            else:
+                # No one defect passes its threshold, yet together they cost a label:
+                # say which readings (1 = a defect's threshold) add up.
+                shown = ", ".join(f"{e.tag.replace('_', ' ')} {e.badness:.2f}" for e in raised)
+                reasons = (
+                    f"No single defect passes its threshold in {n} analysed frames, but several "
+                    f"readings are raised together ({shown}; 1 = a defect's threshold).",
+                )
         issues = tuple(Issue(f.tag, f.start_s, f.end_s, round(f.severity, 3)) for f in findings)
         return DimensionVerdict.assessed(dim, probs, reasons, issues)
