@@ -195,3 +195,18 @@ def test_natural_scene_model_is_the_fit_of_the_pristine_pictures() -> None:
     stored = json.loads(NATURAL_SCENE.read_text())
     assert 0.3 < stored["pristine"]["edge_width"] < 0.9
     assert len(stored["per_picture"]) >= 6
+
+
+@pytest.mark.parametrize("width", [128, 192, 256])
+def test_small_clean_pictures_do_not_read_as_noisy_but_added_noise_does(windows, width) -> None:
+    """In a small picture texture reaches the flattest pixels: the noise floor follows size."""
+    for name, frames in windows.items():
+        h, w = frames[0].shape[:2]
+        size = (width, round(h * width / w) // 2 * 2)
+        small = [np.asarray(cv2.resize(f, size, interpolation=cv2.INTER_AREA)) for f in frames]
+        clean_small = _fidelity(_encode(small))
+        assert "noise" not in {i.tag for i in clean_small.issues}, (name, width, clean_small)
+        noisy = _fidelity(_encode(_noise(small, 8.0)))
+        assert "noise" in {i.tag for i in noisy.issues}, (name, width, noisy)
+        assert noisy.score is not None and clean_small.score is not None
+        assert noisy.score < clean_small.score

@@ -27,6 +27,9 @@ from lift.services.critic.backends.signal import quality
 from lift.services.critic.backends.signal.fidelity import NATURAL_SCENE
 
 PRISTINE = Path(__file__).resolve().parent / "pristine"
+NOISE_SIDES = (96, 128, 192, 256, 384, 512)
+"""Long sides (px) the pristine noise floor is also read at: a smaller picture packs its
+texture into fewer pixels, so even its flattest pixels hold texture that reads as noise."""
 
 
 def measure(gray: np.ndarray) -> dict[str, float]:
@@ -54,6 +57,18 @@ def fit(paths: list[Path]) -> dict[str, object]:
         per[p.stem] = {k: round(v, 6) for k, v in measure(gray).items()}
     if not per:
         raise ValueError("no pristine pictures to fit on")
+    floors = {}
+    for side in NOISE_SIDES:
+        vals = []
+        for p in sorted(paths, key=lambda q: q.name):
+            gray = cv2.imdecode(np.frombuffer(p.read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE)
+            if gray is None:
+                raise ValueError(f"{p} is not an image")
+            k = side / max(gray.shape)
+            if k < 1:
+                gray = cv2.resize(gray, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+            vals.append(measure(gray)["noise_sigma"])
+        floors[str(side)] = round(statistics.median(vals), 6)
     keys = next(iter(per.values())).keys()
     return {
         "about": "Pristine reference of the signal critic's absolute picture measures; "
@@ -61,6 +76,7 @@ def fit(paths: list[Path]) -> dict[str, object]:
         "inputs_sha256": digest.hexdigest(),
         "pristine": {k: round(statistics.median(v[k] for v in per.values()), 6) for k in keys},
         "per_picture": per,
+        "noise_floor_by_side": floors,
     }
 
 

@@ -50,6 +50,25 @@ class NaturalScene:
     """Median share of smeared blocks of pristine photographs."""
     noise_sigma: float
     """Median noise floor (grey levels) of pristine photographs: natural grain, not a defect."""
+    noise_floor_by_side: tuple[tuple[float, float], ...] = ()
+    """(long side px, median noise floor) of the same photographs shrunk to that side: a
+    small picture packs texture into its flattest pixels, which reads as noise."""
+
+    def noise_floor(self, side: np.ndarray) -> np.ndarray:
+        """The pristine noise floor at these fine-scale long sides (px).
+
+        Interpolated in log(side) over the fitted sides, made non-increasing with
+        size (never below the full-scale floor) and held flat outside them.
+        """
+        if not self.noise_floor_by_side:
+            return np.full(np.shape(side), self.noise_sigma)
+        sides = np.array([a for a, _ in self.noise_floor_by_side], np.float64)
+        floors = np.array([b for _, b in self.noise_floor_by_side], np.float64)
+        order = np.argsort(sides)
+        sides, floors = sides[order], floors[order]
+        floors = np.maximum(np.maximum.accumulate(floors[::-1])[::-1], self.noise_sigma)
+        logs = np.log(np.maximum(np.asarray(side, np.float64), 1.0))
+        return np.interp(logs, np.log(sides), floors)
 
 
 @cache
@@ -61,6 +80,9 @@ def natural_scene(path: Path = NATURAL_SCENE) -> NaturalScene:
         edge_width=float(ref["edge_width"]),
         smear=float(ref["smear"]),
         noise_sigma=float(ref["noise_sigma"]),
+        noise_floor_by_side=tuple(
+            sorted((float(k), float(v)) for k, v in data.get("noise_floor_by_side", {}).items())
+        ),
     )
 
 
@@ -287,10 +309,15 @@ class FidelityRules(Rules):
         )
 
     def _noise(self) -> None:
-        # Noise up to the natural grain of pristine pictures is not a defect.
-        q, th, floor = self.m.quality, self.th, self.scene.noise_sigma
+        # Noise up to the natural grain of pristine pictures is not a defect. In a
+        # small picture texture reaches the flattest pixels: the floor there is that
+        # of the pristine photographs shrunk to the same size, and the threshold
+        # keeps its ratio to the floor.
+        q, th, scene = self.m.quality, self.th, self.scene
+        floor = scene.noise_floor(q.fine_side)
+        threshold = floor * (th.noise_sigma / scene.noise_sigma)
         self._ratio_rule(
-            (q.noise_sigma - floor) / (th.noise_sigma - floor),
+            (q.noise_sigma - floor) / (threshold - floor),
             "noise",
             "Visible noise over {span} (estimated sigma {peak:.1f} grey levels).",
             q.noise_sigma,

@@ -76,6 +76,8 @@ class FrameQuality:
     """1st percentile of grey levels (small frame)."""
     blockiness: float
     """Gradient across 8x8 block edges / gradient inside blocks (1 = none)."""
+    fine_side: float
+    """Long side (px) of the fine-scale frame the absolute measures read."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Quality:
     white_point: np.ndarray
     black_point: np.ndarray
     blockiness: np.ndarray
+    fine_side: np.ndarray
 
     @classmethod
     def stack(cls, frames: list[FrameQuality]) -> Quality:
@@ -123,6 +126,14 @@ def hist_quantile(hist: np.ndarray, q: float) -> float:
 
 def _hist(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return cv2.calcHist([img], [0], mask, [256], [0, 256]).ravel()
+
+
+def fine_scale_side(shape: tuple[int, ...]) -> int:
+    """Long side (px) of the whole picture at the fine scale (before the centre crop)."""
+    side = max(shape[:2])
+    while side > FINE_MAX_SIDE:
+        side = (side + 1) // 2 if side % 2 else side // 2
+    return side
 
 
 def fine_frame(gray: np.ndarray) -> np.ndarray:
@@ -263,4 +274,5 @@ def frame_quality(gray: np.ndarray, mid: np.ndarray, small: np.ndarray) -> Frame
         white_point=hist_quantile(hist, 0.99),
         black_point=hist_quantile(hist, 0.01),
         blockiness=_blockiness(gray),
+        fine_side=float(fine_scale_side(gray.shape)),
     )
