@@ -15,6 +15,7 @@ from lift.cli.debug import debug_app
 from lift.cli.generator import generate, generator_app
 from lift.cli.hra import hra_app
 from lift.cli.prefs import prefs_app
+from lift.cli.prompts import prompts_app
 from lift.cli.trainer import align, runs_app, trainer_app
 from lift.cli.up import up
 
@@ -32,6 +33,7 @@ app.add_typer(runs_app, name="runs")
 app.command("up")(up)
 app.add_typer(hra_app, name="hra")
 app.add_typer(prefs_app, name="prefs")
+app.add_typer(prompts_app, name="prompts")
 app.add_typer(debug_app, name="debug")
 app.add_typer(auth_app, name="auth")
 
