@@ -108,6 +108,10 @@ def critic_serve(
     video_root: Annotated[
         Path | None, typer.Option(help="Directory file:// video URIs may read from")
     ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="signal/composite: calibration file `lift critic calibrate` wrote"),
+    ] = None,
 ) -> None:
     """Run the critic: gRPC and HTTP in one process (settings also from LIFT_CRITIC_* env)."""
     settings = critic_settings(
@@ -128,12 +132,91 @@ def critic_serve(
             "batch_max_size": batch_max_size,
             "batch_max_wait_ms": batch_max_wait_ms,
             "video_root": video_root,
+            "calibration": calibration,
         }
     )
     with needs_extra("critic", "lift critic serve"):
         from lift.services.critic.server import build_critic
 
         run_service("critic", settings, build_critic)
+
+
+@critic_app.command("calibrate")
+def critic_calibrate(
+    data: Annotated[Path, typer.Option(help="Human ratings to fit on (LiFT-HRA JSON lines)")],
+    out: Annotated[Path, typer.Option(help="Calibration file to write (JSON)")],
+    eval_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval", help="Held-out ratings to report agreement on [default: the --data file]"
+        ),
+    ] = None,
+    templates: TemplatesOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Fit the signal critic's ordinal models (weights, cut points) to human labels."""
+    with needs_extra("critic", "lift critic calibrate"):
+        from lift.services.critic.backends.signal import calibration as cal
+    from lift.hra.records import resolve_video
+    from lift.templates import TemplateError, load_templates
+
+    try:
+        tpl = load_templates(templates)
+    except TemplateError as exc:
+        fail(f"templates: {exc}", code=2)
+    try:
+        train_records = cal.read_ratings(data, tpl)
+        eval_records = cal.read_ratings(eval_file, tpl) if eval_file is not None else None
+        train = cal.measure_evidence(train_records, data)
+        held_out = (
+            cal.measure_evidence(eval_records, eval_file)
+            if eval_records is not None and eval_file is not None
+            else train
+        )
+    except cal.CalibrationError as exc:
+        fail(str(exc), code=2)
+    if not train:
+        fail(
+            f"{data}: no usable records: the signal critic assesses only "
+            "motion_smoothness and video_fidelity",
+            code=2,
+        )
+    results = cal.calibrate(train, held_out)
+    fitted = {r.dimension: r.model for r in results if r.model is not None}
+    if not fitted:
+        fail(
+            f"{data}: no dimension has enough labels to fit (need {cal.MIN_LABELS} per dimension)",
+            code=2,
+        )
+    on = "held-out" if eval_file is not None else "training (no --eval given)"
+    videos = len({resolve_video(data, r.record.video) for r in train})
+    fitted_on = {"records": len(train), "videos": videos, "sha256": cal.sha256_of(data)}
+    sha = cal.save_calibration(out, fitted, fitted_on)
+    report = {
+        "out": str(out),
+        "version_tag": f"cal-{sha[:8]}",
+        "agreement_on": "held_out" if eval_file is not None else "training",
+        "fitted_on": fitted_on,
+        "dimensions": {
+            r.dimension.value: {
+                "train_labels": r.train_labels,
+                "eval_labels": r.eval_labels,
+                "accuracy_before": r.before,
+                "accuracy_after": r.after,
+                "note": r.note or None,
+            }
+            for r in results
+        },
+    }
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"agreement with the human labels on the {on} data:")
+    for r in results:
+        line = f"  {r.dimension.value:<22} before {_pct(r.before):>6}  after {_pct(r.after):>6}"
+        line += f"  ({r.train_labels} train / {r.eval_labels} eval labels)"
+        typer.echo(line + (f"  note: {r.note}" if r.note else ""))
+    typer.echo(f"wrote {out} (model version +cal-{sha[:8]}; serve with --calibration {out})")
 
 
 def _local_engine(

@@ -85,6 +85,12 @@ class CriticSettings(ServiceSettings):
         description="Dimensions the VLM decides in the composite backend; the signal "
         "critic decides the others it assesses.",
     )
+    calibration: Path | None = Field(
+        None,
+        description="signal / composite: a calibration file `lift critic calibrate` wrote "
+        "(ordinal model weights and cut points fitted to human labels); the model version "
+        "then ends in +cal-<first 8 hex of its sha256>.",
+    )
     max_frames_analysed: int = Field(
         256,
         ge=2,
@@ -202,6 +208,16 @@ class CriticSettings(ServiceSettings):
                     load_templates(self.templates)
                 except TemplateError as exc:
                     raise ValueError(f"templates: {exc}") from None
+        if self.calibration is not None:
+            from lift.services.critic.backends.signal.calibration import (
+                CalibrationError,
+                load_calibration,
+            )
+
+            try:
+                load_calibration(self.calibration)
+            except CalibrationError as exc:
+                raise ValueError(f"calibration: {exc}") from None
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
         return self

@@ -14,7 +14,12 @@ if TYPE_CHECKING:
 def _signal(settings: CriticSettings) -> CriticBackend:
     from lift.services.critic.backends.signal import SignalBackend
 
-    return SignalBackend()
+    if settings.calibration is None:
+        return SignalBackend()
+    from lift.services.critic.backends.signal.calibration import load_calibration
+
+    cal = load_calibration(settings.calibration)  # checked by the settings; re-read here
+    return SignalBackend(models=cal.models, calibration=cal.tag)
 
 
 def _vlm(settings: CriticSettings, vision: str = "torch") -> CriticBackend:

@@ -115,12 +115,23 @@ class SignalBackend:
         fidelity: FidelityThresholds | None = None,
         models: Mapping[Dimension, OrdinalModel] | None = None,
         max_frames: int = MAX_FRAMES,
+        calibration: str | None = None,
     ) -> None:
+        """``calibration``: a short name of the calibration ``models`` came from (the
+        model version shows it, so rewards from different calibrations stay apart)."""
         self.motion = motion or MotionThresholds()
         self.fidelity = fidelity or FidelityThresholds()
         self.models = {**DEFAULT_MODELS, **(models or {})}
         self.max_frames = max_frames
-        self.model = ModelInfo(backend="signal", name="lift-signal", version=VERSION)
+        version = f"{VERSION}+{calibration}" if calibration else VERSION
+        self.model = ModelInfo(backend="signal", name="lift-signal", version=version)
+
+    def evidence(self, video: DecodedVideo, check: Callable[[], None]) -> list[Evidence]:
+        """Every rule's badness on this video, before any weighting (what calibration fits on)."""
+        m = measure(video.frames, video.timestamps, should_stop=check)
+        motion = MotionRules(m, th=self.motion).run()
+        fidelity = FidelityRules(m, excluded=motion.excluded.copy(), th=self.fidelity).run()
+        return motion.evidence + fidelity.evidence
 
     def prepare(self, video: DecodedVideo, prompt: str, check: Callable[[], None]) -> Judgement:
         """Measure the frames, apply the rules, and give a verdict per dimension."""
