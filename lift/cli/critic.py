@@ -156,7 +156,10 @@ def critic_calibrate(
 ) -> None:
     """Fit the signal critic's ordinal models (weights, cut points) to human labels."""
     with needs_extra("critic", "lift critic calibrate"):
+        from lift.services.critic.backends.signal import SignalBackend
         from lift.services.critic.backends.signal import calibration as cal
+    from dataclasses import replace
+
     from lift.hra.records import resolve_video
     from lift.templates import TemplateError, load_templates
 
@@ -182,6 +185,16 @@ def critic_calibrate(
             code=2,
         )
     results = cal.calibrate(train, held_out)
+    # Labels on dimensions the critic does not assess never reach the fit; count them anyway.
+    given = [r.dimension for r in train_records], [r.dimension for r in eval_records or []]
+    results = [
+        r
+        if r.dimension in SignalBackend.assessed
+        else replace(
+            r, train_labels=given[0].count(r.dimension), eval_labels=given[1].count(r.dimension)
+        )
+        for r in results
+    ]
     fitted = {r.dimension: r.model for r in results if r.model is not None}
     if not fitted:
         fail(

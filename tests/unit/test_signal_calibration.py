@@ -256,7 +256,8 @@ def test_cli_fits_reports_and_writes(rated: Path, tmp_path: Path) -> None:
     assert report["agreement_on"] == "held_out"
     vf = report["dimensions"]["video_fidelity"]
     assert vf["accuracy_after"] > vf["accuracy_before"]
-    assert report["dimensions"]["semantic_consistency"]["note"]
+    sc = report["dimensions"]["semantic_consistency"]
+    assert sc["note"] and sc["train_labels"] == 1 and sc["accuracy_after"] is None
     cal = load_calibration(out)
     assert set(cal.models) == {MS, VF}
     assert cal.fitted_on["records"] == 20 and cal.fitted_on["videos"] == 10

@@ -20,7 +20,8 @@ The label is the most probable one; the score is p_good + 0.5 p_normal, a
 strictly decreasing function of ``z``: it keeps its resolution among clips that
 are all "good" and falls further as any defect grows. The defaults are set by
 hand on injected defects (``benchmarks.critic_signal_real``), not fitted to
-human ratings.
+human ratings; ``lift critic calibrate`` (:mod:`.calibration`) fits them to a
+rated set, and ``SignalBackend(models=...)`` takes the result.
 """
 
 from __future__ import annotations
