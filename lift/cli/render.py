@@ -60,7 +60,7 @@ def print_agreement(console: Console, reports: Sequence[AgreementReport]) -> Non
     from lift.hra.agreement import PAPER_TABLE2
 
     table = Table(title="Agreement with human labels (accuracy %)", title_justify="left")
-    table.add_column("critic")
+    table.add_column("critic", no_wrap=True, overflow="fold")
     for d in DIMENSIONS:
         table.add_column(d.value.replace("_", " ").title(), justify="right")
     table.add_column("Avg", justify="right")
