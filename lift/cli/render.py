@@ -60,10 +60,12 @@ def print_agreement(console: Console, reports: Sequence[AgreementReport]) -> Non
     from lift.hra.agreement import PAPER_TABLE2
 
     table = Table(title="Agreement with human labels (accuracy %)", title_justify="left")
-    table.add_column("critic", no_wrap=True, overflow="fold")
+    # A long critic name (signal+cal-<sha8>, an address) folds rather than being cut off.
+    longest = max((len(r.critic) for r in reports), default=6)
+    table.add_column("critic", overflow="fold", min_width=min(24, longest))
     for d in DIMENSIONS:
-        table.add_column(d.value.replace("_", " ").title(), justify="right")
-    table.add_column("Avg", justify="right")
+        table.add_column(d.value.replace("_", " ").title(), justify="right", min_width=5)
+    table.add_column("Avg", justify="right", min_width=5)
     table.add_column("n", justify="right")
     for r in reports:
         accs = [_pct(r.dimensions[d].accuracy) for d in DIMENSIONS]
