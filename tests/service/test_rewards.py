@@ -21,7 +21,7 @@ from lift.rewards import AsyncCriticReward, CriticReward, y4m_size
 from tests.service.conftest import RunningCritic, start_critic
 
 PROMPT = "a soft pattern drifts to the left"
-T, H, W = 16, 144, 256
+T, H, W = 16, 96, 128
 MAX_PROMPT = 200
 
 
