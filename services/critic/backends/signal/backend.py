@@ -27,7 +27,7 @@ rated set, and ``SignalBackend(models=...)`` takes the result.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lift.critique import (
@@ -81,11 +81,9 @@ class OrdinalModel:
     cut_bad: float = 2.0
     scale: float = 0.45
 
-    def badness(self, evidence: Sequence[Evidence]) -> float:
-        """The combined badness ``z`` of a dimension's evidence (a weighted p-norm)."""
-        total = sum(
-            self.weights.get(e.tag, self.default_weight) * e.badness**self.power for e in evidence
-        )
+    def badness(self, readings: Iterable[tuple[str, float]]) -> float:
+        """The combined badness ``z`` of a dimension's (tag, b) readings (a weighted p-norm)."""
+        total = sum(self.weights.get(t, self.default_weight) * b**self.power for t, b in readings)
         return float(total ** (1.0 / self.power)) if total > 0 else 0.0
 
     def probabilities(self, z: float) -> LabelProbabilities:
@@ -127,18 +125,23 @@ class SignalBackend:
         version = f"{VERSION}+{calibration}" if calibration else VERSION
         self.model = ModelInfo(backend="signal", name="lift-signal", version=version)
 
-    def evidence(self, video: DecodedVideo, check: Callable[[], None]) -> list[Evidence]:
-        """Every rule's badness on this video, before any weighting (what calibration fits on)."""
+    def _rules(
+        self, video: DecodedVideo, check: Callable[[], None]
+    ) -> tuple[MotionRules, FidelityRules]:
+        """Measure the frames and apply every rule (motion first: fidelity skips its pairs)."""
         m = measure(video.frames, video.timestamps, should_stop=check)
         motion = MotionRules(m, th=self.motion).run()
         fidelity = FidelityRules(m, excluded=motion.excluded.copy(), th=self.fidelity).run()
+        return motion, fidelity
+
+    def evidence(self, video: DecodedVideo, check: Callable[[], None]) -> list[Evidence]:
+        """Every rule's badness on this video, before any weighting (what calibration fits on)."""
+        motion, fidelity = self._rules(video, check)
         return motion.evidence + fidelity.evidence
 
     def prepare(self, video: DecodedVideo, prompt: str, check: Callable[[], None]) -> Judgement:
         """Measure the frames, apply the rules, and give a verdict per dimension."""
-        m = measure(video.frames, video.timestamps, should_stop=check)
-        motion = MotionRules(m, th=self.motion).run()
-        fidelity = FidelityRules(m, excluded=motion.excluded.copy(), th=self.fidelity).run()
+        motion, fidelity = self._rules(video, check)
         findings = motion.findings + fidelity.findings
         evidence = motion.evidence + fidelity.evidence
         still = one_frame(video)
@@ -181,7 +184,7 @@ class SignalBackend:
     ) -> DimensionVerdict:
         findings = sorted(findings, key=lambda f: (f.start_s, f.tag))
         model = self.models[dim]
-        probs = model.probabilities(model.badness(evidence))
+        probs = model.probabilities(model.badness((e.tag, e.badness) for e in evidence))
         reasons = tuple(f.reason for f in findings)
         if not reasons:
             raised = sorted((e for e in evidence if e.badness >= 0.3), key=lambda e: -e.badness)

@@ -152,15 +152,7 @@ def measure_evidence(
 
 def predict(model: OrdinalModel, evidence: Evidence) -> Label:
     """The label the model gives a video with this evidence (as the backend does)."""
-    z = _badness(model, evidence)
-    return model.probabilities(z).most_likely()
-
-
-def _badness(model: OrdinalModel, evidence: Evidence) -> float:
-    total = sum(
-        model.weights.get(t, model.default_weight) * b**model.power for t, b in evidence.items()
-    )
-    return float(total ** (1.0 / model.power)) if total > 0 else 0.0
+    return model.probabilities(model.badness(evidence.items())).most_likely()
 
 
 def accuracy(model: OrdinalModel, rated: Sequence[Rated]) -> float | None:
