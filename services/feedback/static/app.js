@@ -624,14 +624,17 @@
     });
     document.addEventListener("keydown", onKey);
 
-    let info;
+    // With tokens on, /v1/info itself wants a token: a 401 there says "ask for one".
     try {
-      info = await api("GET", "v1/info");
+      const info = await api("GET", "v1/info");
+      state.auth = !!info.auth;
     } catch (e) {
-      showStatus("cannot read the service's info: " + e.message, "error");
-      return;
+      if (e.status !== 401) {
+        showStatus("cannot read the service's info: " + e.message, "error");
+        return;
+      }
+      state.auth = true;
     }
-    state.auth = !!info.auth;
     const saved = sessionStorage.getItem(storageKey());
     if (saved) await signIn(saved);
     else showSignIn();

@@ -109,12 +109,13 @@
     // One row per annotator pair, one column per dimension: "κ (n)".
     const head = $("cohen").tHead.rows[0];
     while (head.firstChild) head.removeChild(head.firstChild);
-    for (const text of ["annotator A", "annotator B"].concat(DIMENSIONS.map((d) => d[1]))) {
+    ["annotator A", "annotator B"].concat(DIMENSIONS.map((d) => d[1])).forEach((text, i) => {
       const th = document.createElement("th");
       th.scope = "col";
       th.textContent = text;
+      if (i >= 2) th.className = "num";
       head.appendChild(th);
-    }
+    });
     const pairs = new Map();
     for (const [dim] of DIMENSIONS) {
       for (const p of (agreement[dim] || {}).cohen_kappa || []) {
@@ -203,14 +204,17 @@
       state.token = token;
       refresh();
     });
-    let info;
+    // With tokens on, /v1/info itself wants a token: a 401 there says "ask for one".
     try {
-      info = await api("v1/info");
+      const info = await api("v1/info");
+      state.auth = !!info.auth;
     } catch (e) {
-      showStatus("cannot read the service's info: " + e.message, "error");
-      return;
+      if (e.status !== 401) {
+        showStatus("cannot read the service's info: " + e.message, "error");
+        return;
+      }
+      state.auth = true;
     }
-    state.auth = !!info.auth;
     state.token = sessionStorage.getItem(TOKEN_KEY);
     if (state.auth && !state.token) showSignIn();
     else await refresh();
