@@ -158,3 +158,22 @@ def decode_last(
         **{cache_keyword(decoder): past_key_values},
     )
     return lm_head(out.last_hidden_state[:, -1, :]), output_cache(out)
+
+
+def logits_at(
+    decoder: Any,
+    lm_head: Any,
+    inputs_embeds: Any,
+    attention_mask: Any,
+    position_ids: Any,
+    select: Any,
+) -> Any:
+    """(N, V) logits at the ``select``-ed positions ((B, L) bool, row-major order), no cache:
+    the training forward (``decode_last`` serves; this one scores every answer token)."""
+    out = decoder(
+        inputs_embeds=inputs_embeds,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=False,
+    )
+    return lm_head(out.last_hidden_state[select])

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lift.services.critic.backends.vlm.families.base import VisionInput, decode_last
+from lift.services.critic.backends.vlm.families.base import VisionInput, decode_last, logits_at
 from lift.services.critic.backends.vlm.preprocess import PatchConfig, preprocess_video
 from lift.templates import Templates
 
@@ -181,6 +181,19 @@ class Qwen2VLFamily:
             position_ids,
             past_key_values,
             use_cache,
+        )
+
+    def logits_at(
+        self, model: Any, inputs_embeds: Any, attention_mask: Any, position_ids: Any, select: Any
+    ) -> Any:
+        """Training: (N, V) logits at the ``select``-ed positions of the full sequences."""
+        return logits_at(
+            self._inner(model).language_model,
+            model.lm_head,
+            inputs_embeds,
+            attention_mask,
+            position_ids,
+            select,
         )
 
 

@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from lift.services.critic.backends.vlm.families.base import VisionInput, decode_last
+from lift.services.critic.backends.vlm.families.base import VisionInput, decode_last, logits_at
 from lift.services.critic.backends.vlm.intern_vit import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -753,6 +753,20 @@ class VilaFamily:
             position_ids,
             past_key_values,
             use_cache,
+        )
+
+    def logits_at(
+        self,
+        model: VilaModel,
+        inputs_embeds: Any,
+        attention_mask: Any,
+        position_ids: Any,
+        select: Any,
+    ) -> Any:
+        """Training: (N, V) logits at the ``select``-ed positions of the full sequences."""
+        llm: Any = model.llm
+        return logits_at(
+            llm.model, llm.lm_head, inputs_embeds, attention_mask, position_ids, select
         )
 
 

@@ -1,0 +1,1 @@
+"""Fine-tuning the vlm critic on human ratings (``lift critic train``)."""

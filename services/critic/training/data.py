@@ -1,0 +1,145 @@
+"""Training examples from LiFT-HRA records, prepared exactly as the critic serves them.
+
+Each record becomes the question the critic asks at serving time for its dimension (the
+same templates, rendered by the family with the video placeholders expanded; the frames
+decoded, sampled and preprocessed by the critic engine's own path: ``CriticEngine._prepare``
+then the backend's ``prepare``) followed by the answer ``"<Label>. <reason>"`` and the
+token the family stops on. Each (video, caption) is decoded and prepared once per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lift.critique import Critique
+from lift.errors import LiftError
+from lift.hra.records import HraRecord, read_hra, resolve_video
+from lift.serving import Deadline
+from lift.templates import Templates
+from lift.uris import is_uri
+
+MAX_LISTED_ERRORS = 10
+
+
+class TrainDataError(ValueError):
+    """A training or evaluation file (or one of its videos) cannot be used."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One (video, dimension) rating as token ids."""
+
+    key: tuple[str, str]
+    """(resolved video path, caption): the prepared video it asks about."""
+    question: tuple[int, ...]
+    answer: tuple[int, ...]
+    """The answer's tokens, end token included (the loss is on these only)."""
+
+
+def read_records(path: Path, templates: Templates) -> list[HraRecord]:
+    """Every record of an HRA file, or TrainDataError listing the bad lines."""
+    if path.is_dir():
+        raise TrainDataError(f"{path} is a directory; give an HRA file (JSON lines)")
+    records, errors = read_hra(path, templates)
+    if errors:
+        shown = "\n".join(f"  {path}:{e}" for e in errors[:MAX_LISTED_ERRORS])
+        more = len(errors) - MAX_LISTED_ERRORS
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        raise TrainDataError(
+            f"{path} has {len(errors)} bad records (`lift hra validate {path}` lists them):\n"
+            f"{shown}{tail}"
+        )
+    uris = [r for r in records if is_uri(r.video)]
+    if uris:
+        raise TrainDataError(
+            f"{path}:line {uris[0].line}: {uris[0].video} is a URI; training reads local video "
+            "files only (paths relative to the data file)"
+        )
+    return records
+
+
+class PreparedVideos:
+    """Each (video, caption) decoded and prepared once, through the serving engine."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.items: dict[tuple[str, str], Any] = {}
+        self.digests: dict[str, str] = {}
+
+    def add(self, data_file: Path, records: Sequence[HraRecord]) -> list[tuple[str, str]]:
+        """Prepare the records' videos (those not prepared yet); their keys, in record order."""
+        from lift.services.critic.engine import VideoSource
+
+        keys = []
+        for r in records:
+            key = (resolve_video(data_file, r.video), r.prompt)
+            keys.append(key)
+            if key in self.items:
+                continue
+            try:
+                source = VideoSource(data=Path(key[0]).read_bytes())
+                prepared = self.engine._prepare(source, key[1], Deadline())
+            except OSError as exc:
+                raise TrainDataError(
+                    f"{data_file}:line {r.line}: cannot read {key[0]}: {exc}"
+                ) from None
+            except LiftError as exc:
+                raise TrainDataError(
+                    f"{data_file}:line {r.line}: {key[0]}: {getattr(exc, 'message', exc)}"
+                ) from None
+            self.items[key] = prepared
+            self.digests[key[0]] = prepared.digest.hex()
+        return keys
+
+    def judge(self, keys: Sequence[tuple[str, str]], chunk: int = 8) -> list[Critique | str]:
+        """Score prepared videos with the engine's own judging path (label probabilities)."""
+        out: list[Critique | str] = []
+        for i in range(0, len(keys), chunk):
+            batch = [self.items[k] for k in keys[i : i + chunk]]
+            out += self.engine._judge(batch, False, Deadline())
+        return out
+
+
+def end_token(scorer: Any) -> int:
+    """The token the family stops an answer on (its conversation's stop, else end of text)."""
+    tok = scorer.tokenizer
+    for text in scorer.family.stop_texts(scorer.templates):
+        tid = tok.convert_tokens_to_ids(text)
+        if isinstance(tid, int) and tid != tok.unk_token_id:
+            return tid
+    if tok.eos_token_id is None:
+        raise TrainDataError("the tokenizer has no end-of-sequence token to end answers with")
+    return int(tok.eos_token_id)
+
+
+def build_examples(
+    records: Sequence[HraRecord],
+    keys: Sequence[tuple[str, str]],
+    videos: PreparedVideos,
+    scorer: Any,
+) -> list[Example]:
+    """Question + answer tokens of every record (``keys`` from :meth:`PreparedVideos.add`)."""
+    t = scorer.templates
+    end = end_token(scorer)
+    out = []
+    for r, key in zip(records, keys, strict=True):
+        item = videos.items[key].item
+        if r.dimension not in item.dims:
+            raise TrainDataError(
+                f"line {r.line}: {r.video} rates {r.dimension.value}, which the critic does not "
+                "ask about this video (one frame has no motion)"
+            )
+        question = item.rows[item.dims.index(r.dimension)]
+        text = (t.answer_prefix(r.label) + r.reason).rstrip()
+        answer = [*scorer.family.answer_ids(scorer.tokenizer, t, text), end]
+        out.append(Example(key, tuple(question), tuple(answer)))
+    return out
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()

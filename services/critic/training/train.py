@@ -1,0 +1,516 @@
+"""LoRA fine-tuning of the vlm critic on LiFT-HRA ratings (``lift critic train``).
+
+The model is loaded exactly as the critic serves it (``VlmBackend``: the family's loader,
+templates, frame sampling); the LoRA is injected into that model in place, so the same
+``VlmScorer`` reads label probabilities from the weights being trained and the per-epoch
+agreement is what the critic would serve. The loss is cross-entropy on the answer tokens
+(``"<Label>. <reason>"`` and the end token) only.
+
+Runs under accelerate: one process on CPU or one device, or ``accelerate launch`` over
+several (each process takes every n-th batch; gradients are averaged before each step).
+Same data, same options, same seed: same adapter (no dropout, a seeded order per epoch).
+
+``OUT/checkpoints/epoch-N`` holds the adapter, the trainable tensors, the optimizer,
+scheduler and RNG state after epoch N; ``--resume`` continues from the newest one when the
+data, model and options are those it was written with. The final adapter is ``OUT`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lift.checkpoints import fingerprint
+from lift.critique import DIMENSIONS
+from lift.hra.agreement import AgreementReport, agreement
+from lift.hra.records import HraRecord
+from lift.services.critic.training.adapters import (
+    LoraOptions,
+    format_for,
+    trainable_parameters,
+)
+from lift.services.critic.training.data import (
+    Example,
+    PreparedVideos,
+    TrainDataError,
+    build_examples,
+    file_digest,
+    read_records,
+)
+
+log = logging.getLogger(__name__)
+
+STATE = "state.json"
+TRAINABLE = "trainable.safetensors"
+OPTIMIZER = "optimizer.safetensors"
+LOG = "train_log.jsonl"
+
+
+class TrainError(ValueError):
+    """The run cannot start or continue (bad options, model, output directory, resume)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``lift critic train``'s options."""
+
+    data: Path
+    model: Path
+    out: Path
+    eval: Path | None = None
+    epochs: int = 3
+    lr: float = 2e-4
+    rank: int = 16
+    alpha: float = 32.0
+    batch_size: int = 8
+    grad_accum: int = 1
+    num_frames: int = 8
+    templates: str | None = None
+    seed: int = 0
+    resume: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+
+    def check(self) -> None:
+        """Refuse options that cannot train, naming the option."""
+        for name in ("epochs", "rank", "batch_size", "grad_accum", "num_frames"):
+            if getattr(self, name) < 1:
+                raise TrainError(f"--{name.replace('_', '-')} must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise TrainError("--lr must be a positive number")
+        if not (self.alpha > 0 and math.isfinite(self.alpha)):
+            raise TrainError("--alpha must be a positive number")
+        if self.out.exists() and not self.out.is_dir():
+            raise TrainError(f"--out {self.out} is a file; give a directory for the adapter")
+        if not (self.model / "config.json").is_file():
+            raise TrainError(
+                f"--model {self.model}: no config.json; give a critic checkpoint directory"
+            )
+
+    def options(self) -> dict[str, Any]:
+        """What a resumed run must share with the run that wrote the checkpoint."""
+        keys = ("epochs", "lr", "rank", "alpha", "batch_size", "grad_accum", "num_frames")
+        keys += ("templates", "seed", "dtype", "weight_decay", "max_grad_norm")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class EpochLog:
+    """One line of ``train_log.jsonl``."""
+
+    epoch: int
+    loss: float | None
+    steps: int
+    eval: dict[str, Any] | None = None
+
+
+@dataclass
+class TrainSummary:
+    """What the run did (``--json`` prints it)."""
+
+    out: str
+    family: str
+    examples: int
+    epochs: int
+    steps: int
+    trainable_parameters: int
+    losses: list[float | None] = field(default_factory=list)
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    resumed_from: int | None = None
+
+
+def accuracy_summary(report: AgreementReport) -> dict[str, Any]:
+    """Average and per-dimension agreement of one report (None where nothing compared)."""
+    return {
+        "average": report.average,
+        "dimensions": {d.value: report.dimensions[d].accuracy for d in DIMENSIONS},
+        "errors": len(report.errors),
+    }
+
+
+class CriticTrainer:
+    """Loads the critic, prepares the data, trains, checkpoints and evaluates."""
+
+    def __init__(self, config: TrainConfig, echo: Callable[[str], None] | None = None) -> None:
+        config.check()
+        self.config = config
+        self.echo = echo or (lambda s: print(s, file=sys.stderr))
+        self._setup()
+
+    # -- set-up -------------------------------------------------------------------
+    def _setup(self) -> None:
+        from accelerate import Accelerator
+
+        from lift.services.critic.backends.vlm import protocols
+        from lift.services.critic.backends.vlm.backend import VlmBackend, VlmOptions
+        from lift.services.critic.engine import CriticEngine
+        from lift.services.critic.settings import CriticSettings
+        from lift.templates import load_templates
+
+        c = self.config
+        protocol = protocols.detect(c.model, c.templates)
+        if protocol != "labels":
+            raise TrainError(
+                f"--model {c.model} answers with the {protocol} protocol (a reward head or numeric "
+                'ratings), not "<Label>. <reason>"; `lift critic train` fine-tunes label-answering '
+                "critics (Qwen2-VL, Qwen2.5-VL, VILA / LiFT-Critic)"
+            )
+        cpu = c.device == "cpu" or (c.device == "auto" and not torch.cuda.is_available())
+        self.acc = Accelerator(cpu=cpu)
+        device = str(self.acc.device) if c.device == "auto" else c.device
+        self.templates = load_templates(c.templates)
+        try:
+            settings = CriticSettings(
+                backend="vlm",
+                model=c.model,
+                templates=c.templates,
+                device=device,
+                dtype=c.dtype,  # type: ignore[arg-type]
+                num_frames=c.num_frames,
+            )
+        except ValueError as exc:
+            raise TrainError(f"invalid critic settings: {exc}") from None
+        options = VlmOptions(
+            model=c.model,
+            templates=c.templates,
+            device=device,
+            dtype=c.dtype,
+            num_frames=c.num_frames,
+            max_reason_tokens=settings.max_reason_tokens,
+        )
+        self.backend = VlmBackend(options)
+        self.engine = CriticEngine(settings, self.backend)  # no load(): judged in this thread
+        self.scorer = self.backend.scorer
+        self.family = self.backend.family
+        self.model = self.scorer.model
+        self.format = format_for(self.family.name)
+        self.videos = PreparedVideos(self.engine)
+        self.train_records = read_records(c.data, self.templates)
+        keys = self.videos.add(c.data, self.train_records)
+        self.examples = build_examples(self.train_records, keys, self.videos, self.scorer)
+        self.eval_records: list[HraRecord] = []
+        if c.eval is not None:
+            self.eval_records = read_records(c.eval, self.templates)
+            self.videos.add(c.eval, self.eval_records)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        torch.manual_seed(c.seed)  # LoRA A's initialisation
+        self.handle = self.format.attach(self.model, LoraOptions(c.rank, c.alpha))
+        self.model.eval()  # no dropout anywhere: the same data and seed give the same adapter
+        self.params = trainable_parameters(self.model)
+        for p in self.params.values():
+            if p.dtype in (torch.float16, torch.bfloat16):
+                p.data = p.data.float()  # the optimizer steps in float32
+        self.optimizer = torch.optim.AdamW(
+            list(self.params.values()),
+            lr=c.lr,
+            betas=(0.9, 0.95),  # the reference recipe's AdamW betas
+            weight_decay=c.weight_decay,
+        )
+        per_epoch = math.ceil(self._batches_per_epoch() / c.grad_accum)
+        self.total_steps = per_epoch * c.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: max(0.1, 1.0 - 0.9 * step / max(1, self.total_steps))
+        )
+        self.identity = {
+            "data": file_digest(c.data),
+            "eval": file_digest(c.eval) if c.eval is not None else None,
+            "videos": fingerprint_videos(self.videos.digests),
+            "model": fingerprint(c.model),
+            "options": c.options(),
+        }
+
+    def _batches_per_epoch(self) -> int:
+        c = self.config
+        n = math.ceil(len(self.examples) / c.batch_size)
+        return math.ceil(n / self.acc.num_processes)
+
+    # -- one step -----------------------------------------------------------------
+    def loss(self, batch: Sequence[Example]) -> torch.Tensor:
+        """Mean cross-entropy over the answer tokens of ``batch`` (questions, padding masked)."""
+        family, model, scorer = self.family, self.model, self.scorer
+        device = model.device
+        rows = [list(e.question) + list(e.answer) for e in batch]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), scorer.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        select = torch.zeros((len(rows), width), dtype=torch.bool)
+        targets: list[int] = []
+        for b, (e, row) in enumerate(zip(batch, rows, strict=True)):
+            start = width - len(row)  # left-padded, as the scorer pads
+            ids[b, start:] = torch.tensor(row)
+            mask[b, start:] = 1
+            first = start + len(e.question)
+            select[b, first - 1 : width - 1] = True  # position t predicts token t + 1
+            targets += list(e.answer)
+        ids, mask, select = ids.to(device), mask.to(device), select.to(device)
+        visions = [self.videos.items[e.key].item.vision for e in batch]
+        per_video = family.encode_videos(model, visions)
+        placed = ids == scorer.video_token_id
+        embeds = family.embed(model, ids.masked_fill(placed, scorer.pad_id))
+        embeds = embeds.masked_scatter(placed.unsqueeze(-1), torch.cat(per_video).to(embeds.dtype))
+        positions = family.position_ids(model, ids, mask, visions)
+        logits = family.logits_at(model, embeds, mask, positions, select)  # type: ignore[attr-defined]
+        return torch.nn.functional.cross_entropy(
+            logits.float(), torch.tensor(targets, device=device)
+        )
+
+    def _order(self, epoch: int) -> list[list[Example]]:
+        """This process's batches of ``epoch``: a seeded shuffle, then every n-th batch."""
+        c = self.config
+        gen = torch.Generator().manual_seed(c.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.examples), generator=gen).tolist()
+        batches = [
+            [self.examples[i] for i in order[k : k + c.batch_size]]
+            for k in range(0, len(order), c.batch_size)
+        ]
+        return batches[self.acc.process_index :: self.acc.num_processes]
+
+    # -- evaluation -----------------------------------------------------------------
+    def evaluate(self) -> AgreementReport | None:
+        """Agreement on --eval through the serving path (None without --eval)."""
+        if not self.eval_records or self.config.eval is None:
+            return None
+        from lift.hra.records import resolve_video
+
+        data = self.config.eval
+        resolved = [
+            HraRecord(
+                r.line, r.id, resolve_video(data, r.video), r.prompt, r.dimension, r.label, r.reason
+            )
+            for r in self.eval_records
+        ]
+        return agreement("vlm (training)", resolved, self.videos.judge)
+
+    # -- the run ----------------------------------------------------------------------
+    def run(self) -> TrainSummary:
+        """Train (or continue) and write the adapter; the summary of the whole run."""
+        from tqdm import tqdm
+
+        c = self.config
+        c.out.mkdir(parents=True, exist_ok=True)
+        summary = TrainSummary(
+            out=str(c.out),
+            family=self.family.name,
+            examples=len(self.examples),
+            epochs=c.epochs,
+            steps=0,
+            trainable_parameters=sum(p.numel() for p in self.params.values()),
+        )
+        start_epoch = 1
+        history: list[dict[str, Any]] = []
+        if c.resume:
+            done = self._resume()
+            if done is not None:
+                start_epoch = done + 1
+                summary.resumed_from = done
+                history = _read_log(c.out / LOG)[: done + 1]
+        if start_epoch == 1:
+            history = []
+            report = self.evaluate()
+            entry = asdict(EpochLog(0, None, 0, accuracy_summary(report) if report else None))
+            history.append(entry)
+            self._write_log(history)
+            self._print_epoch(entry)
+        step = (start_epoch - 1) * math.ceil(self._batches_per_epoch() / c.grad_accum)
+        for epoch in range(start_epoch, c.epochs + 1):
+            batches = self._order(epoch)
+            total, count = 0.0, 0
+            bar = tqdm(
+                total=len(batches),
+                desc=f"epoch {epoch}/{c.epochs}",
+                file=sys.stderr,
+                disable=not self.acc.is_main_process,
+                leave=False,
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            for k, batch in enumerate(batches):
+                loss = self.loss(batch)
+                (loss / c.grad_accum).backward()
+                total, count = total + float(loss.detach()), count + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / count:.4f}")
+                if (k + 1) % c.grad_accum == 0 or k + 1 == len(batches):
+                    self._step()
+                    step += 1
+            bar.close()
+            mean = total / count if count else None
+            if self.acc.num_processes > 1 and mean is not None:
+                mean = float(self.acc.reduce(torch.tensor(mean, device=self.acc.device), "mean"))
+            report = self.evaluate() if self.acc.is_main_process else None
+            entry = asdict(
+                EpochLog(epoch, mean, step, accuracy_summary(report) if report else None)
+            )
+            history.append(entry)
+            if self.acc.is_main_process:
+                self._checkpoint(epoch, step)
+                self._write_log(history)
+                self._print_epoch(entry)
+            self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            self.format.save(self.handle, self.model, c.out, c.model)
+        summary.steps = step
+        summary.losses = [h["loss"] for h in history[1:]]
+        summary.before = history[0]["eval"] if history else None
+        summary.after = history[-1]["eval"] if len(history) > 1 else None
+        return summary
+
+    def _step(self) -> None:
+        if self.acc.num_processes > 1:
+            for p in self.params.values():
+                if p.grad is not None:
+                    p.grad = self.acc.reduce(p.grad, "mean")
+        torch.nn.utils.clip_grad_norm_(list(self.params.values()), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _print_epoch(self, entry: dict[str, Any]) -> None:
+        ev = entry["eval"]
+        loss = "" if entry["loss"] is None else f" loss {entry['loss']:.4f}"
+        where = "before training" if entry["epoch"] == 0 else f"epoch {entry['epoch']}"
+        text = f"{where}:{loss}"
+        if ev is not None:
+            dims = "  ".join(f"{d} {_pct(a)}" for d, a in ev["dimensions"].items())
+            text += f"  agreement avg {_pct(ev['average'])}  ({dims})"
+        self.echo(text)
+
+    def _write_log(self, history: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(h) + "\n" for h in history)
+        (self.config.out / LOG).write_text(text, encoding="utf-8")
+
+    # -- checkpoints ------------------------------------------------------------------
+    def _checkpoint(self, epoch: int, step: int) -> None:
+        from safetensors.torch import save_file
+
+        where = self.config.out / "checkpoints" / f"epoch-{epoch}"
+        self.format.save(self.handle, self.model, where, self.config.model)
+        save_file(
+            {n: p.detach().cpu().contiguous() for n, p in self.params.items()},
+            str(where / TRAINABLE),
+        )
+        tensors, groups = _flatten_optimizer(self.optimizer.state_dict())
+        save_file(tensors, str(where / OPTIMIZER))
+        state = {
+            "epoch": epoch,
+            "step": step,
+            "identity": self.identity,
+            "optimizer_groups": groups,
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state().tolist(),
+        }
+        (where / STATE).write_text(json.dumps(state), encoding="utf-8")
+
+    def _resume(self) -> int | None:
+        """Load the newest checkpoint; its epoch, or None when there is none."""
+        from safetensors.torch import load_file
+
+        root = self.config.out / "checkpoints"
+        epochs = (
+            sorted(
+                int(p.name.removeprefix("epoch-"))
+                for p in root.glob("epoch-*")
+                if p.name.removeprefix("epoch-").isdigit() and (p / STATE).is_file()
+            )
+            if root.is_dir()
+            else []
+        )
+        if not epochs:
+            self.echo(f"--resume: no checkpoint in {root}; starting from the beginning")
+            return None
+        where = root / f"epoch-{epochs[-1]}"
+        try:
+            state = json.loads((where / STATE).read_text(encoding="utf-8"))
+            trainable = load_file(str(where / TRAINABLE))
+            tensors = load_file(str(where / OPTIMIZER))
+        except (OSError, ValueError) as exc:
+            raise TrainError(f"--resume: {where} is not a readable checkpoint: {exc}") from None
+        differ = _differences(state.get("identity", {}), self.identity)
+        if differ:
+            raise TrainError(
+                f"--resume: the checkpoint in {where} was written with other "
+                + "; ".join(differ)
+                + "; resume with the same data, model and options, or train into a new --out"
+            )
+        if set(trainable) != set(self.params):
+            raise TrainError(f"--resume: {where} holds other trainable tensors than this run")
+        with torch.no_grad():
+            for n, p in self.params.items():
+                p.copy_(trainable[n].to(p.dtype))
+        self.optimizer.load_state_dict(_unflatten_optimizer(tensors, state["optimizer_groups"]))
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        self.echo(f"resuming after epoch {state['epoch']} from {where}")
+        return int(state["epoch"])
+
+
+def fingerprint_videos(digests: dict[str, str]) -> str:
+    """One digest of every video's bytes (order-free)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(digests):
+        h.update(digests[path].encode())
+    return h.hexdigest()
+
+
+def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    out = []
+    names = {"data": "--data contents", "eval": "--eval contents", "videos": "videos"}
+    names["model"] = "--model checkpoint"
+    for key in ("data", "eval", "videos", "model"):
+        if saved.get(key) != now.get(key):
+            out.append(names[key])
+    old, new = saved.get("options", {}), now.get("options", {})
+    for key in new:
+        if old.get(key) != new[key]:
+            flag = "--" + key.replace("_", "-")
+            out.append(f"{flag} ({old.get(key)!r} then, {new[key]!r} now)")
+    return out
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any]:
+    tensors = {}
+    for index, slots in state["state"].items():
+        for name, value in slots.items():
+            v = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            tensors[f"{index}.{name}"] = v.detach().cpu().contiguous()
+    return tensors, state["param_groups"]
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: Any) -> dict[str, Any]:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": groups}
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    except (OSError, ValueError):
+        return []
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def train(config: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainSummary:
+    """Run ``lift critic train`` (errors: TrainError, TrainDataError, ValueError from loading)."""
+    return CriticTrainer(config, echo).run()
+
+
+__all__ = ["CriticTrainer", "TrainConfig", "TrainDataError", "TrainError", "TrainSummary", "train"]
