@@ -55,6 +55,8 @@ class Scope(StrEnum):
     """Generator: load, promote and pin adapters (what every caller is served)."""
     RUNS = "runs"
     """Trainer: start, read, list, cancel and watch runs."""
+    RATE = "rate"
+    """Feedback: rate videos (next item, its video, ratings, skip, flag, undo)."""
     ADMIN = "admin"
     """Everything, including calls no table lists."""
 
@@ -103,6 +105,19 @@ ACCESS: Final[Mapping[str, Mapping[str, Rule]]] = {
         "GET /v1/runs/{run_id}": Scope.RUNS,
         "POST /v1/runs/{run_id}:cancel": Scope.RUNS,
         "GET /v1/runs/{run_id}/events": Scope.RUNS,
+        "GET /v1/info": ANY_TOKEN,
+    },
+    # The pages (/, /overview, /static/*) are open: they hold no data and ask for a token.
+    "feedback": {
+        "GET /v1/me": Scope.RATE,
+        "GET /v1/next": Scope.RATE,
+        "GET /v1/items/{item_id}/video": Scope.RATE,
+        "POST /v1/ratings": Scope.RATE,
+        "POST /v1/items/{item_id}:skip": Scope.RATE,
+        "POST /v1/items/{item_id}:flag": Scope.RATE,
+        "POST /v1/undo": Scope.RATE,
+        "GET /v1/overview": Scope.ADMIN,
+        "POST /v1/items": Scope.ADMIN,
         "GET /v1/info": ANY_TOKEN,
     },
 }

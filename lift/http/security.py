@@ -227,7 +227,7 @@ def document_bearer_auth(app: FastAPI, open_paths: frozenset[str]) -> None:
                 "type": "http",
                 "scheme": "bearer",
                 "description": "A token from `lift auth add NAME --scope S`; each operation "
-                "needs its scope (judge, generate, adapters, runs; admin: all).",
+                "needs its scope (judge, generate, adapters, runs, rate; admin: all).",
             }
             schema["security"] = [{"bearer": []}]
             refusals = error_responses(401, 403)
@@ -249,22 +249,31 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 """The Host names a service bound to loopback accepts when ``trusted_hosts`` is unset."""
 
 
-def secure_app(app: FastAPI, service: str, settings: ServiceSettings) -> Authenticator | None:
+def secure_app(
+    app: FastAPI,
+    service: str,
+    settings: ServiceSettings,
+    public_paths: Iterable[str] = (),
+    public_prefixes: tuple[str, ...] = (),
+) -> Authenticator | None:
     """Add tokens, trusted hosts, CORS and the cross-origin write guard to a service's app.
 
     Call before the app serves. Returns the :class:`Authenticator` (None without a
     tokens file) so the gRPC front can share it. A tokens file that cannot be used
     raises :class:`lift.auth.AuthFileError` (start-up fails with its message).
+    ``public_paths`` and ``public_prefixes`` answer without a token like health does:
+    a service's static pages (the feedback service's annotation page asks for the
+    token itself); they must hold no data.
     """
     auth = Authenticator(settings.auth_file) if settings.auth_file is not None else None
     if auth is not None:
-        open_paths = set(HEALTH_PATHS)
-        open_prefixes: tuple[str, ...] = ()
+        open_paths = set(HEALTH_PATHS) | set(public_paths)
+        open_prefixes: tuple[str, ...] = tuple(public_prefixes)
         if settings.open_metrics:
             open_paths.add("/metrics")
         if settings.open_docs:
             open_paths |= DOCS_PATHS
-            open_prefixes = (ASSETS_URL + "/",)
+            open_prefixes = (*open_prefixes, ASSETS_URL + "/")
         document_bearer_auth(app, frozenset(open_paths))
         # Innermost (after the request metrics, so refusals are counted), before routing.
         app.user_middleware.append(

@@ -1,0 +1,1 @@
+"""The feedback service: people rate generated videos with reasons; LiFT-HRA export."""

@@ -1,0 +1,160 @@
+"""Export the ratings as LiFT-HRA JSON lines, split into train and test by video.
+
+One record per (item, dimension), as `lift hra validate` reads them and `lift critic
+train` learns from: the human turn is the critic's question for the dimension with the
+item's prompt, the gpt turn ``"<Label>. <reason>"``. Several annotators' ratings of an
+item become one label per dimension:
+
+- ``majority``: the label most annotators gave; a tie is left out (and counted);
+- ``all``: only a label every annotator of the item gave.
+
+The reason comes from the first annotator (oldest rating) who gave that label with a
+reason. The split is by video content (every item of one video file on the same side),
+shuffled by ``seed``: the same database and seed give the same files. Videos are copied
+into ``OUT/videos/`` so the files' paths are relative and the folder moves as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from lift.critique import DIMENSIONS, Dimension, Label
+from lift.services.feedback.store import Item, Rating, Store
+from lift.templates import VIDEO_MARKER, Templates
+
+Consensus = Literal["majority", "all"]
+
+_EXT = {
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "video/x-matroska": ".mkv",
+    "video/x-msvideo": ".avi",
+    "video/quicktime": ".mov",
+}
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote and what it left out."""
+
+    train_records: int = 0
+    test_records: int = 0
+    train_videos: int = 0
+    test_videos: int = 0
+    items: int = 0
+    ties: int = 0
+    """(item, dimension) pairs left out: no majority (majority) or no unanimity (all)."""
+    missing: list[str] = field(default_factory=list)
+    """Items whose video file is gone (left out)."""
+
+    def line(self) -> str:
+        """One line for the terminal."""
+        text = (
+            f"train: {self.train_records} records of {self.train_videos} videos, "
+            f"test: {self.test_records} records of {self.test_videos} videos "
+            f"({self.items} rated items; {self.ties} item-dimensions without consensus left out)"
+        )
+        if self.missing:
+            text += f"; {len(self.missing)} items with a missing video left out"
+        return text
+
+
+def consensus_label(
+    ratings: list[Rating], dim: Dimension, mode: Consensus
+) -> tuple[Label, str] | None:
+    """The label of one item on one dimension and a reason for it; None without consensus."""
+    labels = [r.labels[dim] for r in ratings]
+    counts = Counter(labels).most_common()
+    top, n = counts[0]
+    if mode == "all" and n != len(labels):
+        return None
+    if mode == "majority" and len(counts) > 1 and counts[1][1] == n:
+        return None
+    reason = next(
+        (r.reasons[dim] for r in ratings if r.labels[dim] is top and r.reasons.get(dim)), ""
+    )
+    return top, reason
+
+
+def split_videos(keys: list[str], test_fraction: float, seed: int) -> set[str]:
+    """The keys that go to test: a seeded shuffle; both sides non-empty when 2+ keys."""
+    order = sorted(keys)
+    random.Random(seed).shuffle(order)
+    n_test = round(len(order) * test_fraction)
+    if len(order) >= 2 and 0 < test_fraction < 1:
+        n_test = min(max(n_test, 1), len(order) - 1)
+    return set(order[:n_test])
+
+
+def export_hra(
+    store: Store,
+    out: Path,
+    templates: Templates,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    consensus: Consensus = "majority",
+) -> ExportSummary:
+    """Write ``out/train.jsonl``, ``out/test.jsonl`` and ``out/videos/``; the summary."""
+    if not 0 <= test_fraction <= 1:
+        raise ValueError(f"test fraction must be within 0..1, got {test_fraction}")
+    summary = ExportSummary()
+    items = {i.item_id: i for i in store.items()}
+    by_item: dict[str, list[Rating]] = defaultdict(list)
+    for r in store.ratings():
+        by_item[r.item_id].append(r)
+    records: dict[str, list[tuple[Item, Dimension, Label, str]]] = defaultdict(list)
+    for item_id in sorted(by_item, key=lambda i: items[i].seq):
+        item = items[item_id]
+        if not store.video_file(item).is_file():
+            summary.missing.append(item_id)
+            continue
+        summary.items += 1
+        for dim in DIMENSIONS:
+            decided = consensus_label(by_item[item_id], dim, consensus)
+            if decided is None:
+                summary.ties += 1
+                continue
+            records[item.video_sha256].append((item, dim, *decided))
+    test = split_videos([k for k, v in records.items() if v], test_fraction, seed)
+    videos = out / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    lines: dict[str, list[str]] = {"train": [], "test": []}
+    copied: set[str] = set()
+    for sha, rows in sorted(records.items(), key=lambda kv: kv[1][0][0].seq):
+        side = "test" if sha in test else "train"
+        if side == "test":
+            summary.test_videos += 1
+        else:
+            summary.train_videos += 1
+        for item, dim, label, reason in rows:
+            # One file per item: the same video under two prompts is two rated videos, and an
+            # HRA file rates each video once per dimension.
+            name = f"{item.item_id}{_EXT.get(item.media_type, '.mp4')}"
+            if name not in copied:
+                shutil.copyfile(store.video_file(item), videos / name)
+                copied.add(name)
+            record = {
+                "id": f"{item.item_id}-{dim.value}",
+                "video": f"videos/{name}",
+                "dimension": dim.value,
+                "prompt": item.prompt,
+                "conversations": [
+                    {
+                        "from": "human",
+                        "value": f"{VIDEO_MARKER}\n{templates.question(dim, item.prompt)}",
+                    },
+                    {"from": "gpt", "value": (templates.answer_prefix(label) + reason).strip()},
+                ],
+            }
+            lines[side].append(json.dumps(record, ensure_ascii=False))
+    for side, rows_ in lines.items():
+        (out / f"{side}.jsonl").write_text("".join(x + "\n" for x in rows_), encoding="utf-8")
+    summary.train_records = len(lines["train"])
+    summary.test_records = len(lines["test"])
+    return summary

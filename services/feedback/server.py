@@ -1,0 +1,108 @@
+"""Assemble the feedback process: engine and HTTP app (this service has no gRPC front).
+
+:class:`lift.runner.ServiceRunner` binds a gRPC port for every service; the feedback
+service is a browser-facing HTTP app only, so it runs uvicorn the same way (the same
+body, header and connection limits, TLS options and signal handling) without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+
+import uvicorn
+
+from lift.http.limits import HttpLimits
+from lift.runner import tls_options
+from lift.services.feedback.engine import FeedbackEngine
+from lift.services.feedback.http_app import create_app
+from lift.services.feedback.settings import FeedbackSettings
+
+log = logging.getLogger(__name__)
+
+
+class _QuietUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the runner stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+class FeedbackRunner:
+    """Serves the feedback app; the bound port is in :attr:`http_port` (0 = any free one)."""
+
+    def __init__(self, settings: FeedbackSettings, engine: FeedbackEngine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or FeedbackEngine(settings)
+        self.app = create_app(self.engine)
+        _, http_ssl = tls_options(settings)
+        self.tls = bool(http_ssl)
+        limits = HttpLimits.of(settings)
+        host = settings.host
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, settings.http_port))
+        self.http_port = self._sock.getsockname()[1]
+        self._uvicorn = _QuietUvicorn(
+            uvicorn.Config(
+                limits.wrap(self.app),
+                log_level=settings.log_level.lower(),
+                access_log=False,
+                lifespan="off",
+                **http_ssl,
+                **limits.uvicorn_options(),
+            )
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Import the queue sources, then serve."""
+        await asyncio.to_thread(self.engine.load)
+        self._task = asyncio.create_task(self._uvicorn.serve(sockets=[self._sock]))
+        while not self._uvicorn.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        log.info(
+            "feedback ready: %s://%s:%d (annotation page at /, overview at /overview)",
+            "https" if self.tls else "http",
+            self.settings.host,
+            self.http_port,
+        )
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop taking requests, let those in flight finish (up to ``grace_s``), close."""
+        self._uvicorn.config.timeout_graceful_shutdown = grace_s  # type: ignore[assignment]
+        self._uvicorn.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._sock.close()
+        await asyncio.to_thread(self.engine.close)
+
+    async def run_forever(self) -> None:
+        """Start, serve until SIGINT/SIGTERM, stop."""
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop(grace_s=0)
+            raise
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        assert self._task is not None
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("feedback shutting down")
+        await self.stop()
+        waiter.cancel()
+
+
+def build_feedback(settings: FeedbackSettings) -> FeedbackRunner:
+    """A runner for the feedback service (``await runner.start()`` or ``run_forever()``)."""
+    return FeedbackRunner(settings)
