@@ -155,7 +155,8 @@ class DataRoots:
 
 # ---- endpoints ----------------------------------------------------------------------
 
-_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$")
+HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$")
+"""host:port (an IPv6 host in brackets): the one address form runs may name."""
 
 
 def endpoint_key(address: str) -> str | None:
@@ -165,7 +166,7 @@ def endpoint_key(address: str) -> str | None:
     literals compare by value; names compare case-insensitively. gRPC target
     forms other than host:port (``unix:``, ``dns:///``, ``ipv4:``) return None.
     """
-    m = _HOST_PORT.fullmatch(address.strip())
+    m = HOST_PORT.fullmatch(address.strip())
     if m is None:
         return None
     host, port = m.group(1).strip("[]").lower().rstrip("."), int(m.group(2))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -134,25 +134,68 @@ class SamplingConfig(_Strict):
         return None
 
 
-class EndpointConfig(_Strict):
-    """A gRPC dependency and how the trainer calls it."""
+MAX_REPLICAS = 64
+"""Most replicas of one dependency a run spreads its work over."""
+_Address = Annotated[
+    str,
+    # no spaces: the address checked is the address dialled
+    Field(min_length=1, max_length=300, pattern=r"^\S+$"),
+]
 
-    address: str = Field(
-        min_length=1,
-        max_length=300,
-        pattern=r"^\S+$",  # no spaces: the address checked is the address dialled
-        description="host:port of the gRPC server; it must be on the trainer's allow-list "
-        "(LIFT_TRAINER_ALLOWED_ENDPOINTS).",
+
+class EndpointConfig(_Strict):
+    """A gRPC dependency (one server or several replicas) and how the trainer calls it.
+
+    Work is spread over the replicas: ``address`` plus ``addresses``, and with
+    ``resolve`` every IP address their host names resolve to (a Kubernetes headless
+    Service). The retry and outage policy below holds per replica: a replica that
+    keeps failing is set aside (its work goes to the others) and tried again after
+    ``retry_down_after_s``; the run fails only when no replica is left.
+    """
+
+    address: _Address = Field(
+        description="host:port of the gRPC server (or of its first replica); it must be on "
+        "the trainer's allow-list (LIFT_TRAINER_ALLOWED_ENDPOINTS).",
+    )
+    addresses: list[_Address] = Field(
+        default_factory=list,
+        max_length=MAX_REPLICAS - 1,
+        description="More replicas of the same service, host:port each (each on the "
+        "allow-list); the run spreads its calls over all of them.",
+    )
+    resolve: bool = Field(
+        False,
+        description="Each host name stands for several replicas (a Kubernetes headless "
+        "Service): every IP address it resolves to is a replica on the same port. "
+        "Re-resolved every resolve_every_s and whenever no replica is left.",
+    )
+    resolve_every_s: float = Field(
+        30.0, gt=0, le=MAX_TIMEOUT_S, description="How often resolve looks the names up again."
+    )
+    retry_down_after_s: float = Field(
+        30.0,
+        gt=0,
+        le=MAX_TIMEOUT_S,
+        description="A replica set aside as down is tried again after this long.",
     )
     timeout_s: float = Field(120.0, gt=0, le=MAX_TIMEOUT_S, description="Deadline of one call.")
-    retries: int = Field(4, ge=0, le=20, description="Retries after a failed call.")
+    retries: int = Field(
+        4,
+        ge=0,
+        le=20,
+        description="Retries after a failed call (per replica; past them it is down).",
+    )
     backoff_s: float = Field(0.5, gt=0, le=60, description="First retry delay; doubles each retry.")
     down_after_s: float = Field(
         60.0,
         gt=0,
         le=MAX_TIMEOUT_S,
-        description="A dependency unreachable this long fails the run.",
+        description="A replica unreachable this long is down; with no replica left, the run fails.",
     )
+
+    def targets(self) -> list[str]:
+        """The configured addresses, first ``address``, each once."""
+        return list(dict.fromkeys([self.address, *self.addresses]))
 
 
 class EvalConfig(_Strict):

@@ -30,7 +30,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,6 +87,9 @@ class Dependencies(Protocol):
 
     def generator_info(self) -> dict[str, Any]: ...
     def generate(self, request: GenerationRequest) -> bytes: ...
+    def generate_many(
+        self, requests: Sequence[GenerationRequest], progress: Callable[[int], None] | None = None
+    ) -> list[bytes]: ...
     def publish(self, version: str, files: AdapterFiles) -> None: ...
     def promote(self, version: str) -> None: ...
     def score(self, items: list[tuple[bytes, str]]) -> list[Critique]: ...
@@ -239,10 +242,8 @@ class AlignmentLoop:
         ]
         # Each process of a multi-GPU run samples its share; gradients are averaged.
         mine = items[self.acc.process_index :: self.acc.num_processes] or items[:1]
-        videos = []
-        for p, seed in mine:  # a cancel takes effect between videos, not after the batch
-            self._check_stop()
-            videos.append(self._generate(self._request(p, seed, self.current_version)))
+        # Spread over the generator replicas; a cancel takes effect between videos.
+        videos = self._generate_all([self._request(p, s, self.current_version) for p, s in mine])
         self._check_stop()
         critiques = self.deps.score([(v, p) for v, (p, _) in zip(videos, mine, strict=True)])
         self._check_stop()
@@ -272,16 +273,43 @@ class AlignmentLoop:
             adapter_version=version,
         )
 
-    def _generate(self, req: GenerationRequest) -> bytes:
+    def _generate_all(
+        self, reqs: list[GenerationRequest], progress: Callable[[int], None] | None = None
+    ) -> list[bytes]:
+        """The videos of ``reqs`` in order (all generator replicas at once, when several)."""
         assert self.deps is not None
+        self._check_stop()
+        many = getattr(self.deps, "generate_many", None)
         try:
-            return self.deps.generate(req)
+            if many is not None:
+                videos: list[bytes] = many(reqs, progress)
+                return videos
+            return self._one_by_one(reqs, progress)
         except AdapterMissing:
             if self.policy_weights is None:
                 raise
-            # The generator restarted or evicted our version: publish it again.
+            # The generator lost our version and it could not be installed again under
+            # its label: publish it under a new one.
+            old = self.current_version
             self._publish_policy(self.policy_weights)
-            return self.deps.generate(replace(req, adapter_version=self.current_version))
+            reqs = [
+                replace(r, adapter_version=self.current_version) if r.adapter_version == old else r
+                for r in reqs
+            ]
+            return many(reqs, progress) if many is not None else self._one_by_one(reqs, progress)
+
+    def _one_by_one(
+        self, reqs: list[GenerationRequest], progress: Callable[[int], None] | None
+    ) -> list[bytes]:
+        """Dependencies without generate_many: one request after another."""
+        assert self.deps is not None
+        videos = []
+        for i, req in enumerate(reqs, 1):
+            self._check_stop()
+            videos.append(self.deps.generate(req))
+            if progress is not None:
+                progress(i)
+        return videos
 
     def _add_score(self, batch: _Batch, c: Critique) -> None:
         reward, per_dim, all_good = reward_of(c, self.reward_map)
@@ -474,17 +502,17 @@ class AlignmentLoop:
         ev = self.config.eval
         if not ev.prompts or self.deps is None or not self.acc.is_main_process:
             return None
-        videos = []
         items = [(p, seed) for p in ev.prompts for seed in ev.seeds]
-        for i, (prompt, seed) in enumerate(items):
-            self._check_stop()
-            videos.append(self._generate(self._request(prompt, seed, version)))
+
+        def progress(done: int) -> None:
             self.emit(
                 "eval_progress",
                 step,
-                f"{label}: {i + 1}/{len(items)}",
-                {"done": i + 1, "total": len(items), "phase": label},
+                f"{label}: {done}/{len(items)}",
+                {"done": done, "total": len(items), "phase": label},
             )
+
+        videos = self._generate_all([self._request(p, s, version) for p, s in items], progress)
         critiques = self.deps.score([(v, p) for v, (p, _) in zip(videos, items, strict=True)])
         batch = _Batch([])
         for c in critiques:

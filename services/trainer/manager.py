@@ -421,9 +421,10 @@ class RunManager:
 
     def _config_defaults(self) -> dict[str, Any]:
         """What a config that names no generator or critic gets: the trainer's own."""
+        resolve = self.settings.resolve_endpoints
         return {
-            "generator": {"address": self.settings.generator_address},
-            "critic": {"address": self.settings.critic_address},
+            "generator": {"address": self.settings.generator_address, "resolve": resolve},
+            "critic": {"address": self.settings.critic_address, "resolve": resolve},
         }
 
     def check_access(self, config: RunConfig) -> None:
@@ -435,6 +436,8 @@ class RunManager:
         for field, endpoint in (("generator", config.generator), ("critic", config.critic)):
             if endpoint is not None:
                 self.endpoints.check(endpoint.address, f"{field}.address")
+                for i, address in enumerate(endpoint.addresses):
+                    self.endpoints.check(address, f"{field}.addresses.{i}")
         roots = self.access.roots
         if config.prompts_file is not None:
             roots.file(config.prompts_file, "prompts_file")

@@ -87,14 +87,14 @@ LAST_CHECKPOINT = Gauge(
 PUBLISHED = Counter("lift_trainer_adapters_published_total", "Adapters published to the generator.")
 DEPENDENCY_SECONDS = Histogram(
     "lift_trainer_dependency_seconds",
-    "Latency of successful calls to a dependency.",
-    ["dependency"],
+    "Latency of successful calls to a dependency, per replica address.",
+    ["dependency", "replica"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 DEPENDENCY_ERRORS = Counter(
     "lift_trainer_dependency_errors_total",
-    "Failed calls to a dependency by gRPC code.",
-    ["dependency", "code"],
+    "Failed calls to a dependency by replica address and gRPC code.",
+    ["dependency", "replica", "code"],
 )
 # Known label values exist from start-up (0, not absent), so rates and alerts see them.
 for _state in RunState:

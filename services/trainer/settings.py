@@ -73,6 +73,12 @@ class TrainerSettings(ServiceSettings):
     critic_address: str = Field(
         "localhost:50051", description="The critic runs use when their config names none."
     )
+    resolve_endpoints: bool = Field(
+        False,
+        description="Runs whose config names no generator or critic treat generator_address "
+        "and critic_address as DNS names for several replicas (a Kubernetes headless "
+        "Service): every address a name resolves to is a replica the run spreads work over.",
+    )
     allowed_endpoints: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="host:port generator and critic addresses run configs may name, "

@@ -7,7 +7,7 @@ from typing import Any
 
 from lift.critique import Critique, ModelInfo, VideoInfo
 from lift.services.trainer.config import EndpointConfig
-from lift.services.trainer.remote import Services
+from lift.services.trainer.remote import ReplicaPool, Services
 
 _MODEL = ModelInfo(backend="signal", name="fake", version="0")
 _VIDEO = VideoInfo(frames=2, fps=8.0, duration_s=0.25, width=8, height=8, frames_analysed=2)
@@ -38,7 +38,8 @@ def test_a_large_evaluation_is_scored_in_calls_the_critic_accepts() -> None:
     endpoint = EndpointConfig(address="localhost:1", retries=0)
     services = Services(endpoint, endpoint, threading.Event())
     fake = _FakeCritic(limit=64)
-    services._critic = fake  # type: ignore[assignment]
+    services.critic.close()
+    services.critic = ReplicaPool("critic", endpoint, threading.Event(), lambda _: fake)  # type: ignore[arg-type,return-value]
     items = [(b"v", f"prompt {i}") for i in range(150)]
     out = services.score(items)
     assert [c.prompt for c in out] == [p for _, p in items]  # every item, in order

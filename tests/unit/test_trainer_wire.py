@@ -31,7 +31,7 @@ from lift.runs import (
 )
 from lift.services.trainer.config import EndpointConfig, RunConfig, parse_run_config
 from lift.services.trainer.manager import page_token, parse_page_token
-from lift.services.trainer.remote import AdapterMissing, DependencyFailed, Retrying
+from lift.services.trainer.remote import AdapterMissing, DependencyFailed, ReplicaPool
 from lift.trainer.v1 import trainer_pb2
 
 # -- schema parity: the pydantic run config and lift.trainer.v1.RunConfig ----------------
@@ -317,13 +317,18 @@ def test_list_runs_pages_cover_every_run_once(tmp_path: Path) -> None:
 # -- a lost adapter, by status code ---------------------------------------------------------
 
 
-def _retrying() -> Retrying:
+class _NoClient:
+    def close(self) -> None:
+        pass
+
+
+def _retrying() -> ReplicaPool[_NoClient]:
     endpoint = EndpointConfig(address="gen:1", retries=0)
-    return Retrying("generator", endpoint, threading.Event())
+    return ReplicaPool("generator", endpoint, threading.Event(), lambda _: _NoClient())
 
 
 def test_a_lost_adapter_is_told_apart_by_its_status_code() -> None:
-    def lost() -> None:
+    def lost(_: object) -> None:
         raise AdapterNotFound("NOT_FOUND", "adapter version 'x' is not loaded")
 
     with pytest.raises(AdapterMissing):
@@ -331,7 +336,7 @@ def test_a_lost_adapter_is_told_apart_by_its_status_code() -> None:
 
 
 def test_the_words_not_found_in_a_message_mean_nothing() -> None:
-    def refused() -> None:
+    def refused(_: object) -> None:
         raise GeneratorError("INVALID_ARGUMENT", "NOT_FOUND appears in this sentence")
 
     with pytest.raises(DependencyFailed) as err:

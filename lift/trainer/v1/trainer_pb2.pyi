@@ -91,18 +91,26 @@ class SamplingConfig(_message.Message):
     def __init__(self, num_frames: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., fps: _Optional[float] = ...) -> None: ...
 
 class EndpointConfig(_message.Message):
-    __slots__ = ("address", "timeout_s", "retries", "backoff_s", "down_after_s")
+    __slots__ = ("address", "timeout_s", "retries", "backoff_s", "down_after_s", "addresses", "resolve", "resolve_every_s", "retry_down_after_s")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     BACKOFF_S_FIELD_NUMBER: _ClassVar[int]
     DOWN_AFTER_S_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    RESOLVE_FIELD_NUMBER: _ClassVar[int]
+    RESOLVE_EVERY_S_FIELD_NUMBER: _ClassVar[int]
+    RETRY_DOWN_AFTER_S_FIELD_NUMBER: _ClassVar[int]
     address: str
     timeout_s: float
     retries: int
     backoff_s: float
     down_after_s: float
-    def __init__(self, address: _Optional[str] = ..., timeout_s: _Optional[float] = ..., retries: _Optional[int] = ..., backoff_s: _Optional[float] = ..., down_after_s: _Optional[float] = ...) -> None: ...
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    resolve: bool
+    resolve_every_s: float
+    retry_down_after_s: float
+    def __init__(self, address: _Optional[str] = ..., timeout_s: _Optional[float] = ..., retries: _Optional[int] = ..., backoff_s: _Optional[float] = ..., down_after_s: _Optional[float] = ..., addresses: _Optional[_Iterable[str]] = ..., resolve: _Optional[bool] = ..., resolve_every_s: _Optional[float] = ..., retry_down_after_s: _Optional[float] = ...) -> None: ...
 
 class EvalConfig(_message.Message):
     __slots__ = ("prompts", "seeds")
