@@ -15,20 +15,39 @@ CHROMEDRIVER := /usr/bin/chromedriver
 # pytriton pins numpy<2; its Python backend runs the critic's ONNX vision graph.
 TRITON_VENV := .triton
 TRITON_STAMP := $(TRITON_VENV)/.setup-stamp
+# Compose's own config check (Debian's docker-compose, works offline): tests/deploy.
+COMPOSE := /usr/bin/docker-compose
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR := .demo
+# The lock files (tools/lock/lock.sh writes them; `make lock`): every pin of every extra and dev
+# tool, torch's CPU build in lock.txt, its CUDA build in lock-cuda.txt (the CUDA images).
+LOCK := requirements/lock.txt
+# The images' Dockerfiles (hadolint in `make lint`; build commands in deploy/README.md).
+DOCKERFILES := $(wildcard deploy/docker/*.Dockerfile)
 
-.PHONY: setup demo test lint format proto bench clean
+.PHONY: setup demo test lint format proto bench clean lock
 
-setup: $(STAMP) $(BUF) $(PROMETHEUS) $(CHROMEDRIVER) $(TRITON_STAMP)
+setup: $(STAMP) $(BUF) $(PROMETHEUS) $(CHROMEDRIVER) $(TRITON_STAMP) $(COMPOSE)
 
-$(STAMP): pyproject.toml
+# Installs exactly the lock (what CI and the images install too), then lift itself without deps.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first, from the pinned CPU wheel; nothing below may replace it.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[all,dev]'
+	# torch first, its CPU build as locked; nothing below may replace it.
+	$(PY) -m pip install -q -r requirements/torch-cpu.txt -c $(LOCK)
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	touch $@
+
+# Re-resolve the lock files from pyproject.toml, keeping current pins (ARGS=--upgrade moves
+# them all, ARGS='--upgrade-package NAME' one); commit the result.
+lock: $(STAMP)
+	UV=$(VENV)/bin/uv bash tools/lock/lock.sh $(ARGS)
+
+$(COMPOSE):
+	command -v docker-compose >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose; }
 
 $(TRITON_STAMP):
 	test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
@@ -62,6 +81,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint $(DOCKERFILES)
 	cd protos && ../$(BUF) lint
 	# The contract against its previous commit (see the script for which and why).
 	BUF=$(BUF) bash tools/buf_breaking.sh
