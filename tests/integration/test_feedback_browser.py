@@ -179,7 +179,7 @@ def _ctrl(driver: WebDriver, key: str) -> None:
     ActionChains(driver).key_down(Keys.CONTROL).send_keys(key).key_up(Keys.CONTROL).perform()
 
 
-def _wait(driver: WebDriver, what: str, condition: object, timeout_s: float = 15) -> object:
+def _wait(driver: WebDriver, what: str, condition: object, timeout_s: float = 30) -> object:
     return WebDriverWait(driver, timeout_s).until(condition, message=what)  # type: ignore[arg-type]
 
 

@@ -25,6 +25,7 @@
     },
   ];
   const LABELS = ["good", "normal", "bad"];
+  const ARROWS = { ArrowLeft: -1, ArrowUp: -1, ArrowRight: 1, ArrowDown: 1 };
   const DEFAULT_STEP_S = 1 / 25;
   const TOKEN_KEY = "lift.feedback.token";
   const NAME_KEY = "lift.feedback.annotator";
@@ -289,7 +290,8 @@
         b.dataset.dimension = dim.name;
         b.dataset.label = label;
         b.textContent = label + " (" + key + ")";
-        b.addEventListener("click", () => choose(dim.name, label, false));
+        b.tabIndex = j === 0 ? 0 : -1; // one tab stop per group; arrows move inside
+        b.addEventListener("click", () => choose(dim.name, label, "click"));
         group.appendChild(b);
       });
       box.appendChild(group);
@@ -316,17 +318,21 @@
     });
   }
 
-  function choose(dimension, label, fromKey) {
+  // how: "key" (1-9), "click" or "arrow" (arrow keys inside the radio group).
+  function choose(dimension, label, how) {
     if (!state.item) return;
     state.labels[dimension] = label;
     for (const l of LABELS) {
       const b = $("label-" + dimension + "-" + l);
       b.setAttribute("aria-checked", l === label ? "true" : "false");
+      b.tabIndex = l === label ? 0 : -1;
     }
     validate();
-    if (label !== "good") {
+    if (how === "arrow") {
+      $("label-" + dimension + "-" + label).focus();
+    } else if (label !== "good") {
       $("reason-" + dimension).focus();
-    } else if (fromKey) {
+    } else if (how === "key") {
       focusPage();
     }
   }
@@ -335,7 +341,9 @@
     state.labels = {};
     for (const dim of DIMENSIONS) {
       for (const l of LABELS) {
-        $("label-" + dim.name + "-" + l).setAttribute("aria-checked", "false");
+        const b = $("label-" + dim.name + "-" + l);
+        b.setAttribute("aria-checked", "false");
+        b.tabIndex = l === LABELS[0] ? 0 : -1;
       }
       $("reason-" + dim.name).value = "";
     }
@@ -572,6 +580,22 @@
       else focusPage();
       return;
     }
+    const onRadio = onButton && target.getAttribute("role") === "radio";
+    if (onRadio && ARROWS[key]) {
+      // A radio group: the arrows move the choice within the dimension.
+      ev.preventDefault();
+      const dim = target.dataset.dimension;
+      const at = LABELS.indexOf(state.labels[dim] || target.dataset.label);
+      const next = LABELS[(at + ARROWS[key] + LABELS.length) % LABELS.length];
+      choose(dim, state.labels[dim] ? next : target.dataset.label, "arrow");
+      return;
+    }
+    if (key === "Enter" && onRadio) {
+      // As in a form of native radio buttons, Enter submits.
+      ev.preventDefault();
+      submit();
+      return;
+    }
     if ((key === "Enter" || key === " ") && onButton) return; // the button's own action
 
     let handled = true;
@@ -582,7 +606,7 @@
     else if (/^[1-9]$/.test(key)) {
       const n = Number(key) - 1;
       const dim = DIMENSIONS[Math.floor(n / 3)];
-      choose(dim.name, LABELS[n % 3], true);
+      choose(dim.name, LABELS[n % 3], "key");
     } else {
       switch (key.toLowerCase()) {
         case "l": toggleLoop(); break;
