@@ -202,6 +202,10 @@ def sample(
         Path | None,
         typer.Option("--out", help="Instead: write OUT/videos/*.mp4 and OUT/items.jsonl"),
     ] = None,
+    num_frames: Annotated[int | None, typer.Option(help="Frames [model default]")] = None,
+    height: Annotated[int | None, typer.Option(help="Height, px [model default]")] = None,
+    width: Annotated[int | None, typer.Option(help="Width, px [model default]")] = None,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps [model default]")] = None,
     token: TokenOpt = None,
     tls: TlsOpt = False,
     ca_file: CaFileOpt = None,
@@ -226,7 +230,10 @@ def sample(
     if out is not None:
         (out / "videos").mkdir(parents=True, exist_ok=True)
         jsonl = (out / "items.jsonl").open("a", encoding="utf-8")
-    uploader = _Uploader(feedback, token, ca_file) if feedback is not None else None
+    uploader = None
+    if feedback is not None:
+        uploader = _Uploader(feedback, token, ca_file)
+        uploader.check()  # a wrong token or address fails before any video is generated
     made = 0
     try:
         with GeneratorClient(generator, credentials=creds) as client:
@@ -236,7 +243,15 @@ def sample(
                     name = f"{pid}-s{seed}.mp4"
                     if out is not None and (out / "videos" / name).exists():
                         continue  # written by an earlier run: resume
-                    video = client.generate(GenerationRequest(prompt=text, seed=seed))
+                    req = GenerationRequest(
+                        prompt=text,
+                        seed=seed,
+                        num_frames=num_frames,
+                        height=height,
+                        width=width,
+                        num_inference_steps=steps,
+                    )
+                    video = client.generate(req)
                     if uploader is not None:
                         item_id = uploader.upload(video.data, text)
                         typer.echo(f"{pid} seed {seed}: item {item_id}")
@@ -280,15 +295,11 @@ class _Uploader:
             base_url=url.rstrip("/"), headers=headers, timeout=120, verify=verify
         )
 
-    def upload(self, data: bytes, prompt: str) -> str:
+    def _call(self, method: str, path: str, what: str, **kw: Any) -> Any:
         import httpx
 
         try:
-            r = self.client.post(
-                "/v1/items",
-                files={"video": ("video.mp4", data, "video/mp4")},
-                data={"prompt": prompt},
-            )
+            r = self.client.request(method, path, **kw)
         except httpx.HTTPError as exc:
             fail(f"cannot reach the feedback service: {exc}")
         if r.status_code not in (200, 201):
@@ -296,8 +307,17 @@ class _Uploader:
                 message = r.json()["error"]["message"]
             except Exception:
                 message = r.text[:200]
-            fail(f"the feedback service refused the upload ({r.status_code}): {message}")
-        return str(r.json()["item_id"])
+            fail(f"the feedback service refused {what} ({r.status_code}): {message}")
+        return r.json()
+
+    def check(self) -> None:
+        """The token may upload (uploads need admin, as the overview does)."""
+        self._call("GET", "/v1/overview", "the token (uploads need the admin scope)")
+
+    def upload(self, data: bytes, prompt: str) -> str:
+        files = {"video": ("video.mp4", data, "video/mp4")}
+        reply = self._call("POST", "/v1/items", "the upload", files=files, data={"prompt": prompt})
+        return str(reply["item_id"])
 
     def close(self) -> None:
         self.client.close()
