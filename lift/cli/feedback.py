@@ -28,7 +28,10 @@ feedback_app = typer.Typer(
 
 DataOpt = Annotated[
     Path | None,
-    typer.Option("--data", help="Data directory (SQLite file, uploads) [./feedback-data]"),
+    typer.Option(
+        "--data",
+        help="Data directory: the SQLite file (without --db) and uploads [./feedback-data]",
+    ),
 ]
 DbOpt = Annotated[
     str | None,
@@ -92,9 +95,7 @@ def serve(
 def _open_store(data: Path | None, db: str | None) -> Any:
     from lift.services.feedback.store import Store
 
-    if data is not None and db is not None:
-        fail("give --db or --data, not both", code=2)
-    data = data or Path("feedback-data")
+    data = data or Path("feedback-data")  # uploaded videos live here with any database
     if db is None:
         file = data / "feedback.sqlite3"
         if not file.is_file():

@@ -36,7 +36,7 @@ class FeedbackSettings(ServiceSettings):
         "(comma-separated); the service reads videos only from these and from its data dir.",
     )
     max_video_bytes: int = Field(
-        256 * 1024 * 1024, ge=1024, description="Largest video imported or uploaded, bytes."
+        64 * 1024 * 1024, ge=1024, description="Largest video imported or uploaded, bytes."
     )
     max_prompt_chars: int = Field(4000, ge=1, description="Longest prompt, characters.")
     idle_gap_s: float = Field(
@@ -60,6 +60,11 @@ class FeedbackSettings(ServiceSettings):
                 f"binding {self.host} needs a tokens file: without one anybody could rate as "
                 "anybody; set LIFT_AUTH_FILE (`lift auth add alice --scope rate`) or bind "
                 "127.0.0.1"
+            )
+        if self.max_video_bytes * 4 // 3 + 1024 * 1024 > self.body_limit:
+            raise ValueError(
+                "max_body_bytes (or max_message_bytes) must leave room for an upload of "
+                "max_video_bytes in base64 JSON (4/3 of it + 1 MiB)"
             )
         return self
 

@@ -363,7 +363,9 @@ class Store:
         """Record a rating (already checked by :func:`check_rating`); its id.
 
         Conflict when this annotator already rated the item (undo first to change it).
-        A rating for an item the annotator skipped is accepted: they came back to it.
+        A rating for an item the annotator skipped is accepted: they came back to it; so
+        is one that lands after others completed the item's overlap meanwhile (two people
+        were offered its last slot): the work is kept, agreement only gains from it.
         """
         with self._lock, self.engine.begin() as conn:
             self._must_exist(conn, item_id)

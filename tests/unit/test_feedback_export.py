@@ -1,0 +1,53 @@
+"""Consensus labels and the by-video split of the feedback export."""
+
+from __future__ import annotations
+
+import pytest
+
+from lift.critique import Dimension, Label
+from lift.errors import InvalidInput
+from lift.services.feedback.export import consensus_label, split_videos
+from lift.services.feedback.store import Rating, check_rating
+
+SC = Dimension.SEMANTIC_CONSISTENCY
+
+
+def _r(i: int, label: Label, reason: str = "") -> Rating:
+    return Rating(i, f"rater{i}", "item", float(i), {SC: label}, {SC: reason} if reason else {})
+
+
+def test_majority_and_unanimity() -> None:
+    two_bad = [_r(1, Label.BAD), _r(2, Label.BAD, "the cat is a dog"), _r(3, Label.GOOD, "ok")]
+    assert consensus_label(two_bad, SC, "majority") == (Label.BAD, "the cat is a dog")
+    assert consensus_label(two_bad, SC, "all") is None
+    tie = [_r(1, Label.BAD, "x"), _r(2, Label.GOOD)]
+    assert consensus_label(tie, SC, "majority") is None
+    same = [_r(1, Label.GOOD), _r(2, Label.GOOD)]
+    assert consensus_label(same, SC, "all") == (Label.GOOD, "")
+    # the reason comes from the oldest rating with that label that has one
+    first = [_r(1, Label.NORMAL, "first"), _r(2, Label.NORMAL, "second")]
+    assert consensus_label(first, SC, "majority") == (Label.NORMAL, "first")
+
+
+def test_split_is_seeded_disjoint_and_never_empty() -> None:
+    keys = [f"v{i}" for i in range(10)]
+    a = split_videos(keys, 0.2, seed=1)
+    assert a == split_videos(list(reversed(keys)), 0.2, seed=1)  # order of input is irrelevant
+    assert len(a) == 2 and a <= set(keys)
+    assert any(split_videos(keys, 0.2, seed=s) != a for s in range(2, 6))
+    assert len(split_videos(["a", "b"], 0.01, 0)) == 1  # both sides keep a video
+    assert len(split_videos(["a", "b"], 0.99, 0)) == 1
+    assert split_videos(keys, 0.0, 0) == set()
+
+
+def test_check_rating_messages() -> None:
+    labels, reasons = check_rating(
+        {"semantic_consistency": "good", "motion_smoothness": "normal", "video_fidelity": "bad"},
+        {"motion_smoothness": " stutters ", "video_fidelity": "blurry"},
+    )
+    assert labels[Dimension.VIDEO_FIDELITY] is Label.BAD
+    assert reasons == {Dimension.MOTION_SMOOTHNESS: "stutters", Dimension.VIDEO_FIDELITY: "blurry"}
+    with pytest.raises(InvalidInput, match="labels.motion_smoothness is missing"):
+        check_rating({"semantic_consistency": "good"}, {})
+    with pytest.raises(InvalidInput, match="unknown dimension 'colour'"):
+        check_rating({"colour": "good"}, {})
