@@ -47,7 +47,7 @@ def test_check_rating_messages() -> None:
     )
     assert labels[Dimension.VIDEO_FIDELITY] is Label.BAD
     assert reasons == {Dimension.MOTION_SMOOTHNESS: "stutters", Dimension.VIDEO_FIDELITY: "blurry"}
-    with pytest.raises(InvalidInput, match="labels.motion_smoothness is missing"):
+    with pytest.raises(InvalidInput, match=r"labels\.motion_smoothness is missing"):
         check_rating({"semantic_consistency": "good"}, {})
     with pytest.raises(InvalidInput, match="unknown dimension 'colour'"):
         check_rating({"colour": "good"}, {})
