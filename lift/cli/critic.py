@@ -1,4 +1,4 @@
-"""`lift critic serve|export`, `lift critique` and `lift compare`."""
+"""`lift critic serve|export|calibrate|train`, `lift critique` and `lift compare`."""
 
 from __future__ import annotations
 
@@ -426,3 +426,137 @@ def compare(
         from rich.console import Console
 
         Console().print(comparison_table(a, b, c))
+
+
+DEMO_TRAIN_CLIPS, DEMO_TEST_CLIPS = 160, 24
+"""The demo's rule data (``lift critic train --demo``): clips to train on and held out."""
+
+
+@critic_app.command("train")
+def critic_train(
+    data: Annotated[
+        Path | None, typer.Option(help="Human ratings to train on (LiFT-HRA JSON lines)")
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Critic checkpoint directory (Qwen2-VL, Qwen2.5-VL or VILA family)"),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Adapter directory to write (checkpoints in OUT/checkpoints)"),
+    ] = None,
+    eval_file: Annotated[
+        Path | None,
+        typer.Option("--eval", help="Held-out ratings: agreement before training and per epoch"),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the data")] = 3,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 2e-4,
+    rank: Annotated[int, typer.Option(help="LoRA rank")] = 16,
+    alpha: Annotated[int, typer.Option(help="LoRA alpha (scale alpha / rank)")] = 32,
+    batch_size: Annotated[int, typer.Option(help="Ratings per step (per device)")] = 8,
+    grad_accum: Annotated[int, typer.Option(help="Batches per optimizer step")] = 1,
+    num_frames: Annotated[int, typer.Option(help="Frames the VLM sees (as served)")] = 8,
+    templates: TemplatesOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the LoRA init and the data order")] = 0,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the newest checkpoint in OUT/checkpoints")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16")] = "auto",
+    demo: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the embedded rule data and a tiny random critic into this directory, "
+            "then train on them (ignores --data/--model/--out/--eval)"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Fine-tune a LoRA on the vlm critic from human ratings ("<Label>. <reason>" answers).
+
+    The adapter in OUT loads with `lift critic serve --backend vlm --model DIR --adapter OUT`
+    and `lift hra eval --critic vlm:DIR:OUT`; OUT/train_log.jsonl has the loss and the
+    agreement on --eval per epoch.
+    """
+    from dataclasses import asdict
+
+    with needs_extra("critic", "lift critic train"):
+        import accelerate  # noqa: F401  (checked here: the run needs it)
+        import tqdm  # noqa: F401
+
+        from lift.services.critic.training.train import (
+            TrainConfig,
+            TrainDataError,
+            TrainError,
+            train,
+        )
+    if demo is not None:
+        from lift.services.critic.backends.vlm.tiny import write_tiny_critic
+        from lift.services.critic.training.rule_data import write_rule_data
+
+        if demo.exists() and not demo.is_dir():
+            fail(f"--demo {demo} is a file; give a directory", code=2)
+        data, eval_file = write_rule_data(demo / "data", DEMO_TRAIN_CLIPS, DEMO_TEST_CLIPS)
+        model = demo / "tiny-critic"
+        if not (model / "config.json").is_file():
+            write_tiny_critic(model)
+        out = demo / "adapter"
+        epochs, lr, rank, alpha = 8, 2e-3, 16, 32
+        typer.echo(
+            f"demo: rule data in {demo / 'data'} ({DEMO_TRAIN_CLIPS} training clips, "
+            f"{DEMO_TEST_CLIPS} held out), tiny random critic in {model}",
+            err=True,
+        )
+    missing = [n for n, v in (("--data", data), ("--model", model), ("--out", out)) if v is None]
+    if missing:
+        fail(f"give {', '.join(missing)} (or --demo DIR)", code=2)
+    assert data is not None and model is not None and out is not None
+    for name, path in (("--data", data), ("--eval", eval_file)):
+        if path is not None and not path.is_file():
+            fail(f"{name} {path}: no such file", code=2)
+    if not model.is_dir():
+        fail(f"--model {model}: not a directory; give a critic checkpoint directory", code=2)
+    config = TrainConfig(
+        data=data,
+        model=model,
+        out=out,
+        eval=eval_file,
+        epochs=epochs,
+        lr=lr,
+        rank=rank,
+        alpha=alpha,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        num_frames=num_frames,
+        templates=templates,
+        seed=seed,
+        resume=resume,
+        device=device,
+        dtype=dtype,
+    )
+    try:
+        summary = train(config, echo=lambda s: typer.echo(s, err=True))
+    except (TrainError, TrainDataError) as exc:
+        fail(str(exc), code=2)
+    except (OSError, ValueError) as exc:  # the checkpoint: not a supported family, unreadable
+        fail(f"cannot train on --model {model}: {exc}", code=2)
+    if as_json:
+        typer.echo(json.dumps(asdict(summary), indent=2))
+        return
+    typer.echo(
+        f"trained a LoRA on {summary.family} ({summary.trainable_parameters} trainable "
+        f"parameters) over {summary.examples} ratings, {summary.steps} steps; wrote {out}"
+    )
+    if summary.before is not None and summary.after is not None:
+        typer.echo("agreement on --eval, before -> after:")
+        for dim, before in summary.before["dimensions"].items():
+            after = summary.after["dimensions"][dim]
+            typer.echo(f"  {dim:<22} {_pct(before):>6} -> {_pct(after):>6}")
+        typer.echo(
+            f"  {'average':<22} {_pct(summary.before['average']):>6} -> "
+            f"{_pct(summary.after['average']):>6}"
+        )
+    typer.echo(
+        f"serve it: lift critic serve --backend vlm --model {model} --adapter {out}"
+        + (f" --templates {templates}" if templates else "")
+    )

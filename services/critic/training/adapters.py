@@ -20,6 +20,7 @@ One class per layout, chosen by the family's name from :data:`FORMATS`.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ class LoraOptions:
     """The LoRA's shape."""
 
     rank: int = 16
-    alpha: float = 32.0
+    alpha: int = 32
 
 
 def _llm_targets(model: nn.Module, prefix: str) -> list[str]:
@@ -77,7 +78,9 @@ class QwenFormat:
             target_modules=_llm_targets(model, self.llm_prefix),
             modules_to_save=[self.projector],
         )
-        return get_peft_model(model, config)  # type: ignore[arg-type]
+        with warnings.catch_warnings():  # peft asks a deprecated transformers property
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_peft_model(model, config)  # type: ignore[arg-type]
 
     def save(self, handle: Any, model: nn.Module, out: Path, base: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,7 @@ def _plan(rng: np.random.Generator, index: int) -> RuleClip:
 
 def _blur(frame: np.ndarray, radius: int) -> np.ndarray:
     """A separable box blur applied twice (close to a Gaussian), edges clamped."""
-    out = frame.astype(np.float32)
+    out: np.ndarray = frame.astype(np.float32)
     k = 2 * radius + 1
     for _ in range(2):
         for axis in (0, 1):
@@ -115,7 +115,7 @@ def render(clip: RuleClip, rng: np.random.Generator) -> np.ndarray:
     radius = 11.0
     start = rng.uniform(radius + 2, SIZE - radius - 2, size=2)
     angle = rng.uniform(0, 2 * np.pi)
-    speed = rng.uniform(1.6, 2.4)  # pixels per frame, bouncing off the edges
+    speed = rng.uniform(3.0, 4.0)  # pixels per frame, bouncing off the edges
     velocity = speed * np.array([np.cos(angle), np.sin(angle)])
     freeze_at = int(rng.integers(1, FRAMES // 4)) if clip.motion == "frozen" else FRAMES
     colour = np.array(COLOURS[clip.colour], dtype=np.float32)
@@ -123,12 +123,12 @@ def render(clip: RuleClip, rng: np.random.Generator) -> np.ndarray:
     pos = start.copy()
     checks = ((xs // 7 + ys // 7) % 2)[..., None]  # a checkered wall: blur visibly erases it
     background = np.where(checks > 0, 150.0, 100.0).astype(np.float32).repeat(3, axis=2)
-    frames = []
+    frames: list[np.ndarray] = []
     for t in range(FRAMES):
         if t >= freeze_at:
             frames.append(frames[-1])  # frozen: the same picture repeats
             continue
-        bg = background.copy()
+        bg: np.ndarray = background.copy()
         if clip.shape == "circle":
             inside = (xs - pos[0]) ** 2 + (ys - pos[1]) ** 2 <= radius**2
         else:

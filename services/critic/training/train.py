@@ -69,7 +69,7 @@ class TrainConfig:
     epochs: int = 3
     lr: float = 2e-4
     rank: int = 16
-    alpha: float = 32.0
+    alpha: int = 32
     batch_size: int = 8
     grad_accum: int = 1
     num_frames: int = 8
@@ -92,6 +92,15 @@ class TrainConfig:
             raise TrainError("--alpha must be a positive number")
         if self.out.exists() and not self.out.is_dir():
             raise TrainError(f"--out {self.out} is a file; give a directory for the adapter")
+        from lift.services.critic.backends.vlm import protocols
+
+        protocol = protocols.detect(self.model, self.templates)
+        if protocol != "labels":
+            raise TrainError(
+                f"--model {self.model} answers with the {protocol} protocol (a reward head or "
+                'numeric ratings), not "<Label>. <reason>"; `lift critic train` fine-tunes '
+                "label-answering critics (Qwen2-VL, Qwen2.5-VL, VILA / LiFT-Critic)"
+            )
         if not (self.model / "config.json").is_file():
             raise TrainError(
                 f"--model {self.model}: no config.json; give a critic checkpoint directory"
@@ -99,7 +108,15 @@ class TrainConfig:
 
     def options(self) -> dict[str, Any]:
         """What a resumed run must share with the run that wrote the checkpoint."""
-        keys = ("epochs", "lr", "rank", "alpha", "batch_size", "grad_accum", "num_frames")
+        keys: tuple[str, ...] = (
+            "epochs",
+            "lr",
+            "rank",
+            "alpha",
+            "batch_size",
+            "grad_accum",
+            "num_frames",
+        )
         keys += ("templates", "seed", "dtype", "weight_decay", "max_grad_norm")
         return {k: getattr(self, k) for k in keys}
 
@@ -152,20 +169,12 @@ class CriticTrainer:
     def _setup(self) -> None:
         from accelerate import Accelerator
 
-        from lift.services.critic.backends.vlm import protocols
         from lift.services.critic.backends.vlm.backend import VlmBackend, VlmOptions
         from lift.services.critic.engine import CriticEngine
         from lift.services.critic.settings import CriticSettings
         from lift.templates import load_templates
 
         c = self.config
-        protocol = protocols.detect(c.model, c.templates)
-        if protocol != "labels":
-            raise TrainError(
-                f"--model {c.model} answers with the {protocol} protocol (a reward head or numeric "
-                'ratings), not "<Label>. <reason>"; `lift critic train` fine-tunes label-answering '
-                "critics (Qwen2-VL, Qwen2.5-VL, VILA / LiFT-Critic)"
-            )
         cpu = c.device == "cpu" or (c.device == "auto" and not torch.cuda.is_available())
         self.acc = Accelerator(cpu=cpu)
         device = str(self.acc.device) if c.device == "auto" else c.device
@@ -311,11 +320,11 @@ class CriticTrainer:
         start_epoch = 1
         history: list[dict[str, Any]] = []
         if c.resume:
-            done = self._resume()
-            if done is not None:
+            resumed = self._resume()
+            if resumed is not None:
+                done, history = resumed
                 start_epoch = done + 1
                 summary.resumed_from = done
-                history = _read_log(c.out / LOG)[: done + 1]
         if start_epoch == 1:
             history = []
             report = self.evaluate()
@@ -354,7 +363,7 @@ class CriticTrainer:
             )
             history.append(entry)
             if self.acc.is_main_process:
-                self._checkpoint(epoch, step)
+                self._checkpoint(epoch, step, history)
                 self._write_log(history)
                 self._print_epoch(entry)
             self.acc.wait_for_everyone()
@@ -391,7 +400,7 @@ class CriticTrainer:
         (self.config.out / LOG).write_text(text, encoding="utf-8")
 
     # -- checkpoints ------------------------------------------------------------------
-    def _checkpoint(self, epoch: int, step: int) -> None:
+    def _checkpoint(self, epoch: int, step: int, history: list[dict[str, Any]]) -> None:
         from safetensors.torch import save_file
 
         where = self.config.out / "checkpoints" / f"epoch-{epoch}"
@@ -409,11 +418,12 @@ class CriticTrainer:
             "optimizer_groups": groups,
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state().tolist(),
+            "history": history,
         }
         (where / STATE).write_text(json.dumps(state), encoding="utf-8")
 
-    def _resume(self) -> int | None:
-        """Load the newest checkpoint; its epoch, or None when there is none."""
+    def _resume(self) -> tuple[int, list[dict[str, Any]]] | None:
+        """Load the newest checkpoint; (its epoch, the log up to it), or None when there is none."""
         from safetensors.torch import load_file
 
         root = self.config.out / "checkpoints"
@@ -452,7 +462,7 @@ class CriticTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
         self.echo(f"resuming after epoch {state['epoch']} from {where}")
-        return int(state["epoch"])
+        return int(state["epoch"]), list(state.get("history", []))
 
 
 def fingerprint_videos(digests: dict[str, str]) -> str:
@@ -495,13 +505,6 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: Any) -> dict[
         index, name = key.split(".", 1)
         state.setdefault(int(index), {})[name] = value
     return {"state": state, "param_groups": groups}
-
-
-def _read_log(path: Path) -> list[dict[str, Any]]:
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    except (OSError, ValueError):
-        return []
 
 
 def _pct(x: float | None) -> str:

@@ -1,0 +1,172 @@
+"""`lift critic train`, the quick properties: load-back, VILA, resume, determinism, bad input.
+
+The rule test (the tiny critic learning a visible rule) is test_critic_train.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from lift.cli.main import app
+from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
+from lift.services.critic.training.rule_data import write_rule_data
+from lift.services.critic.training.train import CriticTrainer, TrainConfig, TrainError, train
+
+
+@pytest.fixture(scope="module")
+def rule_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return write_rule_data(tmp_path_factory.mktemp("rule"), train=6, test=3, seed=5)
+
+
+def _config(data: tuple[Path, Path], model: Path, out: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = {"epochs": 2, "lr": 3e-3, "rank": 4, "alpha": 8}
+    base |= {"batch_size": 6, "device": "cpu"}
+    return TrainConfig(data=data[0], model=model, out=out, eval=data[1], **(base | kw))  # type: ignore[arg-type]
+
+
+def _probabilities(scorer, items) -> np.ndarray:  # type: ignore[no-untyped-def]
+    answers = scorer.run(items, False, lambda: None)
+    return np.array(
+        [
+            [a.probabilities.good, a.probabilities.normal, a.probabilities.bad]
+            for per in answers
+            for a in per
+        ]
+    )
+
+
+def _served(model: Path, adapter: Path | None, templates: str | None = None) -> VlmBackend:
+    return VlmBackend(VlmOptions(model=model, adapter=adapter, templates=templates, device="cpu"))
+
+
+def _tensors(directory: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for f in sorted(directory.glob("*.safetensors")):
+        out |= {f"{f.name}:{k}": v for k, v in load_file(str(f)).items()}
+    return out
+
+
+def test_qwen_adapter_loads_back_as_trained(rule_data, tiny_critic_dir, tmp_path) -> None:
+    trainer = CriticTrainer(_config(rule_data, tiny_critic_dir, tmp_path / "a"))
+    summary = trainer.run()
+    assert summary.family == "qwen2_vl" and summary.steps == 6
+    assert summary.losses[-1] < summary.losses[0]
+    items = [p.item for p in trainer.videos.items.values()]
+    trained = _probabilities(trainer.scorer, items)
+    # the critic as served with --adapter (merged through PeftModel.from_pretrained)
+    loaded = _probabilities(_served(tiny_critic_dir, tmp_path / "a").scorer, items)
+    np.testing.assert_allclose(loaded, trained, atol=2e-5)
+    base = _probabilities(_served(tiny_critic_dir, None).scorer, items)
+    assert np.abs(base - loaded).max() > 1e-3  # the adapter changed what the critic says
+    log = [json.loads(x) for x in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log] == [0, 1, 2]
+    assert set(log[0]["eval"]["dimensions"]) == {
+        "semantic_consistency",
+        "motion_smoothness",
+        "video_fidelity",
+    }
+    assert (tmp_path / "a" / "checkpoints" / "epoch-2" / "adapter_config.json").is_file()
+
+
+def test_vila_trains_and_its_lift_style_adapter_loads(rule_data, tiny_vila_dir, tmp_path) -> None:
+    out = tmp_path / "vila"
+    trainer = CriticTrainer(_config(rule_data, tiny_vila_dir, out, templates="lift-13b"))
+    summary = trainer.run()
+    assert summary.family == "vila"
+    assert summary.losses[-1] < summary.losses[0]
+    # LiFT's layout: LoRA by full module path, the projector as non-LoRA trainables
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert all(t.startswith("llm.model.layers.") for t in config["target_modules"])
+    rest = load_file(str(out / "non_lora_trainables.safetensors"))
+    assert rest and all(k.startswith("base_model.model.mm_projector.") for k in rest)
+    items = [p.item for p in trainer.videos.items.values()]
+    trained = _probabilities(trainer.scorer, items)
+    loaded = _probabilities(_served(tiny_vila_dir, out, "lift-13b").scorer, items)
+    np.testing.assert_allclose(loaded, trained, atol=2e-5)
+    base = _probabilities(_served(tiny_vila_dir, None, "lift-13b").scorer, items)
+    assert np.abs(base - loaded).max() > 1e-3
+
+
+def test_same_seed_same_adapter_other_seed_another(rule_data, tiny_critic_dir, tmp_path) -> None:
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        train(_config(rule_data, tiny_critic_dir, tmp_path / name, epochs=1, seed=seed))
+    a, b, c = (_tensors(tmp_path / n) for n in "abc")
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_equals_an_uninterrupted_run(rule_data, tiny_critic_dir, tmp_path) -> None:
+    whole = tmp_path / "whole"
+    train(_config(rule_data, tiny_critic_dir, whole, epochs=3, batch_size=4))
+    # interrupted after epoch 1: only its checkpoint survives
+    cut = tmp_path / "cut"
+    (cut / "checkpoints").mkdir(parents=True)
+    shutil.copytree(whole / "checkpoints" / "epoch-1", cut / "checkpoints" / "epoch-1")
+    summary = train(_config(rule_data, tiny_critic_dir, cut, epochs=3, batch_size=4, resume=True))
+    assert summary.resumed_from == 1
+    a, b = _tensors(whole), _tensors(cut)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6)
+    log = (cut / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in log] == [0, 1, 2, 3]  # the log came with it
+
+
+def test_resume_with_other_options_is_refused(rule_data, tiny_critic_dir, tmp_path) -> None:
+    out = tmp_path / "r"
+    train(_config(rule_data, tiny_critic_dir, out, epochs=1))
+    with pytest.raises(TrainError, match=r"--lr"):
+        train(_config(rule_data, tiny_critic_dir, out, epochs=1, lr=1e-3, resume=True))
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    r = CliRunner().invoke(app, ["critic", "train", *args])
+    return r.exit_code, r.output
+
+
+def test_bad_inputs_exit_2_with_a_message(rule_data, tiny_critic_dir, tmp_path) -> None:
+    train_file = str(rule_data[0])
+    model = str(tiny_critic_dir)
+    out = str(tmp_path / "out")
+    code, text = _cli("--data", str(tmp_path / "nope.jsonl"), "--model", model, "--out", out)
+    assert code == 2 and "no such file" in text
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"video": "x.mp4"}\n{oops\n')
+    code, text = _cli("--data", str(bad), "--model", model, "--out", out, "--device", "cpu")
+    assert code == 2 and "line 1" in text and "line 2" in text
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text(rule_data[0].read_text().splitlines()[0] + "\n")
+    code, text = _cli("--data", str(missing), "--model", model, "--out", out, "--device", "cpu")
+    assert code == 2 and "video file not found" in text
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, text = _cli("--data", train_file, "--model", model, "--out", str(afile))
+    assert code == 2 and "is a file" in text
+    other = tmp_path / "other-model"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    code, text = _cli("--data", train_file, "--model", str(other), "--out", out, "--device", "cpu")
+    assert code == 2 and "not supported" in text
+    code, text = _cli("--data", train_file, "--model", str(tmp_path), "--out", out)
+    assert code == 2 and "config.json" in text
+    code, text = _cli("--data", train_file, "--model", model, "--out", out, "--epochs", "0")
+    assert code == 2 and "--epochs" in text
+
+
+def test_a_reward_head_checkpoint_is_refused(rule_data, tmp_path) -> None:
+    from lift.services.critic.backends.vlm.tiny_videoalign import write_tiny_videoalign
+
+    head = write_tiny_videoalign(tmp_path / "videoalign")
+    code, text = _cli(
+        "--data", str(rule_data[0]), "--model", str(head), "--out", str(tmp_path / "o")
+    )
+    assert code == 2 and "reward_head" in text
