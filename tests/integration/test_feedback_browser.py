@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from selenium import webdriver
@@ -363,13 +364,28 @@ def test_rate_by_keyboard_export_and_read_agreement(
         prompt = d.find_element(By.ID, "prompt")
         if PROMPTS[index] == HOSTILE:
             assert prompt.find_elements(By.TAG_NAME, "img") == []
-        for dim, label in zip(DIMS, BOB[index], strict=True):
+        labels = dict(zip(DIMS, BOB[index], strict=True))
+        reasons = {dim: f"bob: {dim} is {lab}" for dim, lab in labels.items() if lab != "good"}
+        if n == 2:
+            # The same rating sent from elsewhere first (another tab): the page's submit
+            # gets a 409, shows the server's message and moves on to the next video.
+            sent = httpx.post(
+                f"{url}/v1/ratings",
+                headers={"Authorization": f"Bearer {feedback.tokens['bob']}"},
+                json={"item_id": item, "labels": labels, "reasons": reasons},
+                timeout=10,
+            )
+            assert sent.status_code == 201, sent.text
+        for dim, label in labels.items():
             d.find_element(By.ID, f"label-{dim}-{label}").click()
             if label != "good":
-                d.find_element(By.ID, f"reason-{dim}").send_keys(f"bob: {dim} is {label}")
+                d.find_element(By.ID, f"reason-{dim}").send_keys(reasons[dim])
         d.find_element(By.ID, "submit").click()
         if n < 4:
-            item = _wait_item(d, item)
+            previous, item = item, _wait_item(d, item)
+        if n == 2:
+            assert "already rated" in _status(d) and previous in _status(d), _status(d)
+            assert "error" in str(d.find_element(By.ID, "status").get_attribute("class"))
     _wait(d, "bob's done message", lambda d: d.find_element(By.ID, "done").is_displayed())
     assert "rated 5 of 5, remaining 0" in _progress(d)
 

@@ -400,6 +400,14 @@
         showSignIn(e.message);
       } else {
         showStatus(e.message, "error");
+        // Rated or removed elsewhere (another tab, the operator): move on, keep the message.
+        if (e.status === 409 || e.status === 404) {
+          try {
+            await loadNext();
+          } catch (e2) {
+            showStatus(e.message + " / " + e2.message, "error");
+          }
+        }
       }
     } finally {
       state.busy = false;
