@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Double,
     Engine,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -62,10 +62,10 @@ items = Table(
     Column("video_path", Text, nullable=False, comment="absolute, or relative to the data dir"),
     Column("video_sha256", String(64), nullable=False),
     Column("media_type", String(64), nullable=False),
-    Column("fps", Float, nullable=True),
+    Column("fps", Double, nullable=True),
     Column("frames", Integer, nullable=True),
     Column("source", String(16), nullable=False, comment="import or upload"),
-    Column("added_at", Float, nullable=False),
+    Column("added_at", Double, nullable=False),
 )
 
 actions = Table(
@@ -76,8 +76,8 @@ actions = Table(
     Column("item_id", String(32), ForeignKey("items.item_id"), nullable=False),
     Column("kind", String(8), nullable=False),
     Column("note", Text, nullable=True),
-    Column("at", Float, nullable=False),
-    Column("undone_at", Float, nullable=True),
+    Column("at", Double, nullable=False),
+    Column("undone_at", Double, nullable=True),
     Index("ix_actions_annotator", "annotator"),
     Index("ix_actions_item", "item_id"),
 )

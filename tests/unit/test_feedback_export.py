@@ -51,3 +51,20 @@ def test_check_rating_messages() -> None:
         check_rating({"semantic_consistency": "good"}, {})
     with pytest.raises(InvalidInput, match="unknown dimension 'colour'"):
         check_rating({"colour": "good"}, {})
+
+
+def test_schema_is_portable_to_server_databases() -> None:
+    # No PostgreSQL or MySQL server runs here: the DDL at least compiles for them, and time
+    # stamps are 8-byte floats everywhere (MySQL's FLOAT would round them to minutes).
+    from sqlalchemy.dialects import mysql, postgresql
+    from sqlalchemy.schema import CreateTable
+
+    from lift.services.feedback.store import metadata
+
+    for dialect, double in (
+        (postgresql.dialect(), "DOUBLE PRECISION"),
+        (mysql.dialect(), "DOUBLE"),
+    ):
+        ddl = {t.name: str(CreateTable(t).compile(dialect=dialect)) for t in metadata.sorted_tables}
+        assert f"at {double} NOT NULL" in ddl["actions"]
+        assert f"undone_at {double}" in ddl["actions"]
