@@ -335,3 +335,34 @@ def test_export_splits_by_video_and_validates(tmp_path: Path, service, tokens) -
     )
     assert missing.exit_code == 2 and "no feedback database" in missing.output
     assert engine.store.url.startswith("sqlite")
+
+
+def _metric(c: TestClient, line_start: str) -> float:
+    for line in c.get("/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no metric {line_start}")
+
+
+def test_closest_to_complete_first_and_metrics(service) -> None:
+    c, _ = service(overlap=2)
+    erin, fay = {"x-lift-annotator": "erin"}, {"x-lift-annotator": "fay"}
+    order = []
+    for _ in range(N_VIDEOS):  # erin skips through the queue: import order
+        item = c.get("/v1/next", headers=erin).json()["item"]["item_id"]
+        order.append(item)
+        c.post(f"/v1/items/{item}:skip", headers=erin)
+    assert len(set(order)) == N_VIDEOS
+    bad = 'lift_feedback_ratings_total{dimension="motion_smoothness",label="bad"}'
+    before = _metric(c, bad)
+    third = order[2]
+    r = c.post("/v1/ratings", headers=erin, json=_rating(third, "good", ms="bad"))
+    assert r.status_code == 201  # rating an item one skipped is accepted
+    assert _metric(c, bad) == before + 1
+    assert _metric(c, "lift_feedback_items ") == N_VIDEOS
+    # fay gets the item that already has a rating first, then import order
+    assert c.get("/v1/next", headers=fay).json()["item"]["item_id"] == third
+    c.post("/v1/ratings", headers=fay, json=_rating(third, "good"))
+    assert _metric(c, "lift_feedback_items_complete ") == 1
+    assert _metric(c, "lift_feedback_queue_remaining ") == N_VIDEOS - 1
+    assert c.get("/v1/next", headers=fay).json()["item"]["item_id"] == order[0]
