@@ -8,6 +8,7 @@ themselves.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -201,7 +202,9 @@ def create_app(engine: FeedbackEngine) -> FastAPI:
         who = annotator(request)
         body_kind(request, (JSON,), "send application/json")
         body = parse_json(RatingIn, await read_body(request, _SMALL_BODY, "rating"))
-        rating_id, me = await _thread(engine.rate, who, body.item_id, body.labels, body.reasons)
+        rating_id, me = await asyncio.to_thread(
+            engine.rate, who, body.item_id, body.labels, body.reasons
+        )
         return RatedJSON(rating_id=str(rating_id), **MeJSON.fields(me))
 
     @app.post(
@@ -227,7 +230,7 @@ def create_app(engine: FeedbackEngine) -> FastAPI:
         if raw.strip():
             body_kind(request, (JSON,), "send application/json")
             note = parse_json(FlagIn, raw).note
-        me = await _thread(engine.flag, who, item_id, note)
+        me = await asyncio.to_thread(engine.flag, who, item_id, note)
         return MeJSON(**MeJSON.fields(me))
 
     @app.post(
@@ -278,7 +281,7 @@ def create_app(engine: FeedbackEngine) -> FastAPI:
             except (binascii.Error, ValueError):
                 raise InvalidInput("video_b64 is not valid base64") from None
             prompt = body.prompt
-        item_id, created = await _thread(engine.upload, data, prompt)
+        item_id, created = await asyncio.to_thread(engine.upload, data, prompt)
         reply = ItemCreatedJSON(item_id=item_id, created=created)
         return JSONResponse(reply.model_dump(), status_code=201 if created else 200)
 
@@ -286,10 +289,3 @@ def create_app(engine: FeedbackEngine) -> FastAPI:
         app, "feedback", settings, public_paths=PUBLIC_PATHS, public_prefixes=PUBLIC_PREFIXES
     )
     return app
-
-
-async def _thread(fn, *args):  # type: ignore[no-untyped-def]
-    """Run blocking store work off the event loop."""
-    import asyncio
-
-    return await asyncio.to_thread(fn, *args)

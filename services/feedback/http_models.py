@@ -1,4 +1,4 @@
-"""Wire models of the feedback service's HTTP API (see /tmp design: feedback_api)."""
+"""Wire models of the feedback service's HTTP API (the page in static/ is written against them)."""
 
 from __future__ import annotations
 
