@@ -21,7 +21,7 @@ def auth_add(
         list[str],
         typer.Option(
             "--scope",
-            help="What it may do, repeatable: judge, generate, adapters, runs, admin",
+            help="What it may do, repeatable: judge, generate, adapters, runs, rate, admin",
         ),
     ],
     file: Annotated[

@@ -43,6 +43,8 @@ OPTIONAL_MODULES = frozenset(
         "tokenizers",
         "transformers",
         "tritonclient",
+        # feedback
+        "sqlalchemy",
     }
 )
 
