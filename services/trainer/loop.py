@@ -103,6 +103,19 @@ class _Batch:
     per_dim: list[dict[str, float]] = field(default_factory=list)
     all_good: list[bool] = field(default_factory=list)
     dynamic: list[float] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    """Each clip's place in the step's global batch (data-parallel runs)."""
+    total: int = 0
+    """Clips in the step's global batch, over every process."""
+    filler: bool = False
+    """This process had no share of a batch smaller than the process count: its one
+    clip (a copy of the first) keeps it in step and weighs nothing."""
+
+
+def _share(n: int, rank: int, world: int) -> tuple[list[int], bool]:
+    """Global rows a process takes of ``n`` (strided), and whether it is a weightless filler."""
+    rows = list(range(rank, n, world))
+    return (rows, False) if rows else ([0], True)
 
 
 def _mix(*parts: int) -> int:
@@ -174,6 +187,13 @@ class AlignmentLoop:
     def _setup(self) -> None:
         cfg = self.config
         self.acc = self._accelerator()
+        if self.acc.num_processes > 1:
+            self.emit(
+                "log",
+                0,
+                f"data parallel over {self.acc.num_processes} processes ({self.acc.device})",
+                {"processes": self.acc.num_processes},
+            )
         self.emit("log", 0, f"loading the trainer's model from {self.model_dir}", {})
         began = time.perf_counter()
         self.policy = Policy(
@@ -241,7 +261,8 @@ class AlignmentLoop:
             (p, int(rng.integers(0, 2**63))) for p in prompts for _ in range(cfg.videos_per_prompt)
         ]
         # Each process of a multi-GPU run samples its share; gradients are averaged.
-        mine = items[self.acc.process_index :: self.acc.num_processes] or items[:1]
+        rows, filler = _share(len(items), self.acc.process_index, self.acc.num_processes)
+        mine = [items[i] for i in rows]
         # Spread over the generator replicas; a cancel takes effect between videos.
         videos = self._generate_all([self._request(p, s, self.current_version) for p, s in mine])
         self._check_stop()
@@ -251,7 +272,10 @@ class AlignmentLoop:
             [
                 Clip(to_shape(decode_all(v, "generated video"), self.shape), p)
                 for v, (p, _) in zip(videos, mine, strict=True)
-            ]
+            ],
+            rows=rows,
+            total=len(items),
+            filler=filler,
         )
         for c in critiques:
             self._add_score(batch, c)
@@ -322,22 +346,33 @@ class AlignmentLoop:
     def _offline_batch(self, step: int) -> _Batch:
         rng = self._rng(step)
         n = self.config.per_step_videos
-        picked = [self.offline[i] for i in rng.integers(0, len(self.offline), n)]
-        picked = picked[self.acc.process_index :: self.acc.num_processes] or picked[:1]
+        everyone = [self.offline[i] for i in rng.integers(0, len(self.offline), n)]
+        rows, filler = _share(n, self.acc.process_index, self.acc.num_processes)
+        picked = [everyone[i] for i in rows]
         return _Batch(
             picked,
             rewards=[c.reward or 0.0 for c in picked],
             per_dim=[{} for _ in picked],
             all_good=[bool(c.all_good) for c in picked],
+            rows=rows,
+            total=n,
+            filler=filler,
         )
 
-    def _real_batch(self, step: int, n_gen: int) -> list[Clip]:
+    def _real_batch(self, step: int, n_gen: int) -> tuple[list[Clip], list[int], int]:
+        """This process's real clips of the step, their global rows, and the global count.
+
+        ``n_gen`` is the step's generated clips over every process: the real clips are
+        drawn for the whole step and shared out like the generated ones.
+        """
         if not self.real:
-            return []
+            return [], [], 0
         assert self.config.real_data is not None  # real clips are loaded from it
         n = max(1, round(n_gen * self.config.real_data.ratio))
         rng = np.random.default_rng(_mix(self.config.seed, step, 1))
-        return [self.real[i] for i in rng.integers(0, len(self.real), n)]
+        everyone = [self.real[i] for i in rng.integers(0, len(self.real), n)]
+        rows = list(range(self.acc.process_index, n, self.acc.num_processes))
+        return [everyone[i] for i in rows], rows, n
 
     # ---- one step -------------------------------------------------------------------
 
@@ -351,22 +386,32 @@ class AlignmentLoop:
                 self._real_cache[id(c)] = z
         return torch.stack([self._real_cache[id(c)] for c in clips])
 
-    def _train_step(self, step: int, batch: _Batch, real: list[Clip], began: float) -> StepMetrics:
+    def _train_step(
+        self, step: int, batch: _Batch, real_share: tuple[list[Clip], list[int], int], began: float
+    ) -> StepMetrics:
         """One optimizer step; ``began`` is when the step started sampling (its wall time)."""
         cfg = self.config
+        real, real_rows, n_real = real_share
         clips = batch.clips + real
         latents = self.policy.encode(np.stack([c.frames for c in batch.clips]))
         if real:
             latents = torch.cat([latents, self._real_latents(real)])
         embeds = self.policy.embed([c.caption for c in clips])
         gen = torch.Generator().manual_seed(_mix(cfg.seed, step, 2))
+        world = self.acc.num_processes
+        # Timesteps and noise are drawn for the step's global batch (generated clips,
+        # then real ones) and each process takes its clips' rows: the processes of a
+        # data-parallel run train on exactly what one process would.
+        rows = None if world == 1 else [*batch.rows, *(batch.total + r for r in real_rows)]
         self.policy.denoiser.train()
         with self.acc.autocast():
-            per_example = self.policy.losses(latents, embeds, gen)
+            per_example = self.policy.losses(latents, embeds, gen, rows, batch.total + n_real)
         n = len(batch.clips)
         gen_l, real_l = per_example[:n], per_example[n:]
         weight = cfg.real_data.weight if cfg.real_data else 0.0
-        if cfg.strategy == "reward_weighted":
+        if world > 1:
+            loss = self._shared_loss(batch, gen_l, real_l, n_real, weight)
+        elif cfg.strategy == "reward_weighted":
             rewards = torch.tensor(batch.rewards, dtype=torch.float32, device=gen_l.device)
             loss = losses.reward_weighted(gen_l, rewards, real_l, weight)
         else:
@@ -378,13 +423,18 @@ class AlignmentLoop:
         self.optimizer.step()
         self.scheduler.step()
         self.policy.denoiser.eval()
+        loss_value = float(loss.detach())
+        gen_loss = float(gen_l.detach().mean())
+        real_loss = float(real_l.detach().mean()) if real_l.numel() else None
+        if world > 1:  # the step's numbers over every process's clips
+            batch, loss_value, gen_loss, real_loss = self._gathered(batch, loss, gen_l, real_l)
         dims = sorted({k for d in batch.per_dim for k in d})
         elapsed = time.perf_counter() - began
         return StepMetrics(
             step=step,
-            loss=float(loss.detach()),
-            gen_loss=float(gen_l.detach().mean()),
-            real_loss=float(real_l.detach().mean()) if real_l.numel() else None,
+            loss=loss_value,
+            gen_loss=gen_loss,
+            real_loss=real_loss,
             reward=float(np.mean(batch.rewards)),
             reward_by_dimension={
                 d: float(np.mean([p[d] for p in batch.per_dim if d in p])) for d in dims
@@ -393,11 +443,69 @@ class AlignmentLoop:
             kept=float(np.mean(batch.all_good)) if batch.all_good else None,
             grad_norm=float(grad_norm),
             lr=float(self.scheduler.get_last_lr()[0]),
-            clips=n,
-            real_clips=len(real),
+            clips=len(batch.clips),
+            real_clips=n_real,
             seconds=elapsed,
-            samples_per_second=(n + len(real)) / max(elapsed, 1e-9),
+            samples_per_second=(len(batch.clips) + n_real) / max(elapsed, 1e-9),
         )
+
+    def _shared_loss(
+        self,
+        batch: _Batch,
+        gen_l: torch.Tensor,
+        real_l: torch.Tensor,
+        n_real: int,
+        weight: float,
+    ) -> torch.Tensor:
+        """This process's part of the step's loss, scaled so that the processes' mean
+        (what data-parallel training averages) is the loss over the global batch."""
+        world = self.acc.num_processes
+        mask = torch.zeros_like(gen_l) if batch.filler else torch.ones_like(gen_l)
+        if self.config.strategy == "reward_weighted":
+            rewards = torch.tensor(batch.rewards, dtype=torch.float32, device=gen_l.device)
+            loss = (mask * rewards * gen_l).sum() * (world / batch.total)
+        else:
+            keep = mask * torch.tensor(batch.all_good, dtype=torch.float32, device=gen_l.device)
+            kept = int(self.acc.reduce(keep.sum().detach(), reduction="sum").item())
+            loss = (keep * gen_l).sum() * (world / max(1, kept))
+        if real_l.numel() and weight:
+            loss = loss + weight * real_l.sum() * (world / n_real)
+        return loss
+
+    def _gathered(
+        self, batch: _Batch, loss: torch.Tensor, gen_l: torch.Tensor, real_l: torch.Tensor
+    ) -> tuple[_Batch, float, float, float | None]:
+        """The step's batch statistics and losses over every process (rows in global order)."""
+        from accelerate.utils import gather_object
+
+        keep = not batch.filler
+        mine = [
+            (row, reward, per_dim, good, float(g))
+            for row, reward, per_dim, good, g in zip(
+                batch.rows,
+                batch.rewards,
+                batch.per_dim,
+                batch.all_good,
+                gen_l.detach(),
+                strict=True,
+            )
+            if keep
+        ]
+        rows = sorted(gather_object(mine))
+        dynamic = gather_object(list(batch.dynamic) if keep else [])
+        reals = gather_object([float(x) for x in real_l.detach()])
+        total = float(self.acc.reduce(loss.detach().clone(), reduction="mean").item())
+        merged = _Batch(
+            [],
+            rewards=[r[1] for r in rows],
+            per_dim=[r[2] for r in rows],
+            all_good=[r[3] for r in rows],
+            dynamic=dynamic,
+            total=batch.total,
+        )
+        merged.clips = [batch.clips[0]] * len(rows)  # counted only
+        gen_loss = float(np.mean([r[4] for r in rows]))
+        return merged, total, gen_loss, float(np.mean(reals)) if reals else None
 
     # ---- publishing, checkpoints, evaluation ----------------------------------------
 
@@ -428,13 +536,24 @@ class AlignmentLoop:
             {"version": version},
         )
 
-    def _publish(self, step: int) -> None:
+    def _publish(self, step: int, every_process: bool = True) -> None:
+        """Publish the adapter (the main process); ``every_process``: all call this."""
         files = self.policy.adapter_files(self._unwrapped())
         self.policy_weights = files.weights
         self.published_step = step
         self._labels = 0
         if self.deps is not None and self.acc.is_main_process:
             self._publish_policy(files.weights)
+        if every_process:
+            self._share_version()
+
+    def _share_version(self) -> None:
+        """The version the main process published, on every process (they sample from it)."""
+        if self.deps is None or self.acc.num_processes == 1:
+            return
+        from accelerate.utils import broadcast_object_list
+
+        self.current_version = str(broadcast_object_list([self.current_version])[0])
 
     def _checkpoint(self, step: int) -> None:
         if not self.acc.is_main_process:
@@ -481,6 +600,7 @@ class AlignmentLoop:
             self.watch.observe_metrics(StepMetrics.from_json(row))
         if self.policy_weights is not None and self.deps is not None and self.acc.is_main_process:
             self._publish_policy(self.policy_weights)
+        self._share_version()
         self.emit(
             "resumed",
             ckpt.step,
@@ -550,7 +670,7 @@ class AlignmentLoop:
             self._check_stop()
             began = time.perf_counter()
             batch = self._online_batch(step) if cfg.mode == "online" else self._offline_batch(step)
-            real = self._real_batch(step, len(batch.clips))
+            real = self._real_batch(step, batch.total)
             self._check_stop()
             m = self._train_step(step, batch, real, began)
             if not math.isfinite(m.loss):
@@ -585,7 +705,7 @@ class AlignmentLoop:
             write_adapter(out, files.weights, files.config_json)
             result["adapter_dir"] = str(out)
             if self.deps is not None and self.published_step != cfg.steps:
-                self._publish(cfg.steps)
+                self._publish(cfg.steps, every_process=False)  # the main process only
             result["adapter_version"] = self.current_version
         after = (
             self._evaluate(self.current_version, cfg.steps, "after") if self.eval_before else None

@@ -413,6 +413,10 @@ class RunManager:
                 deps.close()
 
     def _model_dir(self, config: RunConfig) -> Path:
+        return self.model_dir(config)
+
+    def model_dir(self, config: RunConfig) -> Path:
+        """The run's model directory (checked against the data roots), or the tiny demo model."""
         if config.model is not None:
             return self.access.roots.directory(config.model, "model")
         from lift.t2v.tiny import ensure_tiny_generator
@@ -420,6 +424,9 @@ class RunManager:
         return ensure_tiny_generator(self.settings.cache_dir)
 
     def _config_defaults(self) -> dict[str, Any]:
+        return self.config_defaults()
+
+    def config_defaults(self) -> dict[str, Any]:
         """What a config that names no generator or critic gets: the trainer's own."""
         resolve = self.settings.resolve_endpoints
         return {

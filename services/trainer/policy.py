@@ -119,12 +119,30 @@ class Policy:
         return torch.cat([self.family.video_latents(self.pipe, one) for one in x.split(1)])
 
     def losses(
-        self, latents: torch.Tensor, embeds: torch.Tensor, generator: torch.Generator
+        self,
+        latents: torch.Tensor,
+        embeds: torch.Tensor,
+        generator: torch.Generator,
+        rows: list[int] | None = None,
+        total: int | None = None,
     ) -> torch.Tensor:
-        """Per-example diffusion loss [B] at timesteps and noise drawn from ``generator``."""
+        """Per-example diffusion loss [B] at timesteps and noise drawn from ``generator``.
+
+        ``rows``: the examples' places in a batch of ``total`` (one process's share of a
+        data-parallel step): the draws are made for the whole batch and these rows taken,
+        so each example gets the timestep and noise it gets in a one-process run.
+        """
         b = latents.shape[0]
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator)
-        noise = torch.randn(latents.shape, generator=generator, dtype=latents.dtype)
+        steps = self.scheduler.config.num_train_timesteps
+        if rows is None:
+            t = torch.randint(0, steps, (b,), generator=generator)
+            noise = torch.randn(latents.shape, generator=generator, dtype=latents.dtype)
+        else:
+            n = total if total is not None else max(rows) + 1
+            index = torch.tensor(rows, dtype=torch.long)
+            t = torch.randint(0, steps, (n,), generator=generator)[index]
+            shape = (n, *latents.shape[1:])
+            noise = torch.randn(shape, generator=generator, dtype=latents.dtype)[index]
         t, noise = t.to(self.device), noise.to(self.device)
         noisy = self.scheduler.add_noise(latents, noise, t)
         kind = self.scheduler.config.prediction_type

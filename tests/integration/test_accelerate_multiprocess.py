@@ -1,0 +1,116 @@
+"""`accelerate launch --num_processes 2` on CPU (gloo): a data-parallel run equals one process.
+
+Both runs train the tiny model offline on the same config (4 scored clips and 2 real
+clips a step, so each of the 2 processes takes 2 + 1). The processes draw each step's
+timesteps and noise for the whole step and take their rows, and scale their losses so
+that the average the gradients get is the one-process loss: what differs is only the
+order of float additions (the all-reduce adds two halves; one process sums all rows),
+about 1e-7 of a gradient. AdamW turns a gradient into a step of about lr per weight,
+so after a few steps the adapters agree to far less than one step's change; the
+tolerance below is 1 % of one step (lr = 1e-3). A real difference in what is trained
+(another clip, another noise draw, a half-weighted loss) moves weights by about a whole
+step and fails it, as the test's second half checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+LR = 1e-3
+TOLERANCE = 0.01 * LR
+
+
+def _config(model: Path, data: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "data-parallel",
+        "mode": "offline",
+        "model": str(model),
+        "offline_data": {"path": str(data / "data.json")},
+        "real_data": {"path": str(data / "real"), "weight": 1.0, "ratio": 0.5},
+        "lora": {"rank": 4, "alpha": 4},
+        "optimizer": {"lr": LR},
+        "steps": 3,
+        "batch_size": 4,
+        "checkpoint_every": 3,
+        "publish_every": 0,
+        "seed": 11,
+        "device": "cpu",
+        **extra,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _launch(tmp: Path, config: dict[str, Any], processes: int) -> dict[str, Any]:
+    tmp.mkdir(parents=True)
+    cfg = tmp / "run.json"
+    cfg.write_text(json.dumps(config))
+    work = tmp / "work"
+    module = ["-m", "lift.services.trainer.launch", str(cfg), "--workdir", str(work)]
+    if processes == 1:
+        cmd = [sys.executable, *module]
+    else:
+        accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+        assert accelerate, "accelerate's launcher is not installed beside this Python"
+        # --multi_gpu is accelerate's torchrun launcher; on CPU (the config's device) each
+        # process joins a gloo group. (--cpu alone would ask for mpirun.)
+        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(processes),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), *module]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "LIFT_TRAINER_DATA_ROOTS": str(tmp.parents[2])}  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=500, cwd=tmp, env=env)
+    assert out.returncode == 0, out.stderr[-4000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    events = [json.loads(line) for line in (work / "events.jsonl").read_text().splitlines()]
+    steps = [e["data"] for e in events if e["kind"] == "step"]
+    weights = load_file(str(Path(result["adapter_dir"]) / "adapter_model.safetensors"))
+    processes = [e["data"]["processes"] for e in events if "processes" in e["data"]]
+    return {"result": result, "weights": weights, "steps": steps,
+            "processes": processes[0] if processes else None}  # fmt: skip
+
+
+def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    assert a.keys() == b.keys()
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a)
+
+
+def test_two_processes_train_the_adapter_one_process_trains(
+    tmp_path: Path, tiny_generator_dir: Path, offline_dataset: Path
+) -> None:
+    config = _config(tiny_generator_dir, offline_dataset)
+    one = _launch(tmp_path / "one", config, 1)
+    two = _launch(tmp_path / "two", config, 2)
+    # LoRA's B matrices start at zero: how far they are from it is how far training moved.
+    moved = max(float(np.abs(v).max()) for k, v in one["weights"].items() if "lora_B" in k)
+    diff = _max_diff(one["weights"], two["weights"])
+    print(f"adapter: moved up to {moved:.3g} over 3 steps; 1 vs 2 processes differ by {diff:.3g}")
+    assert moved > 100 * TOLERANCE  # the run trained: the tolerance is not vacuous
+    assert diff <= TOLERANCE, diff
+    # The step metrics are the global batch's, on both.
+    assert len(one["steps"]) == len(two["steps"]) == 3
+    assert two["processes"] == 2 and one["processes"] is None
+    for a, b in zip(one["steps"], two["steps"], strict=True):
+        assert a["clips"] == b["clips"] == 4 and a["real_clips"] == b["real_clips"] == 2
+        assert a["reward"] == pytest.approx(b["reward"], abs=1e-12)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    # Another draw (another seed) is a real difference, and the tolerance sees it.
+    other = _launch(tmp_path / "other", {**config, "seed": 12}, 1)
+    assert _max_diff(one["weights"], other["weights"]) > 100 * TOLERANCE
