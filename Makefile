@@ -29,14 +29,16 @@ DOCKERFILES := $(wildcard deploy/docker/*.Dockerfile)
 
 setup: $(STAMP) $(BUF) $(PROMETHEUS) $(CHROMEDRIVER) $(TRITON_STAMP) $(COMPOSE)
 
-# Installs exactly the lock (what CI and the images install too), then lift itself without deps.
+# Installs exactly the lock (what CI and the images install too), then lift itself, the lock as
+# constraints (a dependency added to pyproject.toml before `make lock` still gets installed;
+# tests/deploy/test_lock.py fails until the lock has it).
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, its CPU build as locked; nothing below may replace it.
 	$(PY) -m pip install -q -r requirements/torch-cpu.txt -c $(LOCK)
 	$(PY) -m pip install -q -r $(LOCK)
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q -c $(LOCK) -e '.[all,dev]'
 	$(PY) -m pip check
 	touch $@
 
