@@ -616,7 +616,9 @@ class AlignmentLoop:
         with torch.no_grad():
             latents = self._real_latents(self.real[:8])
             embeds = self.policy.embed([c.caption for c in self.real[:8]])
-            return float(self.policy.losses(latents, embeds, gen).mean())
+            # The main process evaluates alone: not through the data-parallel wrapper.
+            module = self._unwrapped()
+            return float(self.policy.losses(latents, embeds, gen, denoiser=module).mean())
 
     def _evaluate(self, version: str, step: int, label: str) -> EvalResult | None:
         ev = self.config.eval

@@ -125,12 +125,16 @@ class Policy:
         generator: torch.Generator,
         rows: list[int] | None = None,
         total: int | None = None,
+        denoiser: torch.nn.Module | None = None,
     ) -> torch.Tensor:
         """Per-example diffusion loss [B] at timesteps and noise drawn from ``generator``.
 
         ``rows``: the examples' places in a batch of ``total`` (one process's share of a
         data-parallel step): the draws are made for the whole batch and these rows taken,
         so each example gets the timestep and noise it gets in a one-process run.
+        ``denoiser``: another module than :attr:`denoiser` (the unwrapped one, for a
+        forward pass one process makes alone: the data-parallel wrapper would wait for
+        the others).
         """
         b = latents.shape[0]
         steps = self.scheduler.config.num_train_timesteps
@@ -147,7 +151,8 @@ class Policy:
         noisy = self.scheduler.add_noise(latents, noise, t)
         kind = self.scheduler.config.prediction_type
         target = self.scheduler.get_velocity(latents, noise, t) if kind == "v_prediction" else noise
-        pred = self.family.predict(self.pipe, self.denoiser, noisy, embeds, t)
+        module = denoiser if denoiser is not None else self.denoiser
+        pred = self.family.predict(self.pipe, module, noisy, embeds, t)
         return (pred.float() - target.float()).pow(2).flatten(1).mean(1)
 
     def adapter_files(self, denoiser: torch.nn.Module | None = None) -> AdapterFiles:

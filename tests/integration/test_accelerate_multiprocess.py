@@ -114,3 +114,51 @@ def test_two_processes_train_the_adapter_one_process_trains(
     # Another draw (another seed) is a real difference, and the tolerance sees it.
     other = _launch(tmp_path / "other", {**config, "seed": 12}, 1)
     assert _max_diff(one["weights"], other["weights"]) > 100 * TOLERANCE
+
+
+def test_an_online_run_over_two_processes_samples_the_published_adapter(
+    tmp_path: Path, tiny_generator_dir: Path, offline_dataset: Path
+) -> None:
+    """Online: each process generates and scores its share, from the version the main one
+    published (a process that sampled the base model instead would score other videos),
+    and the main process's held-out evaluation does not wait on the others."""
+    from lift.runner import start_in_thread
+    from lift.services.critic.server import build_critic
+    from lift.services.critic.settings import CriticSettings
+    from lift.services.generator.server import build_generator
+    from lift.services.generator.settings import GeneratorSettings
+
+    gen, stop_gen = start_in_thread(
+        build_generator,
+        GeneratorSettings(grpc_port=0, http_port=0, model=tiny_generator_dir, log_level="WARNING"),
+    )
+    critic, stop_critic = start_in_thread(
+        build_critic, CriticSettings(grpc_port=0, http_port=0, log_level="WARNING")
+    )
+    config = {
+        **_config(tiny_generator_dir, offline_dataset),
+        "mode": "online",
+        "offline_data": None,
+        "generator": {"address": f"127.0.0.1:{gen.grpc_port}"},
+        "critic": {"address": f"127.0.0.1:{critic.grpc_port}"},
+        "prompts": ["a dog runs", "a ball rolls", "a red car turns"],
+        "sampling": {"num_frames": 9, "height": 32, "width": 32, "num_inference_steps": 3},
+        "batch_size": 2,
+        "videos_per_prompt": 2,
+        "publish_every": 1,
+        "eval": {"prompts": ["a cat"], "seeds": [0, 1]},
+    }
+    try:
+        one = _launch(tmp_path / "one", config, 1)
+        two = _launch(tmp_path / "two", config, 2)
+    finally:
+        stop_gen()
+        stop_critic()
+    assert two["processes"] == 2
+    assert _max_diff(one["weights"], two["weights"]) <= TOLERANCE
+    # Step 1 samples the base model; later steps the adapters of 1e-7-close weights.
+    rewards = [(a["reward"], b["reward"]) for a, b in zip(one["steps"], two["steps"], strict=True)]
+    assert rewards[0][0] == pytest.approx(rewards[0][1], abs=1e-12)
+    assert all(a == pytest.approx(b, abs=1e-3) for a, b in rewards), rewards
+    for key in ("reward_before", "reward_after"):
+        assert one["result"][key] == pytest.approx(two["result"][key], abs=1e-3), key
