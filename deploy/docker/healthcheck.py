@@ -37,14 +37,26 @@ def main(argv: list[str]) -> int:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         if ca:
-            context.load_cert_chain(
-                os.environ["LIFT_HEALTHCHECK_CERT_FILE"], os.environ["LIFT_HEALTHCHECK_KEY_FILE"]
-            )
+            cert_file = os.environ.get("LIFT_HEALTHCHECK_CERT_FILE")
+            key_file = os.environ.get("LIFT_HEALTHCHECK_KEY_FILE")
+            if not (cert_file and key_file):
+                print(
+                    f"{prefix}TLS_CLIENT_CA_FILE is set (mutual TLS): set "
+                    "LIFT_HEALTHCHECK_CERT_FILE and LIFT_HEALTHCHECK_KEY_FILE to a client "
+                    "certificate that CA signed",
+                    file=sys.stderr,
+                )
+                return 1
+            try:
+                context.load_cert_chain(cert_file, key_file)
+            except (OSError, ssl.SSLError) as exc:
+                print(f"client certificate {cert_file}: {exc}", file=sys.stderr)
+                return 1
     url = f"{'https' if cert else 'http'}://127.0.0.1:{port}/readyz"
     try:
         with urllib.request.urlopen(url, timeout=4, context=context) as response:
             return 0 if response.status == 200 else 1
-    except (urllib.error.URLError, OSError, KeyError, ssl.SSLError) as exc:
+    except (urllib.error.URLError, OSError, ssl.SSLError) as exc:
         print(f"{url}: {exc}", file=sys.stderr)
         return 1
 
