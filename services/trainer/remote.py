@@ -45,6 +45,7 @@ from lift.client import (
     CriticError,
     GeneratorClient,
 )
+from lift.clients.base import channel_options, grpc_target
 from lift.critique import Critique
 from lift.errors import Cancelled, LiftError
 from lift.generation import AdapterFiles, GenerationRequest
@@ -134,7 +135,7 @@ class ReplicaPool(Generic[C]):
         name: str,
         endpoint: EndpointConfig,
         stop: threading.Event,
-        connect: Callable[[str], C],
+        connect: Callable[..., C],
         resolver: Resolver | None = None,
     ) -> None:
         self.name = name
@@ -185,9 +186,12 @@ class ReplicaPool(Generic[C]):
     def _refresh(self) -> None:
         """Bring the replica set up to date (under the lock)."""
         wanted: dict[str, str] = {}
+        names: dict[str, str] = {}  # a resolved address: the host name it came from
         for target in self._targets:
             for address, label in self._lookup(target):
                 wanted.setdefault(address, label)
+                if address != target and (m := HOST_PORT.fullmatch(target)):
+                    names.setdefault(address, m.group(1))
         joined = self._resolved_at > float("-inf")  # not the first look-up
         self._resolved_at = time.monotonic()
         for address, replica in list(self._replicas.items()):
@@ -200,9 +204,10 @@ class ReplicaPool(Generic[C]):
             if address not in self._replicas:
                 if joined:
                     log.info("%s replica %s joined", self.name, label)
-                self._replicas[address] = Replica(
-                    address, label, self._connect(address), self.endpoint.backoff_s
-                )
+                # A resolved replica is dialled by IP; TLS still checks the name's certificate.
+                host = names.get(address)
+                client = self._connect(address, host) if host else self._connect(address)
+                self._replicas[address] = Replica(address, label, client, self.endpoint.backoff_s)
         self._cond.notify_all()
 
     def replicas(self) -> list[Replica[C]]:
@@ -443,6 +448,40 @@ def client_credentials(settings: TrainerSettings) -> Credentials:
         raise DependencyFailed(f"cannot set up TLS towards the services: {exc}") from None
 
 
+def _tls_name(client: Any, api: Any, server: str, authority: str | None) -> Any:
+    """A channel to ``server`` (an IP) whose TLS checks ``authority``'s certificate."""
+    if authority is None or client.credentials.channel is None:
+        return None
+    options = [
+        *channel_options(client.max_message_bytes),
+        ("grpc.ssl_target_name_override", authority),
+        ("grpc.default_authority", authority),
+    ]
+    return api.secure_channel(grpc_target(server), client.credentials.channel, options=options)
+
+
+class _GeneratorReplica(GeneratorClient):
+    """A generator client for one replica of a resolved name (TLS names the name)."""
+
+    def __init__(self, server: str, authority: str | None = None, **kw: Any) -> None:
+        self._authority = authority
+        super().__init__(server, **kw)
+
+    def _open_channel(self, api: Any, server: str) -> Any:
+        return _tls_name(self, api, server, self._authority) or super()._open_channel(api, server)
+
+
+class _CriticReplica(CriticClient):
+    """A critic client for one replica of a resolved name (TLS names the name)."""
+
+    def __init__(self, server: str, authority: str | None = None, **kw: Any) -> None:
+        self._authority = authority
+        super().__init__(server, **kw)
+
+    def _open_channel(self, api: Any, server: str) -> Any:
+        return _tls_name(self, api, server, self._authority) or super()._open_channel(api, server)
+
+
 class Services:
     """The generator and critic replicas of an online run, behind retries."""
 
@@ -461,14 +500,18 @@ class Services:
             "generator",
             generator,
             stop,
-            lambda a: GeneratorClient(a, timeout_s=generator.timeout_s, credentials=creds),
+            lambda a, host=None: _GeneratorReplica(
+                a, host, timeout_s=generator.timeout_s, credentials=creds
+            ),
             resolver,
         )
         self.critic: ReplicaPool[CriticClient] = ReplicaPool(
             "critic",
             critic,
             stop,
-            lambda a: CriticClient(a, timeout_s=critic.timeout_s, credentials=creds),
+            lambda a, host=None: _CriticReplica(
+                a, host, timeout_s=critic.timeout_s, credentials=creds
+            ),
             resolver,
         )
         self._adapters: dict[str, AdapterFiles] = {}

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ import pytest
 from prometheus_client import REGISTRY
 from safetensors.numpy import load_file
 
-from lift.client import ClientError, GeneratorClient
+from lift.client import ClientError, Credentials, GeneratorClient
 from lift.runner import start_in_thread
 from lift.services.critic.server import build_critic
 from lift.services.critic.settings import CriticSettings
@@ -30,7 +31,7 @@ from lift.services.generator.settings import GeneratorSettings
 from lift.services.trainer import manager as manager_module
 from lift.services.trainer.config import EndpointConfig, RunConfig, parse_run_config
 from lift.services.trainer.manager import RunManager
-from lift.services.trainer.remote import DependencyFailed, ReplicaPool
+from lift.services.trainer.remote import DependencyFailed, ReplicaPool, _tls_name
 from lift.services.trainer.settings import TrainerSettings
 
 pytestmark = pytest.mark.timeout(300)
@@ -42,8 +43,9 @@ pytestmark = pytest.mark.timeout(300)
 class _Fake:
     """A client whose calls fail with UNAVAILABLE while ``dead``."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, authority: str | None = None) -> None:
         self.address = address
+        self.authority = authority
         self.dead = False
         self.calls = 0
 
@@ -75,8 +77,8 @@ class _Dns:
 def _pool(endpoint: EndpointConfig, dns: _Dns | None = None) -> tuple[ReplicaPool[Any], dict]:
     clients: dict[str, _Fake] = {}
 
-    def connect(address: str) -> _Fake:
-        clients[address] = _Fake(address)
+    def connect(address: str, authority: str | None = None) -> _Fake:
+        clients[address] = _Fake(address, authority)
         return clients[address]
 
     return ReplicaPool("generator", endpoint, threading.Event(), connect, dns), clients
@@ -92,6 +94,8 @@ def test_a_headless_name_is_every_address_it_resolves_to_and_work_keeps_its_orde
     dns = _Dns({"gen.headless": ["10.0.0.2", "10.0.0.1"], "localhost": ["127.0.0.1", "::1"]})
     pool, clients = _pool(_endpoint(address="gen.headless:50052", resolve=True), dns)
     assert sorted(clients) == ["10.0.0.1:50052", "10.0.0.2:50052"]
+    # Dialled by IP, but TLS checks the certificate of the name.
+    assert {c.authority for c in clients.values()} == {"gen.headless"}
     out = pool.map("Work", lambda r, i: r.client.work(i), list(range(12)))
     assert [v for v, _ in out] == [i * i for i in range(12)]  # the caller's order
     assert all(c.calls >= 3 for c in clients.values())  # both replicas served
@@ -101,6 +105,27 @@ def test_a_headless_name_is_every_address_it_resolves_to_and_work_keeps_its_orde
     # Without resolve a name is one address (gRPC's own resolver dials it).
     _, plain_clients = _pool(_endpoint(address="gen.headless:50052"), dns)
     assert list(plain_clients) == ["gen.headless:50052"]
+    assert plain_clients["gen.headless:50052"].authority is None
+
+
+def test_a_resolved_replica_over_tls_verifies_the_names_certificate() -> None:
+    opened: list[tuple[str, list[tuple[str, Any]]]] = []
+
+    class Api:
+        def secure_channel(self, target: str, creds: Any, options: list[Any]) -> str:
+            opened.append((target, options))
+            return "channel"
+
+    client = SimpleNamespace(credentials=Credentials.create(None, tls=True), max_message_bytes=9)
+    assert _tls_name(client, Api(), "10.0.0.1:50052", "gen.headless") == "channel"
+    target, options = opened[0]
+    assert target == "10.0.0.1:50052"
+    assert ("grpc.ssl_target_name_override", "gen.headless") in options
+    assert ("grpc.max_send_message_length", 9) in options
+    # Plaintext, or no name: the client's own channel.
+    plain = SimpleNamespace(credentials=Credentials(), max_message_bytes=9)
+    assert _tls_name(plain, Api(), "10.0.0.1:50052", "gen.headless") is None
+    assert _tls_name(client, Api(), "10.0.0.1:50052", None) is None
 
 
 def test_work_moves_off_a_dead_replica_and_a_new_address_is_picked_up() -> None:
