@@ -166,7 +166,7 @@ def test_services_select_their_pods(overlays: dict) -> None:
             if svc["spec"]["selector"].items()
             <= d["spec"]["template"]["metadata"]["labels"].items()
         ]
-        assert [d["metadata"]["name"] for d in selected] == [name]
+        assert [d["metadata"]["name"] for d in selected] == [name.removesuffix("-replicas")]
         names = {p["name"] for p in container(selected[0])["ports"]}
         assert {p["targetPort"] for p in svc["spec"]["ports"]} <= names, name
     assert objects(docs, "Service")["lift-generator"]["spec"]["clusterIP"] == "None"  # headless
@@ -188,8 +188,13 @@ def test_trainer_reaches_the_replicas_and_keeps_its_runs(overlays: dict) -> None
     env = {e["name"]: e.get("value") for e in container(trainer)["env"]}
     services = objects(docs, "Service")
     for role, port in (("GENERATOR", 50052), ("CRITIC", 50051)):
+        # One name resolving to every ready replica: a headless Service of that role's pods.
         host, _, p = env[f"LIFT_TRAINER_{role}_ADDRESS"].partition(":")
         assert host in services and int(p) == port
+        assert services[host]["spec"]["clusterIP"] == "None", host
+        assert services[host]["spec"]["selector"] == {
+            "app.kubernetes.io/name": f"lift-{role.lower()}"
+        }
         assert port in [x["port"] for x in services[host]["spec"]["ports"]]
     assert trainer["spec"]["strategy"]["type"] == "Recreate"  # one writer of its SQLite
     mounts = {m["mountPath"]: m["name"] for m in container(trainer)["volumeMounts"]}
@@ -230,6 +235,14 @@ def test_service_monitors_scrape_our_services(overlays: dict) -> None:
         spec = mon["spec"]
         svc = services[name]
         assert spec["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+        # Only that Service has the http port, so each pod is scraped once, not per Service.
+        matching = [
+            n
+            for n, s in services.items()
+            if spec["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+            and spec["endpoints"][0]["port"] in {p["name"] for p in s["spec"]["ports"]}
+        ]
+        assert matching == [name], matching
         (endpoint,) = spec["endpoints"]
         assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]}
         assert endpoint["path"] == "/metrics"
