@@ -295,6 +295,8 @@ class ReplicaPool(Generic[C]):
                 r.down = True
                 r.next_try = now + self._retry_down_after_s
                 r.versions.clear()  # when it comes back it may have restarted
+                if self._resolve:  # look the names up again: a replacement may be there
+                    self._resolved_at = float("-inf")
                 others = sum(not x.down for x in self._replicas.values())
                 log.warning(
                     "%s replica %s is down (%s); %d other(s) left, trying it again in %.0f s",

@@ -132,8 +132,10 @@ def test_work_moves_off_a_dead_replica_and_a_new_address_is_picked_up() -> None:
     dns = _Dns({"gen.headless": ["10.0.0.1", "10.0.0.2"]})
     pool, clients = _pool(_endpoint(address="gen.headless:50052", resolve=True), dns)
     clients["10.0.0.2:50052"].dead = True
+    looked_up = dns.lookups
     out = pool.map("Work", lambda r, i: r.client.work(i), list(range(8)))
     assert [a for _, a in out] == ["10.0.0.1:50052"] * 8  # every item, from the live one
+    assert dns.lookups > looked_up  # a replica down: the name is looked up again
     # Both die; the name now points at a new pod: re-resolving finds it.
     clients["10.0.0.1:50052"].dead = True
     dns.table["gen.headless"] = ["10.0.0.3"]
