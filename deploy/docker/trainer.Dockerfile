@@ -39,6 +39,8 @@ COPY --from=build /opt/lift /opt/lift
 COPY deploy/docker/healthcheck.py /opt/lift/healthcheck.py
 ENV PATH=/opt/lift/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
     HF_HUB_OFFLINE=1 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
