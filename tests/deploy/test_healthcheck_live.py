@@ -4,10 +4,12 @@ needs no token), TLS, and mutual TLS with and without the check's client certifi
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from lift.auth import Scope, add_token
@@ -42,6 +44,13 @@ def authed_critic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceR
 def test_plain_http_with_tokens(authed_critic: ServiceRunner) -> None:
     run = healthcheck(authed_critic)
     assert run.returncode == 0, run.stderr
+
+
+def test_the_autoscaler_metric_is_served(authed_critic: ServiceRunner) -> None:
+    """The series the critic's HPA reads (deploy/k8s/base/critic.yaml, through
+    prometheus-adapter), on the /metrics the ServiceMonitor scrapes without a token."""
+    text = httpx.get(f"http://127.0.0.1:{authed_critic.http_port}/metrics", timeout=10).text
+    assert re.search(r'^lift_queue_depth\{service="critic"\} \d', text, re.M), text[:2000]
 
 
 def test_tls(pki: Pki) -> None:  # noqa: F811
