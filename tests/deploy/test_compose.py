@@ -98,6 +98,7 @@ def test_health_gated_start_and_auth(rendered: dict, variant: str) -> None:
         assert all(p.startswith("127.0.0.1:") for p in svc["ports"]), svc["ports"]
     assert trainer["environment"]["LIFT_TRAINER_GENERATOR_ADDRESS"] == "generator:50052"
     assert trainer["environment"]["LIFT_TRAINER_CRITIC_ADDRESS"] == "critic:50051"
+    assert trainer["environment"]["LIFT_TRAINER_RESOLVE_ENDPOINTS"] == "true"
     assert (
         trainer["environment"]["LIFT_TRAINER_CLIENT_TOKEN_FILE"]
         == "/run/secrets/lift_trainer_token"

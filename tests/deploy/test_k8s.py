@@ -196,6 +196,7 @@ def test_trainer_reaches_the_replicas_and_keeps_its_runs(overlays: dict) -> None
             "app.kubernetes.io/name": f"lift-{role.lower()}"
         }
         assert port in [x["port"] for x in services[host]["spec"]["ports"]]
+    assert env["LIFT_TRAINER_RESOLVE_ENDPOINTS"] == "true"  # every resolved address a replica
     assert trainer["spec"]["strategy"]["type"] == "Recreate"  # one writer of its SQLite
     mounts = {m["mountPath"]: m["name"] for m in container(trainer)["volumeMounts"]}
     volumes = {v["name"]: v for v in trainer["spec"]["template"]["spec"]["volumes"]}
