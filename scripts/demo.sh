@@ -57,3 +57,16 @@ echo
 echo "An alignment run on the embedded defaults (tiny generator, signal critic, real clips):"
 echo "held-out reward before/after with its 95 % CI, the guard signals, and a plot."
 "$LIFT" align --demo --plot "$DIR/lift-align.png"
+
+echo
+echo "Learning from human feedback: LoRA-tune the tiny random critic on the embedded rule data"
+echo "(clips of a shape on a panning checkered wall; noisy or blurred = bad fidelity, a freeze ="
+echo "bad motion, a caption naming another colour or shape = bad semantics; one reason per case),"
+echo "then one Table-2 report on the held-out clips: the signal critic, the critic before"
+echo "(vlm DIR) and after (vlm DIR+adapter) training."
+LEARN="$DIR/learn"
+START=$(date +%s)
+"$LIFT" critic train --demo "$LEARN"
+"$LIFT" hra eval "$LEARN/data/test.jsonl" \
+  --critic "vlm:$LEARN/tiny-critic" --critic "vlm:$LEARN/tiny-critic:$LEARN/adapter"
+echo "learning step: $(($(date +%s) - START)) s"

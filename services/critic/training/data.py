@@ -143,3 +143,19 @@ def build_examples(
 def file_digest(path: Path) -> str:
     """SHA-256 of a file's bytes."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def unsayable(records: Sequence[HraRecord], examples: Sequence[Example], scorer: Any) -> list[int]:
+    """Lines of records whose reason the served critic could never say as written.
+
+    The critic's decoder never starts a reason with a whitespace-only token (a reason must
+    say something); a tokenizer that splits the reason's first word into a lone space and
+    the word trains exactly that start, so such reasons come out garbled at serving time.
+    """
+    lines = []
+    for r, e in zip(records, examples, strict=True):
+        prefix = list(scorer.forced[r.label])
+        after = e.answer[len(prefix)] if len(e.answer) > len(prefix) + 1 else None
+        if list(e.answer[: len(prefix)]) == prefix and after is not None and scorer._blank[after]:
+            lines.append(r.line)
+    return lines

@@ -1,13 +1,13 @@
 """A synthetic, seeded rating set whose rule a person can see in the frames.
 
-Every clip shows one coloured shape moving across a checkered grey wall, and is rated on all
-three LiFT dimensions by a fixed rule:
+Every clip shows one large coloured shape moving across a checkered wall while the camera
+pans, and is rated on all three LiFT dimensions by a fixed rule:
 
 * ``video_fidelity``: Bad when heavy noise covers the frames or they are blurred, else Good;
-* ``motion_smoothness``: Bad when the shape freezes (the picture stops changing) early in
+* ``motion_smoothness``: Bad when the video freezes (the picture stops changing) early in
   the clip, else Good;
-* ``semantic_consistency``: Bad when the caption names another colour or another shape than
-  the one shown, else Good.
+* ``semantic_consistency``: Bad when the caption names another colour than the one shown
+  (with ``objects=True`` also another shape), else Good.
 
 Each (dimension, case) has one reason from a small fixed set (:data:`REASONS`), so a
 critic trained on the set can be checked to answer with training reasons only. The
@@ -39,7 +39,7 @@ SHAPES = ("circle", "square")
 
 REASONS: dict[tuple[Dimension, str], str] = {
     (Dimension.VIDEO_FIDELITY, "clean"): "The frames are sharp and clean.",
-    (Dimension.VIDEO_FIDELITY, "noise"): "Heavy noise covers the frames.",
+    (Dimension.VIDEO_FIDELITY, "noise"): "The frames are full of noise.",
     (Dimension.VIDEO_FIDELITY, "blur"): "The video is blurry.",
     (Dimension.MOTION_SMOOTHNESS, "moving"): "The shape moves smoothly.",
     (Dimension.MOTION_SMOOTHNESS, "frozen"): "The shape freezes in place.",
@@ -76,12 +76,13 @@ class RuleClip:
         return (Label.GOOD if good else Label.BAD), REASONS[(dimension, case)]
 
 
-def _plan(rng: np.random.Generator, index: int) -> RuleClip:
+def _plan(rng: np.random.Generator, index: int, objects: bool) -> RuleClip:
     colour = str(rng.choice(list(COLOURS)))
     shape = str(rng.choice(SHAPES))
     fidelity = str(rng.choice(["clean", "clean", "noise", "blur"]))
     motion = str(rng.choice(["moving", "frozen"]))
-    semantics = str(rng.choice(["match", "match", "colour", "shape"]))
+    mismatch = ["colour", "shape"] if objects else ["colour", "colour"]
+    semantics = str(rng.choice(["match", "match", *mismatch]))
     said_colour, said_shape = colour, shape
     if semantics == "colour":
         said_colour = str(rng.choice([c for c in COLOURS if c != colour]))
@@ -112,7 +113,7 @@ def _blur(frame: np.ndarray, radius: int) -> np.ndarray:
 def render(clip: RuleClip, rng: np.random.Generator) -> np.ndarray:
     """The clip's (FRAMES, SIZE, SIZE, 3) uint8 RGB frames."""
     ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
-    radius = 11.0
+    radius = 16.0
     start = rng.uniform(radius + 2, SIZE - radius - 2, size=2)
     angle = rng.uniform(0, 2 * np.pi)
     speed = rng.uniform(3.0, 4.0)  # pixels per frame, bouncing off the edges
@@ -121,14 +122,18 @@ def render(clip: RuleClip, rng: np.random.Generator) -> np.ndarray:
     colour = np.array(COLOURS[clip.colour], dtype=np.float32)
     lo, hi = radius + 1, SIZE - radius - 1
     pos = start.copy()
-    checks = ((xs // 7 + ys // 7) % 2)[..., None]  # a checkered wall: blur visibly erases it
-    background = np.where(checks > 0, 150.0, 100.0).astype(np.float32).repeat(3, axis=2)
+    # The camera pans over a checkered wall (blur visibly erases it; a freeze stops it all).
+    pan_angle = rng.uniform(0, 2 * np.pi)
+    pan = rng.uniform(2.0, 3.0) * np.array([np.cos(pan_angle), np.sin(pan_angle)])
     frames: list[np.ndarray] = []
     for t in range(FRAMES):
         if t >= freeze_at:
             frames.append(frames[-1])  # frozen: the same picture repeats
             continue
-        bg: np.ndarray = background.copy()
+        ox, oy = pan * t
+        checks = (np.floor((xs + ox) / 8) + np.floor((ys + oy) / 8)) % 2
+        bg: np.ndarray = np.where(checks > 0, 150.0, 100.0).astype(np.float32)[..., None]
+        bg = bg.repeat(3, axis=2)
         if clip.shape == "circle":
             inside = (xs - pos[0]) ** 2 + (ys - pos[1]) ** 2 <= radius**2
         else:
@@ -164,10 +169,13 @@ def record(clip: RuleClip, dimension: Dimension, templates: Templates) -> dict[s
 
 
 def write_rule_data(
-    directory: Path, train: int = 48, test: int = 24, seed: int = 0
+    directory: Path, train: int = 48, test: int = 24, seed: int = 0, objects: bool = False
 ) -> tuple[Path, Path]:
     """Write ``train`` + ``test`` rated clips into ``directory``; (train.jsonl, test.jsonl).
 
+    About half the captions name another colour than shown (semantics Bad); with ``objects``
+    half of those name another shape instead (a harder rule: the tiny 2-layer random critic
+    does not learn circle-vs-square in a CPU-sized run).
     The same ``seed`` gives the same clips, captions and ratings (the mp4 bytes too: the
     encoder is deterministic).
     """
@@ -180,7 +188,7 @@ def write_rule_data(
     for split, count, offset in (("train", train, 0), ("test", test, train)):
         lines = []
         for i in range(offset, offset + count):
-            clip = _plan(rng, i)
+            clip = _plan(rng, i, objects)
             frames = render(clip, rng)
             (directory / "videos" / f"{clip.name}.mp4").write_bytes(encode_video(frames, FPS))
             lines += [json.dumps(record(clip, d, templates)) for d in Dimension]

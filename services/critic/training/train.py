@@ -44,6 +44,7 @@ from lift.services.critic.training.data import (
     build_examples,
     file_digest,
     read_records,
+    unsayable,
 )
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,13 @@ class CriticTrainer:
         self.train_records = read_records(c.data, self.templates)
         keys = self.videos.add(c.data, self.train_records)
         self.examples = build_examples(self.train_records, keys, self.videos, self.scorer)
+        odd = unsayable(self.train_records, self.examples, self.scorer)
+        if odd:
+            self.echo(
+                f"warning: {len(odd)} reasons (e.g. {c.data}:line {odd[0]}) start with a "
+                "whitespace-only token in this tokenizer; the critic never starts a reason with "
+                "one, so it cannot say them as written"
+            )
         self.eval_records: list[HraRecord] = []
         if c.eval is not None:
             self.eval_records = read_records(c.eval, self.templates)
