@@ -150,13 +150,19 @@ def export(
         store = _open_store(data, db)
         try:
             summary = export_hra(store, out, tpl, test_fraction, seed, consensus)  # type: ignore[arg-type]
+        except ValueError as exc:
+            fail(str(exc), code=2)
         except OSError as exc:
             fail(f"cannot write {out}: {exc}")
         finally:
             store.close()
-    typer.echo(f"{out}: {summary.line()}")
     if summary.train_records + summary.test_records == 0:
-        fail("nothing to export: no item has a rating yet", code=1)
+        fail(
+            f"nothing to export ({summary.line()}); nothing was written to {out}: rate "
+            "some items first",
+            code=1,
+        )
+    typer.echo(f"{out}: {summary.line()}")
 
 
 def _read_prompts(path: Path) -> list[tuple[str, str]]:

@@ -36,6 +36,14 @@ class FeedbackEngine:
             for problem in report.skipped:
                 log.warning("%s", problem)
         self._gauges()
+        n = len(self.store.items())
+        if n == 0:
+            log.warning(
+                "the queue is empty: nobody has anything to rate; start with --videos DIR "
+                "(videos with prompts) or upload with `lift feedback sample --feedback URL`"
+            )
+        else:
+            log.info("%d items in the queue, each for %d annotators", n, self.overlap)
         self.ready = True
 
     def close(self) -> None:
@@ -66,14 +74,17 @@ class FeedbackEngine:
     def item(self, item_id: str) -> Item:
         return self.store.item(item_id)
 
-    def video_file(self, item: Item) -> Path:
-        return self.store.video_file(item)
+    def video_file(self, item: Item) -> Path | None:
+        """The item's video file, None when it is gone or no longer the file queued."""
+        return self.store.servable_file(item)
 
     def rate(
         self, annotator: str, item_id: str, labels: Mapping[str, str], reasons: Mapping[str, str]
     ) -> tuple[int, Me]:
         checked_labels, checked_reasons = check_rating(labels, reasons)
-        rating_id = self.store.rate(annotator, item_id, checked_labels, checked_reasons)
+        rating_id = self.store.rate(
+            annotator, item_id, checked_labels, checked_reasons, self.overlap
+        )
         metrics.observe_rating(checked_labels)
         self._gauges()
         return rating_id, self.me(annotator)

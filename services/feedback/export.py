@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -37,6 +38,28 @@ _EXT = {
     "video/x-msvideo": ".avi",
     "video/quicktime": ".mov",
 }
+
+
+_OURS = {"train.jsonl", "test.jsonl", "videos"}
+_OUR_VIDEO = re.compile(r"[0-9a-f]{16}\.(mp4|webm|mkv|avi|mov)")
+
+
+def check_out(out: Path) -> None:
+    """ValueError unless ``out`` is a new or empty folder, or an earlier export to replace."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (new, empty or an earlier export)")
+    if not out.is_dir():
+        return
+    others = sorted(p.name for p in out.iterdir() if p.name not in _OURS)
+    stray = (out / "videos").is_dir() and any(
+        not _OUR_VIDEO.fullmatch(p.name) for p in (out / "videos").iterdir()
+    )
+    if others or stray or ((out / "videos").exists() and not (out / "videos").is_dir()):
+        what = ", ".join(others[:5]) if others else "videos/ holds files of its own"
+        raise ValueError(
+            f"--out {out} holds other things ({what}); give a new or empty folder, or an "
+            "earlier export of this command (train.jsonl, test.jsonl, videos/) to replace"
+        )
 
 
 @dataclass
@@ -103,6 +126,7 @@ def export_hra(
     """Write ``out/train.jsonl``, ``out/test.jsonl`` and ``out/videos/``; the summary."""
     if not 0 <= test_fraction <= 1:
         raise ValueError(f"test fraction must be within 0..1, got {test_fraction}")
+    check_out(out)
     summary = ExportSummary()
     items = {i.item_id: i for i in store.items()}
     by_item: dict[str, list[Rating]] = defaultdict(list)
@@ -111,7 +135,7 @@ def export_hra(
     records: dict[str, list[tuple[Item, Dimension, Label, str]]] = defaultdict(list)
     for item_id in sorted(by_item, key=lambda i: items[i].seq):
         item = items[item_id]
-        if not store.video_file(item).is_file():
+        if store.servable_file(item) is None:
             summary.missing.append(item_id)
             continue
         summary.items += 1
@@ -121,6 +145,8 @@ def export_hra(
                 summary.ties += 1
                 continue
             records[item.video_sha256].append((item, dim, *decided))
+    if not records:
+        return summary  # nothing to write: no file is made
     test = split_videos([k for k, v in records.items() if v], test_fraction, seed)
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
@@ -137,7 +163,10 @@ def export_hra(
             # HRA file rates each video once per dimension.
             name = f"{item.item_id}{_EXT.get(item.media_type, '.mp4')}"
             if name not in copied:
-                shutil.copyfile(store.video_file(item), videos / name)
+                source = store.servable_file(item)
+                if source is None:
+                    raise OSError(f"the video of item {item.item_id} went away during the export")
+                shutil.copyfile(source, videos / name)
                 copied.add(name)
             record = {
                 "id": f"{item.item_id}-{dim.value}",
@@ -155,6 +184,9 @@ def export_hra(
             lines[side].append(json.dumps(record, ensure_ascii=False))
     for side, rows_ in lines.items():
         (out / f"{side}.jsonl").write_text("".join(x + "\n" for x in rows_), encoding="utf-8")
+    for old in videos.iterdir():  # an earlier export's videos that are not in this one
+        if _OUR_VIDEO.fullmatch(old.name) and old.name not in copied and old.is_file():
+            old.unlink()
     summary.train_records = len(lines["train"])
     summary.test_records = len(lines["test"])
     return summary

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from lift import __version__
 from lift.auth import Authenticator, bearer_token
 from lift.critique import ASSESSED_LABELS, DIMENSIONS
-from lift.errors import InvalidInput, NotFound, Unauthenticated
+from lift.errors import InvalidInput, NotFound, PayloadTooLarge, Unauthenticated
 from lift.http import (
     JSON,
     MULTIPART,
@@ -182,8 +182,11 @@ def create_app(engine: FeedbackEngine) -> FastAPI:
         annotator(request)
         item = engine.item(item_id)
         path = engine.video_file(item)
-        if not path.is_file():
-            raise NotFound(f"the video of item {item_id} is gone from {path.parent}")
+        if path is None:
+            raise NotFound(
+                f"the video of item {item_id} is gone (or was replaced by a link or a "
+                "non-file) on the server; skip this item"
+            )
         return FileResponse(
             path,
             media_type=item.media_type,
@@ -280,6 +283,10 @@ def create_app(engine: FeedbackEngine) -> FastAPI:
                 data = base64.b64decode(body.video_b64, validate=True)
             except (binascii.Error, ValueError):
                 raise InvalidInput("video_b64 is not valid base64") from None
+            if len(data) > limit:
+                raise PayloadTooLarge(
+                    f"the video is {len(data)} bytes; the limit is {limit} (max_video_bytes)"
+                )
             prompt = body.prompt
         item_id, created = await asyncio.to_thread(engine.upload, data, prompt)
         reply = ItemCreatedJSON(item_id=item_id, created=created)

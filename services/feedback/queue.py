@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ VIDEO_TYPES = {
     ".avi": "video/x-msvideo",
 }
 PROMPT_FILES = ("prompts.jsonl", "items.jsonl")
+_MAX_SIDECAR_BYTES = 1024 * 1024
 UPLOADS = "uploads"
 
 
@@ -86,7 +88,11 @@ def probe(data: bytes, where: str) -> Probe:
     except InvalidInput:
         raise
     except Exception as exc:  # PyAV raises many kinds for a broken file
-        raise InvalidInput(f"{where} is not a video the service can read: {exc}") from None
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise InvalidInput(
+            f"{where} is not a video the service can read ({why}); send an mp4, webm, mov, "
+            "mkv or avi file"
+        ) from None
     if "mp4" in names or "mov" in names:
         media = "video/mp4"
     elif "webm" in names and codec in {"vp8", "vp9", "av1"}:
@@ -100,6 +106,18 @@ def probe(data: bytes, where: str) -> Probe:
             f"{where} is a {container.format.name} file; send mp4, webm, mov, mkv or avi"
         )
     return Probe(media, fps if fps and fps > 0 else None, frames)
+
+
+def check_prompt(prompt: str, max_prompt: int) -> str:
+    """The prompt trimmed; InvalidInput when it is empty, too long or holds a NUL."""
+    prompt = prompt.strip()
+    if not prompt:
+        raise InvalidInput("prompt is empty: send the text the video was generated from")
+    if len(prompt) > max_prompt:
+        raise InvalidInput(f"prompt is {len(prompt)} characters; the limit is {max_prompt}")
+    if "\x00" in prompt:
+        raise InvalidInput("prompt holds a NUL character (U+0000); remove it")
+    return prompt
 
 
 def item_id_of(video_sha256: str, prompt: str) -> str:
@@ -118,11 +136,35 @@ def _inside(root: Path, candidate: Path, what: str) -> Path:
     return resolved
 
 
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; OSError/ValueError otherwise.
+
+    Opened without blocking and without following a final symlink, then checked on the
+    open descriptor: a FIFO or device named ``x.mp4`` (or one swapped in after the
+    import checked the path) is refused instead of hanging the service or reading forever.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file (a FIFO, device or directory)")
+        if st.st_size > max_bytes:
+            raise ValueError(f"{path} is {st.st_size} bytes, over the {max_bytes} limit")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path} grew over the {max_bytes} limit while being read")
+    return data
+
+
+_MAX_LISTING_BYTES = 64 * 1024 * 1024
+
+
 def _records(path: Path, report: ImportReport) -> list[tuple[int, dict[str, Any]]]:
     out = []
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular(path, _MAX_LISTING_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ImportRefused(f"cannot read {path}: {exc}") from None
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -180,8 +222,12 @@ def collect(source: Path) -> tuple[list[tuple[Path, str | None, str]], ImportRep
             sidecar = entry.with_suffix(".txt")
             if prompt is None and sidecar.exists():
                 side = _inside(root, sidecar, str(sidecar))
-                text = side.read_text(encoding="utf-8", errors="replace").strip()
-                prompt = text or None
+                try:
+                    raw = read_regular(side, _MAX_SIDECAR_BYTES)
+                except (OSError, ValueError) as exc:
+                    report.skipped.append(f"{sidecar}: cannot read the prompt: {exc}")
+                    raw = b""
+                prompt = raw.decode("utf-8", errors="replace").strip() or None
             found.append((path, prompt, str(entry)))
         found += [(p, prompt, where) for p, (prompt, where) in named.items()]
         return found, report
@@ -203,25 +249,28 @@ def import_source(store: Store, source: Path, max_bytes: int, max_prompt: int) -
     found, report = collect(source)
     for path, prompt, where in found:
         if prompt is None:
+            hint = json.dumps({"video": path.name, "prompt": "..."})
             report.skipped.append(
-                f"{where}: no prompt (add it to prompts.jsonl or a {path.stem}.txt); skipped"
+                f"{where}: no prompt: add a line {hint} to {path.parent}/prompts.jsonl, or "
+                f"write the prompt into {path.with_suffix('.txt')}; skipped"
             )
             continue
-        if len(prompt) > max_prompt:
-            report.skipped.append(f"{where}: the prompt is over {max_prompt} characters; skipped")
+        try:
+            prompt = check_prompt(prompt, max_prompt)
+        except InvalidInput as exc:
+            report.skipped.append(f"{where}: {exc.message}; skipped")
             continue
         if path.suffix.lower() not in VIDEO_TYPES:
             report.skipped.append(f"{where}: {path.name} is not an mp4/webm/mov/mkv/avi; skipped")
             continue
         try:
-            size = path.stat().st_size
-            if size > max_bytes:
-                report.skipped.append(f"{where}: {size} bytes, over the {max_bytes} limit; skipped")
-                continue
-            data = path.read_bytes()
+            data = read_regular(path, max_bytes)
             info = probe(data, str(path))
         except OSError as exc:
             report.skipped.append(f"{where}: cannot read {path}: {exc.strerror}; skipped")
+            continue
+        except ValueError as exc:
+            report.skipped.append(f"{where}: {exc}; skipped")
             continue
         except InvalidInput as exc:
             report.skipped.append(f"{where}: {exc.message}; skipped")
@@ -249,11 +298,7 @@ _EXT = {v: k for k, v in VIDEO_TYPES.items() if k != ".mov"}
 
 def add_upload(store: Store, data: bytes, prompt: str, max_prompt: int) -> tuple[str, bool]:
     """Store an uploaded video under the data dir and queue it: (item id, newly added)."""
-    prompt = prompt.strip()
-    if not prompt:
-        raise InvalidInput("prompt is empty: send the text the video was generated from")
-    if len(prompt) > max_prompt:
-        raise InvalidInput(f"prompt is {len(prompt)} characters; the limit is {max_prompt}")
+    prompt = check_prompt(prompt, max_prompt)
     info = probe(data, "the uploaded video")
     sha = hashlib.sha256(data).hexdigest()
     item_id = item_id_of(sha, prompt)

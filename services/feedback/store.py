@@ -194,6 +194,9 @@ class Store:
         self.data_dir = data_dir
         self._lock = threading.RLock()
         self._last_t = 0.0
+        # The item /v1/next last offered each annotator: the one item they may still rate
+        # once its overlap is full (two people were offered its last slot at once).
+        self._offered: dict[str, str] = {}
         if url.startswith("sqlite"):
             data_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -267,6 +270,23 @@ class Store:
         p = Path(item.video_path)
         return p if p.is_absolute() else self.data_dir / p
 
+    def servable_file(self, item: Item) -> Path | None:
+        """The item's video file if it is still the regular file that was queued, else None.
+
+        An imported video's path was stored resolved (no symlinks) and an upload lies in
+        the data dir: a symlink put in its place since (pointing anywhere), a FIFO or a
+        device is not read.
+        """
+        p = Path(item.video_path)
+        expected = p if p.is_absolute() else self.data_dir.resolve() / p
+        try:
+            real = self.video_file(item).resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if real != expected or not real.is_file():
+            return None
+        return real
+
     # -- state -------------------------------------------------------------------
 
     def _state(self, conn: Any) -> _State:
@@ -330,6 +350,7 @@ class Store:
             me = self._me(conn, annotator, overlap)
             if not order:
                 return None, me
+            self._offered[annotator] = order[0]
             row = conn.execute(select(items).where(items.c.item_id == order[0])).first()
             assert row is not None
             return _item(row._mapping), me
@@ -359,16 +380,25 @@ class Store:
         item_id: str,
         labels: Mapping[Dimension, Label],
         reasons: Mapping[Dimension, str],
+        overlap: int,
     ) -> int:
         """Record a rating (already checked by :func:`check_rating`); its id.
 
-        Conflict when this annotator already rated the item (undo first to change it).
-        A rating for an item the annotator skipped is accepted: they came back to it; so
-        is one that lands after others completed the item's overlap meanwhile (two people
-        were offered its last slot): the work is kept, agreement only gains from it.
+        Conflict when this annotator already rated the item (undo first to change it), and
+        when the item already has its ``overlap`` ratings, unless it is the item this
+        annotator was last offered (two people were offered its last slot at once: the
+        work is kept, agreement only gains from it). A rating for an item the annotator
+        skipped is accepted: they came back to it.
         """
         with self._lock, self.engine.begin() as conn:
             self._must_exist(conn, item_id)
+            have = conn.execute(
+                select(func.count()).where(
+                    actions.c.item_id == item_id,
+                    actions.c.kind == RATING,
+                    actions.c.undone_at.is_(None),
+                )
+            ).scalar_one()
             dup = conn.execute(
                 select(actions.c.action_id).where(
                     actions.c.annotator == annotator,
@@ -380,6 +410,11 @@ class Store:
             if dup is not None:
                 raise Conflict(
                     f"{annotator} already rated item {item_id}; undo that rating to change it"
+                )
+            if have >= overlap and self._offered.get(annotator) != item_id:
+                raise Conflict(
+                    f"item {item_id} already has its {overlap} ratings; GET /v1/next for "
+                    "an item that still needs yours"
                 )
             action_id = self._insert(conn, annotator, item_id, RATING)
             conn.execute(
@@ -402,6 +437,21 @@ class Store:
             raise InvalidInput(f"note is {len(note)} characters; keep it to {MAX_NOTE_CHARS}")
         with self._lock, self.engine.begin() as conn:
             self._must_exist(conn, item_id)
+            done = conn.execute(
+                select(actions.c.kind)
+                .where(
+                    actions.c.annotator == annotator,
+                    actions.c.item_id == item_id,
+                    actions.c.undone_at.is_(None),
+                )
+                .limit(1)
+            ).first()
+            if done is not None:
+                past = {RATING: "rated", SKIP: "skipped", FLAG: "flagged"}[done.kind]
+                raise Conflict(
+                    f"{annotator} already {past} item {item_id}; GET /v1/next for the next "
+                    "item (POST /v1/undo takes back your latest action)"
+                )
             self._insert(conn, annotator, item_id, kind, note.strip() or None)
 
     def undo(self, annotator: str) -> tuple[str, str] | None:

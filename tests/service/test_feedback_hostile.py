@@ -1,0 +1,218 @@
+"""The feedback service against hostile files and callers: FIFOs, swapped links, NULs,
+ratings beyond the overlap, repeated skips, concurrent submits, export folders."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from lift.cli.main import app as cli
+from lift.services.feedback.engine import FeedbackEngine
+from lift.services.feedback.http_app import create_app
+from lift.services.feedback.queue import import_source
+from lift.services.feedback.settings import FeedbackSettings
+from lift.video.encode import encode_video
+
+GOOD = {"semantic_consistency": "good", "motion_smoothness": "good", "video_fidelity": "good"}
+
+
+def _mp4(seed: int) -> bytes:
+    frames = np.random.default_rng(seed).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    return encode_video(frames, 8.0)
+
+
+def _clips(d: Path, n: int) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (d / f"clip{i}.mp4").write_bytes(_mp4(i))
+        (d / f"clip{i}.txt").write_text(f"a red ball bounces, take {i}\n")
+    return d
+
+
+Start = Callable[..., tuple[TestClient, FeedbackEngine]]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Start:
+    def run(videos: list[Path], **kw: object) -> tuple[TestClient, FeedbackEngine]:
+        settings = FeedbackSettings(data=tmp_path / "data", videos=videos, **kw)  # type: ignore[arg-type]
+        engine = FeedbackEngine(settings)
+        engine.load()
+        return TestClient(create_app(engine), base_url="http://127.0.0.1"), engine
+
+    return run
+
+
+def _as(name: str) -> dict[str, str]:
+    return {"x-lift-annotator": name}
+
+
+def test_import_skips_fifos_non_videos_and_nul_prompts_without_hanging(
+    tmp_path: Path, start: Start
+) -> None:
+    d = _clips(tmp_path / "v", 2)
+    os.mkfifo(d / "pipe.mp4")  # a FIFO named like a video: reading it would block forever
+    (d / "pipe.txt").write_text("a pipe")
+    (d / "clip1.txt").unlink()
+    os.mkfifo(d / "clip1.txt")  # clip1's prompt is a FIFO now
+    (d / "fake.mp4").write_text("not a video at all")
+    (d / "fake.txt").write_text("fake")
+    (d / "nul.mp4").write_bytes(_mp4(7))
+    (d / "nul.txt").write_text("a prompt with a \x00 inside")
+    _, engine = start([])
+    box: list[object] = []
+    t = threading.Thread(
+        target=lambda: box.append(import_source(engine.store, d, 10**7, 1000)), daemon=True
+    )
+    t.start()
+    t.join(timeout=60)
+    assert not t.is_alive(), "the import hung on a FIFO"
+    report = box[0]
+    text = "\n".join(report.skipped)  # type: ignore[attr-defined]
+    assert report.added == 1, text  # type: ignore[attr-defined]
+    assert "pipe.mp4 is not a regular file" in text
+    assert "clip1.txt: cannot read the prompt" in text and "clip1.mp4: no prompt" in text
+    assert "fake.mp4 is not a video the service can read" in text and "Errno" not in text
+    assert "NUL" in text
+
+
+def test_empty_queue_says_how_to_fill_it(start: Start, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        start([])
+    assert "the queue is empty" in caplog.text and "--videos" in caplog.text
+
+
+def test_no_rating_beyond_the_overlap_unless_offered(tmp_path: Path, start: Start) -> None:
+    c, _ = start([_clips(tmp_path / "v", 2)], overlap=1)
+    first = c.get("/v1/next", headers=_as("alice")).json()["item"]["item_id"]
+    assert c.post("/v1/ratings", headers=_as("alice"), json={"item_id": first, "labels": GOOD})
+    # bob was never offered the complete item: his rating would be one too many
+    r = c.post("/v1/ratings", headers=_as("bob"), json={"item_id": first, "labels": GOOD})
+    assert r.status_code == 409 and "already has its 1 ratings" in r.json()["error"]["message"]
+    # bob and carol are both offered the last open item; both ratings are kept
+    second = c.get("/v1/next", headers=_as("bob")).json()["item"]["item_id"]
+    assert c.get("/v1/next", headers=_as("carol")).json()["item"]["item_id"] == second
+    for who in ("bob", "carol"):
+        r = c.post("/v1/ratings", headers=_as(who), json={"item_id": second, "labels": GOOD})
+        assert r.status_code == 201, r.text
+    assert c.get("/v1/overview").json()["ratings"] == 3
+
+
+def test_skip_or_flag_twice_or_after_rating_is_refused(tmp_path: Path, start: Start) -> None:
+    c, _ = start([_clips(tmp_path / "v", 3)], overlap=2)
+    a = _as("alice")
+    one = c.get("/v1/next", headers=a).json()["item"]["item_id"]
+    assert (
+        c.post("/v1/ratings", headers=a, json={"item_id": one, "labels": GOOD}).status_code == 201
+    )
+    r = c.post(f"/v1/items/{one}:skip", headers=a)
+    assert r.status_code == 409 and "already rated" in r.json()["error"]["message"]
+    two = c.get("/v1/next", headers=a).json()["item"]["item_id"]
+    assert c.post(f"/v1/items/{two}:skip", headers=a).status_code == 200
+    for call in (f"/v1/items/{two}:skip", f"/v1/items/{two}:flag"):
+        r = c.post(call, headers=a)
+        assert r.status_code == 409 and "already skipped" in r.json()["error"]["message"]
+    me = c.get("/v1/me", headers=a).json()
+    assert (me["rated"], me["skipped"], me["flagged"], me["remaining"], me["total"]) == (
+        1,
+        1,
+        0,
+        1,
+        3,
+    )
+
+
+def test_concurrent_double_submit_keeps_one_rating(tmp_path: Path, start: Start) -> None:
+    c, _ = start([_clips(tmp_path / "v", 1)], overlap=2)
+    item = c.get("/v1/next", headers=_as("alice")).json()["item"]["item_id"]
+    codes: list[int] = []
+    body = {"item_id": item, "labels": GOOD}
+
+    def submit() -> None:
+        codes.append(c.post("/v1/ratings", headers=_as("alice"), json=body).status_code)
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [201, 409, 409, 409]
+    assert c.get("/v1/me", headers=_as("alice")).json()["rated"] == 1
+
+
+def test_video_is_not_served_once_swapped_for_a_link_or_fifo(tmp_path: Path, start: Start) -> None:
+    d = _clips(tmp_path / "v", 2)
+    c, engine = start([d])
+    a = _as("alice")
+    ids = {Path(i.video_path).name: i.item_id for i in engine.store.items()}
+    assert c.get(f"/v1/items/{ids['clip0.mp4']}/video", headers=a).content == _mp4(0)
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"operator's private file")
+    (d / "clip0.mp4").unlink()
+    os.symlink(secret, d / "clip0.mp4")
+    r = c.get(f"/v1/items/{ids['clip0.mp4']}/video", headers=a)
+    assert r.status_code == 404 and b"private" not in r.content
+    assert "skip this item" in r.json()["error"]["message"]
+    (d / "clip1.mp4").unlink()
+    os.mkfifo(d / "clip1.mp4")
+    r = c.get(f"/v1/items/{ids['clip1.mp4']}/video", headers=a)
+    assert r.status_code == 404
+
+
+def test_upload_refuses_nul_prompts_and_oversized_base64(start: Start) -> None:
+    c, _ = start([], max_video_bytes=64 * 1024)
+    video = _mp4(1)
+    r = c.post(
+        "/v1/items", files={"video": ("a.mp4", video, "video/mp4")}, data={"prompt": "a\x00b"}
+    )
+    assert r.status_code == 400 and "NUL" in r.json()["error"]["message"]
+    r = c.post("/v1/items", files={"video": ("a.mp4", b"nope", "video/mp4")}, data={"prompt": "x"})
+    assert r.status_code == 400 and "Errno" not in r.json()["error"]["message"]
+    big = base64.b64encode(b"\0" * (64 * 1024 + 1)).decode()
+    r = c.post("/v1/items", json={"video_b64": big, "prompt": "too big"})
+    assert r.status_code == 413 and "limit is 65536" in r.json()["error"]["message"]
+
+
+def test_export_folder_rules(tmp_path: Path, start: Start) -> None:
+    c, _ = start([_clips(tmp_path / "v", 2)], overlap=1)
+    runner = CliRunner()
+    args = ["feedback", "export", "--data", str(tmp_path / "data")]
+    out = tmp_path / "hra"
+    r = runner.invoke(cli, [*args, "--out", str(out)])
+    assert r.exit_code == 1 and "nothing to export" in r.output
+    assert not out.exists()  # no empty files left behind
+    for _ in range(2):
+        item = c.get("/v1/next", headers=_as("alice")).json()["item"]["item_id"]
+        c.post("/v1/ratings", headers=_as("alice"), json={"item_id": item, "labels": GOOD})
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    r = runner.invoke(cli, [*args, "--out", str(a_file)])
+    assert r.exit_code == 2 and "is a file" in r.output
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    r = runner.invoke(cli, [*args, "--out", str(foreign)])
+    assert r.exit_code == 2 and "notes.txt" in r.output
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    r = runner.invoke(cli, [*args, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    stale = out / "videos" / "0123456789abcdef.mp4"  # an earlier export's video
+    stale.write_bytes(b"old")
+    r = runner.invoke(cli, [*args, "--out", str(out)])  # exporting again replaces it
+    assert r.exit_code == 0, r.output
+    assert not stale.exists() and len(list((out / "videos").iterdir())) == 2
+    lines = (out / "train.jsonl").read_text().splitlines()
+    lines += (out / "test.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and all(json.loads(x)["video"].startswith("videos/") for x in lines)
+    v = runner.invoke(cli, ["hra", "validate", str(out / "train.jsonl")])
+    assert v.exit_code == 0, v.output
