@@ -57,7 +57,9 @@ def serve(
     overlap: Annotated[
         int | None, typer.Option(help="Annotators who rate each item [2]", min=1, max=50)
     ] = None,
-    http_port: Annotated[int | None, typer.Option(help="HTTP port [8083]")] = None,
+    http_port: Annotated[
+        int | None, typer.Option(help="HTTP port [8083]; 0 = any free one", min=0, max=65535)
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Bind address [127.0.0.1]")] = None,
 ) -> None:
     """Serve the annotation page (/), the overview (/overview) and the rating API.
@@ -276,6 +278,11 @@ def sample(
                         typer.echo(f"{pid} seed {seed}: {out / 'videos' / name}")
                     made += 1
     except GeneratorError as exc:
+        if exc.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+            fail(
+                f"cannot reach the generator at {generator} ({exc.message}); start it "
+                "(`lift generator serve`) or fix --generator"
+            )
         fail(f"the generator refused: {exc}")
     finally:
         if jsonl is not None:
@@ -298,9 +305,10 @@ class _Uploader:
             import ssl
 
             verify = ssl.create_default_context(cafile=str(ca_file))
-        self.client = httpx.Client(
-            base_url=url.rstrip("/"), headers=headers, timeout=120, verify=verify
-        )
+        self.url = url.rstrip("/")
+        if not self.url.startswith(("http://", "https://")):
+            fail(f"--feedback must be an http:// or https:// URL, got {url!r}", code=2)
+        self.client = httpx.Client(base_url=self.url, headers=headers, timeout=120, verify=verify)
 
     def _call(self, method: str, path: str, what: str, **kw: Any) -> Any:
         import httpx
@@ -308,7 +316,10 @@ class _Uploader:
         try:
             r = self.client.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            fail(f"cannot reach the feedback service: {exc}")
+            fail(
+                f"cannot reach the feedback service at {self.url} ({exc}); start it "
+                "(`lift feedback serve`) or fix --feedback"
+            )
         if r.status_code not in (200, 201):
             try:
                 message = r.json()["error"]["message"]

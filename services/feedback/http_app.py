@@ -75,6 +75,33 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
+_RANGE_PART = re.compile(r"(\d*)-(\d*)")
+_MAX_RANGES = 16
+
+
+def check_range(header: str | None) -> None:
+    """InvalidInput unless a Range header is ``bytes=`` and up to 16 well-formed ranges.
+
+    Starlette answers a malformed one in plain text; this says in the error JSON what a
+    player should send. A range past the end of the file is still a 416 from Starlette.
+    """
+    if header is None:
+        return
+    unit, _, spec = header.strip().partition("=")
+    parts = [p.strip() for p in spec.split(",")]
+    ok = unit.strip().lower() == "bytes" and 0 < len(parts) <= _MAX_RANGES
+    for part in parts if ok else ():
+        m = _RANGE_PART.fullmatch(part)
+        if m is None or not (m[1] or m[2]) or (m[1] and m[2] and int(m[1]) > int(m[2])):
+            ok = False
+            break
+    if not ok:
+        raise InvalidInput(
+            f"Range header {header[:80]!r} is not a byte range: send bytes=START-END, "
+            f"bytes=START- or bytes=-SUFFIX (up to {_MAX_RANGES}, comma-separated), or no Range"
+        )
+
+
 PUBLIC_PATHS = ("/", "/overview")
 PUBLIC_PREFIXES = ("/static/",)
 _SMALL_BODY = 64 * 1024
@@ -180,6 +207,7 @@ def create_app(engine: FeedbackEngine) -> FastAPI:
     )
     def video(item_id: str, request: Request) -> Response:
         annotator(request)
+        check_range(request.headers.get("range"))
         item = engine.item(item_id)
         path = engine.video_file(item)
         if path is None:

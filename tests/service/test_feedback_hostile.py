@@ -216,3 +216,37 @@ def test_export_folder_rules(tmp_path: Path, start: Start) -> None:
     assert len(lines) == 6 and all(json.loads(x)["video"].startswith("videos/") for x in lines)
     v = runner.invoke(cli, ["hra", "validate", str(out / "train.jsonl")])
     assert v.exit_code == 0, v.output
+
+
+def test_sample_says_which_address_it_cannot_reach(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat on a sofa\n")
+    runner = CliRunner()
+    base = ["feedback", "sample", "--prompts", str(prompts), "--generator", "127.0.0.1:1"]
+    r = runner.invoke(cli, [*base, "--feedback", "http://127.0.0.1:1"])
+    assert r.exit_code == 1 and "cannot reach the feedback service at http://127.0.0.1:1" in (
+        r.output
+    )
+    r = runner.invoke(cli, [*base, "--feedback", "127.0.0.1:8083"])
+    assert r.exit_code == 2 and "http:// or https:// URL" in r.output
+    r = runner.invoke(cli, [*base, "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1 and "cannot reach the generator at 127.0.0.1:1" in r.output
+    r = runner.invoke(cli, ["feedback", "serve", "--http-port", "99999"])
+    assert r.exit_code == 2 and "65535" in r.output
+
+
+def test_video_ranges(tmp_path: Path, start: Start) -> None:
+    c, engine = start([_clips(tmp_path / "v", 1)])
+    item = engine.store.items()[0].item_id
+    url, a = f"/v1/items/{item}/video", _as("alice")
+    whole = _mp4(0)
+    r = c.get(url, headers={**a, "range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == whole[10:20]
+    r = c.get(url, headers={**a, "range": "bytes=-5"})
+    assert r.status_code == 206 and r.content == whole[-5:]
+    for bad in ("bytes=10-5", "bytes=abc", "items=0-1", "bytes=-", "bytes=" + "0-1," * 20):
+        r = c.get(url, headers={**a, "range": bad})
+        assert r.status_code == 400, bad
+        assert "send bytes=START-END" in r.json()["error"]["message"]
+    r = c.get(url, headers={**a, "range": f"bytes={len(whole) + 10}-"})
+    assert r.status_code == 416
