@@ -127,7 +127,10 @@ def item_id_of(video_sha256: str, prompt: str) -> str:
 
 def _inside(root: Path, candidate: Path, what: str) -> Path:
     """``candidate`` resolved (symlinks followed); ImportRefused when it leaves ``root``."""
-    resolved = candidate.resolve()
+    try:
+        resolved = candidate.resolve()
+    except (ValueError, OSError, RuntimeError) as exc:  # a NUL in the name, a symlink loop
+        raise ImportRefused(f"{what} is not a usable path ({exc}); fix the name") from None
     if not resolved.is_relative_to(root):
         raise ImportRefused(
             f"{what} leads outside {root} (to {resolved}); put the videos inside the "
@@ -193,7 +196,7 @@ def collect(source: Path) -> tuple[list[tuple[Path, str | None, str]], ImportRep
         raise ImportRefused(f"--videos {source} does not exist")
     if source.is_dir():
         root = source.resolve()
-        named: dict[Path, tuple[str | None, str]] = {}
+        named: list[tuple[Path, str | None, str]] = []  # a video may have several prompts
         by_stem: dict[str, str] = {}
         for name in PROMPT_FILES:
             listing = source / name
@@ -206,17 +209,18 @@ def collect(source: Path) -> tuple[list[tuple[Path, str | None, str]], ImportRep
                 video = obj.get("video")
                 if isinstance(video, str) and video.strip():
                     path = _inside(root, root / video.strip(), f'{where}: "video" {video!r}')
-                    named[path] = (prompt, where)
+                    named.append((path, prompt, where))
                 elif isinstance(obj.get("id"), str) and prompt:
                     by_stem[obj["id"]] = prompt
                 else:
                     report.skipped.append(f'{where}: needs "video" (or "id") and "prompt"')
+        listed = {p for p, _, _ in named}
         found: list[tuple[Path, str | None, str]] = []
         for entry in sorted(source.iterdir()):
             if entry.suffix.lower() not in VIDEO_TYPES:
                 continue
             path = _inside(root, entry, str(entry))
-            if path in named:
+            if path in listed:
                 continue
             prompt = by_stem.get(entry.stem)
             sidecar = entry.with_suffix(".txt")
@@ -229,7 +233,7 @@ def collect(source: Path) -> tuple[list[tuple[Path, str | None, str]], ImportRep
                     raw = b""
                 prompt = raw.decode("utf-8", errors="replace").strip() or None
             found.append((path, prompt, str(entry)))
-        found += [(p, prompt, where) for p, (prompt, where) in named.items()]
+        found += named
         return found, report
     root = source.resolve().parent
     found = []

@@ -250,3 +250,20 @@ def test_video_ranges(tmp_path: Path, start: Start) -> None:
         assert "send bytes=START-END" in r.json()["error"]["message"]
     r = c.get(url, headers={**a, "range": f"bytes={len(whole) + 10}-"})
     assert r.status_code == 416
+
+
+def test_listing_with_a_nul_path_is_refused_and_two_prompts_make_two_items(
+    tmp_path: Path, start: Start
+) -> None:
+    d = tmp_path / "v"
+    d.mkdir()
+    (d / "a.mp4").write_bytes(_mp4(1))
+    lines = [{"video": "a.mp4", "prompt": "first"}, {"video": "a.mp4", "prompt": "second"}]
+    (d / "prompts.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    _, engine = start([d])
+    assert sorted(i.prompt for i in engine.store.items()) == ["first", "second"]
+    (d / "prompts.jsonl").write_text(json.dumps({"video": "a\x00.mp4", "prompt": "nul"}) + "\n")
+    r = CliRunner().invoke(
+        cli, ["feedback", "serve", "--videos", str(d), "--data", str(tmp_path / "d2")]
+    )
+    assert r.exit_code == 2 and "prompts.jsonl:1" in r.output and "not a usable path" in r.output
