@@ -45,7 +45,15 @@ class FeedbackRunner:
         host = settings.host
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, settings.http_port))
+        try:
+            self._sock.bind((host, settings.http_port))
+        except OSError as exc:
+            self._sock.close()
+            raise OSError(
+                exc.errno,
+                f"cannot listen on {host}:{settings.http_port} ({exc.strerror}); stop what "
+                "holds it or pick another --http-port",
+            ) from None
         self.http_port = self._sock.getsockname()[1]
         self._uvicorn = _QuietUvicorn(
             uvicorn.Config(

@@ -197,8 +197,13 @@ class Store:
         # The item /v1/next last offered each annotator: the one item they may still rate
         # once its overlap is full (two people were offered its last slot at once).
         self._offered: dict[str, str] = {}
+        if data_dir.exists() and not data_dir.is_dir():
+            raise ValueError(f"the data directory {data_dir} is a file; give a folder (--data)")
         if url.startswith("sqlite"):
-            data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ValueError(f"cannot make the data directory {data_dir}: {exc}") from None
         try:
             self.engine: Engine = create_engine(
                 url,
@@ -209,7 +214,8 @@ class Store:
             metadata.create_all(self.engine)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             # a driver that is not installed, a malformed URL, a server that refuses
-            raise ValueError(f"cannot open the feedback database {_safe_url(url)}: {exc}") from None
+            why = getattr(exc, "orig", None) or exc  # the driver's words, not SQLAlchemy's links
+            raise ValueError(f"cannot open the feedback database {_safe_url(url)}: {why}") from None
 
     def close(self) -> None:
         """Release the database connections."""

@@ -267,3 +267,32 @@ def test_listing_with_a_nul_path_is_refused_and_two_prompts_make_two_items(
         cli, ["feedback", "serve", "--videos", str(d), "--data", str(tmp_path / "d2")]
     )
     assert r.exit_code == 2 and "prompts.jsonl:1" in r.output and "not a usable path" in r.output
+
+
+def test_start_up_problems_say_what_to_fix(tmp_path: Path) -> None:
+    import socket
+
+    from lift.services.feedback.server import FeedbackRunner
+
+    runner = CliRunner()
+    a_file = tmp_path / "not-a-dir"
+    a_file.write_text("x")
+    r = runner.invoke(cli, ["feedback", "serve", "--data", str(a_file), "--http-port", "0"])
+    assert r.exit_code == 1 and "is a file; give a folder" in r.output
+    garbage = tmp_path / "g"
+    garbage.mkdir()
+    (garbage / "feedback.sqlite3").write_text("not a database")
+    r = runner.invoke(
+        cli, ["feedback", "export", "--data", str(garbage), "--out", str(tmp_path / "o")]
+    )
+    assert r.exit_code == 2 and "file is not a database" in r.output
+    assert "sqlalche.me" not in r.output
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    try:
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}.*--http-port"):
+            FeedbackRunner(FeedbackSettings(data=tmp_path / "d", http_port=port))
+    finally:
+        held.close()
