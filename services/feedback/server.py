@@ -20,6 +20,7 @@ from lift.runner import tls_options
 from lift.services.feedback.engine import FeedbackEngine
 from lift.services.feedback.http_app import create_app
 from lift.services.feedback.settings import FeedbackSettings
+from lift.services.feedback.store import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,24 @@ class FeedbackRunner:
             if self._task.done():
                 self._task.result()
             await asyncio.sleep(0.01)
-        log.info(
-            "feedback ready: %s://%s:%d (annotation page at /, overview at /overview)",
-            "https" if self.tls else "http",
-            self.settings.host,
-            self.http_port,
+        log.info("%s", self.ready_line())
+
+    def ready_line(self) -> str:
+        """What the operator needs to know once it serves: the URL, who may rate, the data."""
+        host = self.settings.host
+        if host in ("0.0.0.0", "::"):
+            host = socket.gethostname()  # a wildcard is not an address a browser can open
+        if ":" in host:
+            host = f"[{host}]"
+        url = f"{'https' if self.tls else 'http'}://{host}:{self.http_port}/"
+        who = (
+            "annotators sign in with their tokens (`lift auth add NAME --scope rate`)"
+            if self.settings.auth_file is not None
+            else "no tokens file: annotators type their name on the page (this machine only)"
+        )
+        return (
+            f"feedback ready: open {url} to rate, {url}overview for progress and agreement; "
+            f"{who}; ratings in {safe_url(self.settings.db_url)}"
         )
 
     async def stop(self, grace_s: float = 5.0) -> None:

@@ -215,7 +215,7 @@ class Store:
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             # a driver that is not installed, a malformed URL, a server that refuses
             why = getattr(exc, "orig", None) or exc  # the driver's words, not SQLAlchemy's links
-            raise ValueError(f"cannot open the feedback database {_safe_url(url)}: {why}") from None
+            raise ValueError(f"cannot open the feedback database {safe_url(url)}: {why}") from None
 
     def close(self) -> None:
         """Release the database connections."""
@@ -572,7 +572,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     from sqlalchemy.engine import make_url
 

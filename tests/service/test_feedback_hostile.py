@@ -296,3 +296,20 @@ def test_start_up_problems_say_what_to_fix(tmp_path: Path) -> None:
             FeedbackRunner(FeedbackSettings(data=tmp_path / "d", http_port=port))
     finally:
         held.close()
+
+
+def test_ready_line_gives_a_url_a_browser_can_open(tmp_path: Path) -> None:
+    from lift.services.feedback.server import FeedbackRunner
+
+    for host, shown in (("127.0.0.1", "http://127.0.0.1:"), ("::1", "http://[::1]:")):
+        try:
+            runner = FeedbackRunner(FeedbackSettings(data=tmp_path / "d", host=host, http_port=0))
+        except OSError:  # no IPv6 on this machine
+            continue
+        try:
+            line = runner.ready_line()
+        finally:
+            runner._sock.close()
+            runner.engine.close()
+        assert f"open {shown}{runner.http_port}/ to rate" in line
+        assert "/overview" in line and "type their name" in line and "sqlite:///" in line
