@@ -226,9 +226,6 @@ class CriticTrainer:
         self.handle = self.format.attach(self.model, LoraOptions(c.rank, c.alpha))
         self.model.eval()  # no dropout anywhere: the same data and seed give the same adapter
         self.params = trainable_parameters(self.model)
-        for p in self.params.values():
-            if p.dtype in (torch.float16, torch.bfloat16):
-                p.data = p.data.float()  # the optimizer steps in float32
         self.optimizer = torch.optim.AdamW(
             list(self.params.values()),
             lr=c.lr,
@@ -249,9 +246,11 @@ class CriticTrainer:
         }
 
     def _batches_per_epoch(self) -> int:
-        c = self.config
-        n = math.ceil(len(self.examples) / c.batch_size)
-        return math.ceil(n / self.acc.num_processes)
+        """Batches each process takes per epoch (the same on every process: several
+        processes drop the last few batches rather than wait on each other's gradients)."""
+        n = math.ceil(len(self.examples) / self.config.batch_size)
+        world = self.acc.num_processes
+        return n if world == 1 else max(1, n // world)
 
     # -- one step -----------------------------------------------------------------
     def loss(self, batch: Sequence[Example]) -> torch.Tensor:
@@ -292,7 +291,8 @@ class CriticTrainer:
             [self.examples[i] for i in order[k : k + c.batch_size]]
             for k in range(0, len(order), c.batch_size)
         ]
-        return batches[self.acc.process_index :: self.acc.num_processes]
+        mine = batches[self.acc.process_index :: self.acc.num_processes]
+        return mine[: self._batches_per_epoch()]
 
     # -- evaluation -----------------------------------------------------------------
     def evaluate(self) -> AgreementReport | None:
@@ -334,12 +334,12 @@ class CriticTrainer:
                 start_epoch = done + 1
                 summary.resumed_from = done
         if start_epoch == 1:
-            history = []
-            report = self.evaluate()
+            report = self.evaluate() if self.acc.is_main_process else None
             entry = asdict(EpochLog(0, None, 0, accuracy_summary(report) if report else None))
-            history.append(entry)
-            self._write_log(history)
-            self._print_epoch(entry)
+            history = [entry]
+            if self.acc.is_main_process:
+                self._write_log(history)
+                self._print_epoch(entry)
         step = (start_epoch - 1) * math.ceil(self._batches_per_epoch() / c.grad_accum)
         for epoch in range(start_epoch, c.epochs + 1):
             batches = self._order(epoch)
@@ -350,6 +350,7 @@ class CriticTrainer:
                 file=sys.stderr,
                 disable=not self.acc.is_main_process,
                 leave=False,
+                mininterval=1.0,
             )
             self.optimizer.zero_grad(set_to_none=True)
             for k, batch in enumerate(batches):
