@@ -74,7 +74,7 @@ class ExportSummary:
     ties: int = 0
     """(item, dimension) pairs left out: no majority (majority) or no unanimity (all)."""
     missing: list[str] = field(default_factory=list)
-    """Items whose video file is gone (left out)."""
+    """Items whose video file is gone or no longer the bytes that were rated (left out)."""
 
     def line(self) -> str:
         """One line for the terminal."""
@@ -84,7 +84,7 @@ class ExportSummary:
             f"({self.items} rated items; {self.ties} item-dimensions without consensus left out)"
         )
         if self.missing:
-            text += f"; {len(self.missing)} items with a missing video left out"
+            text += f"; {len(self.missing)} items whose video is gone or changed left out"
         return text
 
 

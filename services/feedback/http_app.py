@@ -212,8 +212,8 @@ def create_app(engine: FeedbackEngine) -> FastAPI:
         path = engine.video_file(item)
         if path is None:
             raise NotFound(
-                f"the video of item {item_id} is gone (or was replaced by a link or a "
-                "non-file) on the server; skip this item"
+                f"the video of item {item_id} is gone or changed on the server since it was "
+                "queued; skip this item"
             )
         return FileResponse(
             path,

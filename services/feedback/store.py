@@ -15,6 +15,7 @@ annotators, so this keeps to the simple, portable form.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import defaultdict
@@ -197,6 +198,8 @@ class Store:
         # The item /v1/next last offered each annotator: the one item they may still rate
         # once its overlap is full (two people were offered its last slot at once).
         self._offered: dict[str, str] = {}
+        # (mtime, size, inode) of each video file when its SHA-256 was last checked
+        self._verified: dict[str, tuple[int, int, int]] = {}
         if data_dir.exists() and not data_dir.is_dir():
             raise ValueError(f"the data directory {data_dir} is a file; give a folder (--data)")
         if url.startswith("sqlite"):
@@ -281,7 +284,7 @@ class Store:
 
         An imported video's path was stored resolved (no symlinks) and an upload lies in
         the data dir: a symlink put in its place since (pointing anywhere), a FIFO or a
-        device is not read.
+        device is not read, and a file whose bytes changed is not the video that was rated.
         """
         p = Path(item.video_path)
         expected = p if p.is_absolute() else self.data_dir.resolve() / p
@@ -291,6 +294,18 @@ class Store:
             return None
         if real != expected or not real.is_file():
             return None
+        st = real.stat()
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._verified.get(item.item_id) != key:
+            # Its bytes must still be what was rated: a file rewritten in place would put
+            # these ratings on another video (hashed again only when the file changed).
+            digest = hashlib.sha256()
+            with real.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            if digest.hexdigest() != item.video_sha256:
+                return None
+            self._verified[item.item_id] = key
         return real
 
     # -- state -------------------------------------------------------------------

@@ -313,3 +313,26 @@ def test_ready_line_gives_a_url_a_browser_can_open(tmp_path: Path) -> None:
             runner.engine.close()
         assert f"open {shown}{runner.http_port}/ to rate" in line
         assert "/overview" in line and "type their name" in line and "sqlite:///" in line
+
+
+def test_a_video_rewritten_in_place_is_neither_served_nor_exported(
+    tmp_path: Path, start: Start
+) -> None:
+    d = _clips(tmp_path / "v", 2)
+    c, engine = start([d], overlap=1)
+    a = _as("alice")
+    for _ in range(2):
+        item = c.get("/v1/next", headers=a).json()["item"]
+        c.get(item["video_url"], headers=a)
+        c.post("/v1/ratings", headers=a, json={"item_id": item["item_id"], "labels": GOOD})
+    first = next(i for i in engine.store.items() if i.video_path.endswith("clip0.mp4"))
+    (d / "clip0.mp4").write_bytes(_mp4(0) + b"\0")  # other bytes at the rated path
+    r = c.get(f"/v1/items/{first.item_id}/video", headers=a)
+    assert r.status_code == 404 and "changed" in r.json()["error"]["message"]
+    out = tmp_path / "hra"
+    r = CliRunner().invoke(
+        cli, ["feedback", "export", "--data", str(tmp_path / "data"), "--out", str(out)]
+    )
+    assert r.exit_code == 0 and "1 items whose video is gone or changed" in r.output
+    assert [p.name for p in (out / "videos").iterdir()] != [f"{first.item_id}.mp4"]
+    assert len(list((out / "videos").iterdir())) == 1
