@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -167,6 +168,9 @@ def export(
     typer.echo(f"{out}: {summary.line()}")
 
 
+_PROMPT_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+
+
 def _read_prompts(path: Path) -> list[tuple[str, str]]:
     """(id, text) per prompt: JSON lines of `lift prompts make` (the detailed text), or plain."""
     try:
@@ -187,11 +191,22 @@ def _read_prompts(path: Path) -> list[tuple[str, str]]:
             if not isinstance(prompt, str) or not prompt.strip():
                 fail(f'{path}:{n}: needs "detailed" or "prompt" text', code=2)
             pid = str(obj.get("id") or f"p{n:05d}")
+            if not _PROMPT_ID.fullmatch(pid):
+                fail(
+                    f'{path}:{n}: "id" {pid[:80]!r} must be 1-64 letters, digits, "_", "-" or '
+                    '"." (not starting with "."): it names the video files',
+                    code=2,
+                )
             out.append((pid, prompt.strip()))
         else:
             out.append((f"p{n:05d}", text))
     if not out:
         fail(f"{path} holds no prompts", code=2)
+    seen: set[str] = set()
+    for pid, _ in out:
+        if pid in seen:
+            fail(f'{path}: the id {pid!r} is on two lines; give every prompt its own "id"', code=2)
+        seen.add(pid)
     return out
 
 

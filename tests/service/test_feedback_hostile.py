@@ -336,3 +336,20 @@ def test_a_video_rewritten_in_place_is_neither_served_nor_exported(
     assert r.exit_code == 0 and "1 items whose video is gone or changed" in r.output
     assert [p.name for p in (out / "videos").iterdir()] != [f"{first.item_id}.mp4"]
     assert len(list((out / "videos").iterdir())) == 1
+
+
+def test_sample_prompt_ids_cannot_name_files_outside_out(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "out"
+    base = ["feedback", "sample", "--generator", "127.0.0.1:1", "--out", str(out)]
+    prompts = tmp_path / "p.jsonl"
+    for ids, says in (
+        (["../../escape"], "must be 1-64 letters"),
+        ([".hidden"], "must be 1-64 letters"),
+        (["a", "a"], "on two lines"),
+    ):
+        lines = [json.dumps({"id": i, "prompt": f"prompt {k}"}) for k, i in enumerate(ids)]
+        prompts.write_text("\n".join(lines) + "\n")
+        r = runner.invoke(cli, [*base, "--prompts", str(prompts)])
+        assert r.exit_code == 2 and says in r.output, r.output
+    assert not out.exists() and not (tmp_path / "escape-s0.mp4").exists()
