@@ -252,8 +252,11 @@ def sample(
 
     jsonl: Any = None
     if out is not None:
-        (out / "videos").mkdir(parents=True, exist_ok=True)
-        jsonl = (out / "items.jsonl").open("a", encoding="utf-8")
+        try:
+            (out / "videos").mkdir(parents=True, exist_ok=True)
+            jsonl = (out / "items.jsonl").open("a", encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write into --out {out}: {exc.strerror}; give a folder", code=2)
     uploader = None
     if feedback is not None:
         uploader = _Uploader(feedback, token, ca_file)

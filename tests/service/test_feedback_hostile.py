@@ -353,3 +353,13 @@ def test_sample_prompt_ids_cannot_name_files_outside_out(tmp_path: Path) -> None
         r = runner.invoke(cli, [*base, "--prompts", str(prompts)])
         assert r.exit_code == 2 and says in r.output, r.output
     assert not out.exists() and not (tmp_path / "escape-s0.mp4").exists()
+
+
+def test_sample_out_that_is_a_file(tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a cat\n")
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    args = ["feedback", "sample", "--prompts", str(prompts), "--generator", "127.0.0.1:1"]
+    r = CliRunner().invoke(cli, [*args, "--out", str(a_file)])
+    assert r.exit_code == 2 and "cannot write into --out" in r.output
