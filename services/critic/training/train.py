@@ -37,6 +37,12 @@ from lift.services.critic.training.adapters import (
     format_for,
     trainable_parameters,
 )
+from lift.services.critic.training.checkpoints import (
+    differences,
+    fingerprint_videos,
+    flatten_optimizer,
+    unflatten_optimizer,
+)
 from lift.services.critic.training.data import (
     Example,
     PreparedVideos,
@@ -418,7 +424,7 @@ class CriticTrainer:
             {n: p.detach().cpu().contiguous() for n, p in self.params.items()},
             str(where / TRAINABLE),
         )
-        tensors, groups = _flatten_optimizer(self.optimizer.state_dict())
+        tensors, groups = flatten_optimizer(self.optimizer.state_dict())
         save_file(tensors, str(where / OPTIMIZER))
         state = {
             "epoch": epoch,
@@ -455,7 +461,7 @@ class CriticTrainer:
             tensors = load_file(str(where / OPTIMIZER))
         except (OSError, ValueError) as exc:
             raise TrainError(f"--resume: {where} is not a readable checkpoint: {exc}") from None
-        differ = _differences(state.get("identity", {}), self.identity)
+        differ = differences(state.get("identity", {}), self.identity)
         if differ:
             raise TrainError(
                 f"--resume: the checkpoint in {where} was written with other "
@@ -467,53 +473,11 @@ class CriticTrainer:
         with torch.no_grad():
             for n, p in self.params.items():
                 p.copy_(trainable[n].to(p.dtype))
-        self.optimizer.load_state_dict(_unflatten_optimizer(tensors, state["optimizer_groups"]))
+        self.optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer_groups"]))
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
         self.echo(f"resuming after epoch {state['epoch']} from {where}")
         return int(state["epoch"]), list(state.get("history", []))
-
-
-def fingerprint_videos(digests: dict[str, str]) -> str:
-    """One digest of every video's bytes (order-free)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for path in sorted(digests):
-        h.update(digests[path].encode())
-    return h.hexdigest()
-
-
-def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    out = []
-    names = {"data": "--data contents", "eval": "--eval contents", "videos": "videos"}
-    names["model"] = "--model checkpoint"
-    for key in ("data", "eval", "videos", "model"):
-        if saved.get(key) != now.get(key):
-            out.append(names[key])
-    old, new = saved.get("options", {}), now.get("options", {})
-    for key in new:
-        if old.get(key) != new[key]:
-            flag = "--" + key.replace("_", "-")
-            out.append(f"{flag} ({old.get(key)!r} then, {new[key]!r} now)")
-    return out
-
-
-def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any]:
-    tensors = {}
-    for index, slots in state["state"].items():
-        for name, value in slots.items():
-            v = value if isinstance(value, torch.Tensor) else torch.tensor(value)
-            tensors[f"{index}.{name}"] = v.detach().cpu().contiguous()
-    return tensors, state["param_groups"]
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: Any) -> dict[str, Any]:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    return {"state": state, "param_groups": groups}
 
 
 def _pct(x: float | None) -> str:
