@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 import socket
 
@@ -39,6 +41,12 @@ class FeedbackRunner:
     def __init__(self, settings: FeedbackSettings, engine: FeedbackEngine | None = None) -> None:
         self.settings = settings
         self.engine = engine or FeedbackEngine(settings)
+        self._lock_fd: int | None = None
+        try:
+            self._lock_data_dir()
+        except BaseException:
+            self.engine.close()
+            raise
         self.app = create_app(self.engine)
         _, http_ssl = tls_options(settings)
         self.tls = bool(http_ssl)
@@ -50,6 +58,7 @@ class FeedbackRunner:
             self._sock.bind((host, settings.http_port))
         except OSError as exc:
             self._sock.close()
+            self.release()
             raise OSError(
                 exc.errno,
                 f"cannot listen on {host}:{settings.http_port} ({exc.strerror}); stop what "
@@ -67,6 +76,28 @@ class FeedbackRunner:
             )
         )
         self._task: asyncio.Task[None] | None = None
+
+    def _lock_data_dir(self) -> None:
+        """One server per data dir: its lock (the store's checks hold within one process)."""
+        data = self.settings.data
+        data.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data / ".serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ValueError(
+                f"another `lift feedback serve` is using {data}; stop it, or give this one "
+                "its own --data (two servers on one database could each accept the same "
+                "annotator's rating of an item)"
+            ) from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Let another server use the data dir (after :meth:`stop`, or when start-up failed)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
 
     async def start(self) -> None:
         """Import the queue sources, then serve."""
@@ -105,6 +136,7 @@ class FeedbackRunner:
                 await self._task
         self._sock.close()
         await asyncio.to_thread(self.engine.close)
+        self.release()
 
     async def run_forever(self) -> None:
         """Start, serve until SIGINT/SIGTERM, stop."""

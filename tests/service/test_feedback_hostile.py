@@ -311,6 +311,7 @@ def test_ready_line_gives_a_url_a_browser_can_open(tmp_path: Path) -> None:
         finally:
             runner._sock.close()
             runner.engine.close()
+            runner.release()
         assert f"open {shown}{runner.http_port}/ to rate" in line
         assert "/overview" in line and "type their name" in line and "sqlite:///" in line
 
@@ -363,3 +364,21 @@ def test_sample_out_that_is_a_file(tmp_path: Path) -> None:
     args = ["feedback", "sample", "--prompts", str(prompts), "--generator", "127.0.0.1:1"]
     r = CliRunner().invoke(cli, [*args, "--out", str(a_file)])
     assert r.exit_code == 2 and "cannot write into --out" in r.output
+
+
+def test_one_server_per_data_dir(tmp_path: Path) -> None:
+    from lift.services.feedback.server import FeedbackRunner
+
+    settings = FeedbackSettings(data=tmp_path / "d", http_port=0)
+    first = FeedbackRunner(settings)
+    try:
+        with pytest.raises(ValueError, match="another `lift feedback serve` is using"):
+            FeedbackRunner(settings)
+    finally:
+        first._sock.close()
+        first.engine.close()
+        first.release()
+    second = FeedbackRunner(settings)  # free again once the first let go
+    second._sock.close()
+    second.engine.close()
+    second.release()
