@@ -65,9 +65,10 @@ def serve(
 ) -> None:
     """Serve the annotation page (/), the overview (/overview) and the rating API.
 
-    Annotators sign in with their own token (`lift auth add NAME --scope rate`; the
-    overview needs admin). Without LIFT_AUTH_FILE it binds loopback only and takes the
-    annotator's name from the page (X-Lift-Annotator). Settings also from LIFT_FEEDBACK_*.
+    Annotators sign in with their own token
+    (`lift auth add NAME --scope rate`; the overview needs admin).
+    Without LIFT_AUTH_FILE it binds loopback only and each annotator
+    types a name on the page. Settings also from LIFT_FEEDBACK_*.
     """
     with needs_extra("feedback", "lift feedback serve"):
         from lift.services.feedback.queue import ImportRefused, collect
@@ -238,10 +239,11 @@ def sample(
 ) -> None:
     """Generate videos for people to rate: each prompt x seed through the generator.
 
-    The text a video is made from is the one raters see and the export's caption: the
-    detailed description of a `lift prompts make` line (the paper generates from it), so
-    semantic consistency is judged against what the model was asked for. LIFT_TOKEN
-    authenticates to both the generator (scope generate) and the feedback service (admin).
+    The text a video is made from is the one raters see and the export's
+    caption: the detailed description of a `lift prompts make` line (the
+    paper generates from it), so semantic consistency is judged against
+    what the model was asked for. LIFT_TOKEN authenticates to both the
+    generator (scope generate) and the feedback service (admin).
     """
     if (feedback is None) == (out is None):
         fail("give --feedback URL (upload to a running service) or --out DIR, one of them", 2)

@@ -28,6 +28,7 @@ from typing import Any
 
 from lift.errors import InvalidInput
 from lift.services.feedback.store import Store
+from lift.templates import VIDEO_MARKER
 
 VIDEO_TYPES = {
     ".mp4": "video/mp4",
@@ -117,6 +118,12 @@ def check_prompt(prompt: str, max_prompt: int) -> str:
         raise InvalidInput(f"prompt is {len(prompt)} characters; the limit is {max_prompt}")
     if "\x00" in prompt:
         raise InvalidInput("prompt holds a NUL character (U+0000); remove it")
+    if VIDEO_MARKER in prompt:
+        # the exported question would carry two markers: the critic's input has one video
+        raise InvalidInput(
+            f"prompt holds {VIDEO_MARKER}, the marker where the critic's input puts the "
+            "video; reword it"
+        )
     return prompt
 
 

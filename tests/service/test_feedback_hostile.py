@@ -176,6 +176,12 @@ def test_upload_refuses_nul_prompts_and_oversized_base64(start: Start) -> None:
         "/v1/items", files={"video": ("a.mp4", video, "video/mp4")}, data={"prompt": "a\x00b"}
     )
     assert r.status_code == 400 and "NUL" in r.json()["error"]["message"]
+    r = c.post(
+        "/v1/items",
+        files={"video": ("a.mp4", video, "video/mp4")},
+        data={"prompt": "a cat <video> dances"},
+    )
+    assert r.status_code == 400 and "<video>" in r.json()["error"]["message"]
     r = c.post("/v1/items", files={"video": ("a.mp4", b"nope", "video/mp4")}, data={"prompt": "x"})
     assert r.status_code == 400 and "Errno" not in r.json()["error"]["message"]
     big = base64.b64encode(b"\0" * (64 * 1024 + 1)).decode()
