@@ -69,6 +69,9 @@ def test_import_skips_fifos_non_videos_and_nul_prompts_without_hanging(
     (d / "fake.txt").write_text("fake")
     (d / "nul.mp4").write_bytes(_mp4(7))
     (d / "nul.txt").write_text("a prompt with a \x00 inside")
+    with (d / "huge.mp4").open("wb") as f:
+        f.truncate(10**7 + 1)  # sparse: one byte over the limit, never read
+    (d / "huge.txt").write_text("huge")
     _, engine = start([])
     box: list[object] = []
     t = threading.Thread(
@@ -84,6 +87,7 @@ def test_import_skips_fifos_non_videos_and_nul_prompts_without_hanging(
     assert "clip1.txt: cannot read the prompt" in text and "clip1.mp4: no prompt" in text
     assert "fake.mp4 is not a video the service can read" in text and "Errno" not in text
     assert "NUL" in text
+    assert "huge.mp4 is 10000001 bytes, over the 10000000 limit" in text
 
 
 def test_empty_queue_says_how_to_fill_it(start: Start, caplog: pytest.LogCaptureFixture) -> None:
