@@ -167,6 +167,13 @@ def export(
             code=1,
         )
     typer.echo(f"{out}: {summary.line()}")
+    if summary.missing:
+        typer.echo(
+            f"left out (video gone or changed since it was queued): "
+            f"{', '.join(summary.missing[:10])}{' ...' if len(summary.missing) > 10 else ''}; "
+            "uploaded videos live in the --data directory the service used",
+            err=True,
+        )
 
 
 _PROMPT_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")

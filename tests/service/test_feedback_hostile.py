@@ -345,6 +345,7 @@ def test_a_video_rewritten_in_place_is_neither_served_nor_exported(
         cli, ["feedback", "export", "--data", str(tmp_path / "data"), "--out", str(out)]
     )
     assert r.exit_code == 0 and "1 items whose video is gone or changed" in r.output
+    assert f"left out (video gone or changed since it was queued): {first.item_id}" in r.output
     assert [p.name for p in (out / "videos").iterdir()] != [f"{first.item_id}.mp4"]
     assert len(list((out / "videos").iterdir())) == 1
 
