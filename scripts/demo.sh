@@ -61,7 +61,8 @@ echo "held-out reward before/after with its 95 % CI, the guard signals, and a pl
 echo
 echo "Learning from human feedback: LoRA-tune the tiny random critic on the embedded rule data"
 echo "(clips of a shape on a panning checkered wall; noisy or blurred = bad fidelity, a freeze ="
-echo "bad motion, a caption naming another colour or shape = bad semantics; one reason per case),"
+echo "bad motion, a caption naming another colour = bad semantics; one reason per case; about"
+echo "1-2 min on 2 cores),"
 echo "then one Table-2 report on the held-out clips: the signal critic, the critic before"
 echo "(vlm DIR) and after (vlm DIR+adapter) training."
 LEARN="$DIR/learn"
