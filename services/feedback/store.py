@@ -438,6 +438,7 @@ class Store:
                     "an item that still needs yours"
                 )
             action_id = self._insert(conn, annotator, item_id, RATING)
+            self._acted(annotator, item_id)
             conn.execute(
                 rating_labels.insert(),
                 [
@@ -474,6 +475,12 @@ class Store:
                     "item (POST /v1/undo takes back your latest action)"
                 )
             self._insert(conn, annotator, item_id, kind, note.strip() or None)
+            self._acted(annotator, item_id)
+
+    def _acted(self, annotator: str, item_id: str) -> None:
+        """The offer of ``item_id`` is used up (a later rating of it needs a fresh offer)."""
+        if self._offered.get(annotator) == item_id:
+            del self._offered[annotator]
 
     def undo(self, annotator: str) -> tuple[str, str] | None:
         """Take back this annotator's most recent live action: (kind, item_id), or None."""

@@ -45,7 +45,8 @@ Start = Callable[..., tuple[TestClient, FeedbackEngine]]
 @pytest.fixture
 def start(tmp_path: Path) -> Start:
     def run(videos: list[Path], **kw: object) -> tuple[TestClient, FeedbackEngine]:
-        settings = FeedbackSettings(data=tmp_path / "data", videos=videos, **kw)  # type: ignore[arg-type]
+        kw.setdefault("data", tmp_path / "data")
+        settings = FeedbackSettings(videos=videos, **kw)  # type: ignore[arg-type]
         engine = FeedbackEngine(settings)
         engine.load()
         return TestClient(create_app(engine), base_url="http://127.0.0.1"), engine
@@ -110,6 +111,14 @@ def test_no_rating_beyond_the_overlap_unless_offered(tmp_path: Path, start: Star
         r = c.post("/v1/ratings", headers=_as(who), json={"item_id": second, "labels": GOOD})
         assert r.status_code == 201, r.text
     assert c.get("/v1/overview").json()["ratings"] == 3
+    # an offer is used up by skipping: coming back to the item once it is complete is refused
+    c2, _ = start([_clips(tmp_path / "w", 1)], overlap=1, data=tmp_path / "data2")
+    third = c2.get("/v1/next", headers=_as("dave")).json()["item"]["item_id"]
+    assert c2.post(f"/v1/items/{third}:skip", headers=_as("dave")).status_code == 200
+    c2.get("/v1/next", headers=_as("erin"))
+    assert c2.post("/v1/ratings", headers=_as("erin"), json={"item_id": third, "labels": GOOD})
+    r = c2.post("/v1/ratings", headers=_as("dave"), json={"item_id": third, "labels": GOOD})
+    assert r.status_code == 409 and "already has its 1 ratings" in r.text
 
 
 def test_skip_or_flag_twice_or_after_rating_is_refused(tmp_path: Path, start: Start) -> None:
