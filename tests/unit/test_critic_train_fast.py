@@ -170,3 +170,36 @@ def test_a_reward_head_checkpoint_is_refused(rule_data, tmp_path) -> None:
         "--data", str(rule_data[0]), "--model", str(head), "--out", str(tmp_path / "o")
     )
     assert code == 2 and "reward_head" in text
+
+
+def test_rule_data_is_seeded_valid_hra_with_one_reason_per_case(tmp_path) -> None:
+    from lift.hra.records import read_hra
+    from lift.services.critic.training.rule_data import training_reasons
+    from lift.templates import load_templates
+
+    a = write_rule_data(tmp_path / "a", train=4, test=2, seed=3)
+    b = write_rule_data(tmp_path / "b", train=4, test=2, seed=3)
+    for x, y in zip(a, b, strict=True):
+        assert x.read_text() == y.read_text()
+    videos = sorted((tmp_path / "a" / "videos").glob("*.mp4"))
+    assert len(videos) == 6
+    assert all(v.read_bytes() == (tmp_path / "b" / "videos" / v.name).read_bytes() for v in videos)
+    records, errors = read_hra(a[0], load_templates())
+    assert not errors and len(records) == 12
+    assert {r.reason for r in records} <= training_reasons()
+
+
+def test_reasons_the_critic_cannot_start_are_warned_about(tiny_critic_dir, tmp_path) -> None:
+    train_file, _ = write_rule_data(tmp_path / "d", train=2, test=1, seed=0)
+    lines = train_file.read_text().splitlines()
+    first = json.loads(lines[0])
+    label = first["conversations"][1]["value"].split(".")[0]
+    # the tiny tokenizer splits " Heavy" into a lone space and "H": never a reason's start
+    first["conversations"][1]["value"] = f"{label}. Heavy noise covers the frames."
+    train_file.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    said: list[str] = []
+    CriticTrainer(
+        TrainConfig(data=train_file, model=tiny_critic_dir, out=tmp_path / "o", device="cpu"),
+        echo=said.append,
+    )
+    assert any("warning: 1 reasons" in s and "line 1" in s for s in said), said
