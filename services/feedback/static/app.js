@@ -231,6 +231,14 @@
     resetForm();
     if (!next.item) {
       setVideo(null);
+      // total 0: this annotator never had anything (an empty queue, or others rated it all)
+      const never = next.total === 0;
+      $("done-title").textContent = never ? "Nothing to rate yet" : "All done";
+      $("done-text").textContent = never
+        ? "No videos are waiting for you: the queue is empty, or other annotators already " +
+          "rated every video enough times. Reload later; the operator adds videos with " +
+          "lift feedback serve --videos DIR or lift feedback sample."
+        : "Nothing is left for you to rate. Thank you!";
       $("rate").hidden = true;
       $("done").hidden = false;
       document.body.dataset.itemId = "";
