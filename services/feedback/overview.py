@@ -65,7 +65,12 @@ def agreement(ratings: list[Rating]) -> dict[Dimension, DimensionAgreement]:
     by_item: dict[str, dict[str, Rating]] = defaultdict(dict)
     for r in ratings:
         by_item[r.item_id][r.annotator] = r
-    names = sorted({r.annotator for r in ratings})
+    # The items each pair of annotators both rated, found item by item (an item has a few
+    # raters), not pair by pair over every item (many annotators x many items).
+    shared: dict[tuple[str, str], list[dict[str, Rating]]] = defaultdict(list)
+    for raters in by_item.values():
+        for a, b in combinations(sorted(raters), 2):
+            shared[(a, b)].append(raters)
     out: dict[Dimension, DimensionAgreement] = {}
     for dim in DIMENSIONS:
         multi = [
@@ -74,12 +79,10 @@ def agreement(ratings: list[Rating]) -> dict[Dimension, DimensionAgreement]:
             if len(raters) >= 2
         ]
         pairs = []
-        for a, b in combinations(names, 2):
-            both = [raters for raters in by_item.values() if a in raters and b in raters]
+        for (a, b), both in sorted(shared.items()):
             la: list[Label] = [raters[a].labels[dim] for raters in both]
             lb: list[Label] = [raters[b].labels[dim] for raters in both]
-            if both:
-                pairs.append(PairAgreement(a, b, cohen_kappa(la, lb), len(both)))
+            pairs.append(PairAgreement(a, b, cohen_kappa(la, lb), len(both)))
         out[dim] = DimensionAgreement(
             fleiss_from_labels(multi, ASSESSED_LABELS) if multi else None, len(multi), pairs
         )
