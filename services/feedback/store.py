@@ -16,6 +16,8 @@ annotators, so this keeps to the simple, portable form.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import threading
 import time
 from collections import defaultdict
@@ -198,8 +200,9 @@ class Store:
         # The item /v1/next last offered each annotator: the one item they may still rate
         # once its overlap is full (two people were offered its last slot at once).
         self._offered: dict[str, str] = {}
-        # (mtime, size, inode) of each video file when its SHA-256 was last checked
-        self._verified: dict[str, tuple[int, int, int]] = {}
+        # (mtime, size, inode) of each video file when its SHA-256 was last checked, and
+        # whether it matched
+        self._verified: dict[str, tuple[tuple[int, int, int], bool]] = {}
         if data_dir.exists() and not data_dir.is_dir():
             raise ValueError(f"the data directory {data_dir} is a file; give a folder (--data)")
         if url.startswith("sqlite"):
@@ -280,33 +283,32 @@ class Store:
         return p if p.is_absolute() else self.data_dir / p
 
     def servable_file(self, item: Item) -> Path | None:
-        """The item's video file if it is still the regular file that was queued, else None.
+        """The item's video file if it still holds the bytes that were rated, else None.
 
-        An imported video's path was stored resolved (no symlinks) and an upload lies in
-        the data dir: a symlink put in its place since (pointing anywhere), a FIFO or a
-        device is not read, and a file whose bytes changed is not the video that was rated.
+        The file itself must be a regular file (not a symlink put in its place, a FIFO or
+        a device); the folders above it may be links (an uploads folder moved to a bigger
+        disk). A file whose bytes changed is not the video that was rated: its SHA-256 is
+        checked again whenever its mtime, size or inode changed (either answer is kept).
         """
-        p = Path(item.video_path)
-        expected = p if p.is_absolute() else self.data_dir.resolve() / p
+        p = self.video_file(item)
         try:
-            real = self.video_file(item).resolve(strict=True)
+            real = p.parent.resolve(strict=True) / p.name
+            st = os.lstat(real)
         except (OSError, RuntimeError):
             return None
-        if real != expected or not real.is_file():
+        if not stat.S_ISREG(st.st_mode):
             return None
-        st = real.stat()
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if self._verified.get(item.item_id) != key:
-            # Its bytes must still be what was rated: a file rewritten in place would put
-            # these ratings on another video (hashed again only when the file changed).
-            digest = hashlib.sha256()
-            with real.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-            if digest.hexdigest() != item.video_sha256:
+        known = self._verified.get(item.item_id)
+        if known is None or known[0] != key:
+            # a file rewritten in place would put these ratings on another video
+            try:
+                same = _sha256_of(real) == item.video_sha256
+            except OSError:
                 return None
-            self._verified[item.item_id] = key
-        return real
+            known = (key, same)
+            self._verified[item.item_id] = known
+        return real if known[1] else None
 
     # -- state -------------------------------------------------------------------
 
@@ -567,6 +569,19 @@ class Store:
         """Live ratings per item id (items without any are absent)."""
         with self.engine.connect() as conn:
             return dict(self._state(conn).ratings)
+
+
+def _sha256_of(path: Path) -> str:
+    """SHA-256 of a regular file, opened without blocking and without following a link."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _item(m: Any) -> Item:

@@ -402,3 +402,16 @@ def test_one_server_per_data_dir(tmp_path: Path) -> None:
     second._sock.close()
     second.engine.close()
     second.release()
+
+
+def test_uploads_folder_may_be_a_link_to_another_disk(tmp_path: Path, start: Start) -> None:
+    c, _ = start([])
+    r = c.post("/v1/items", files={"video": ("a.mp4", _mp4(5), "video/mp4")}, data={"prompt": "p"})
+    assert r.status_code == 201, r.text
+    item = r.json()["item_id"]
+    uploads = tmp_path / "data" / "uploads"
+    moved = tmp_path / "bigger-disk"
+    uploads.rename(moved)
+    os.symlink(moved, uploads)  # the operator moved the uploads and left a link
+    v = c.get(f"/v1/items/{item}/video", headers=_as("alice"))
+    assert v.status_code == 200 and v.content == _mp4(5)
