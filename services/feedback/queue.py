@@ -11,7 +11,9 @@ An item's id is a prefix of the SHA-256 of its video bytes and its prompt, so im
 the same source again adds nothing. A path that leaves the directory (``../``, an
 absolute path elsewhere, a symlink pointing out) refuses the whole import: the operator
 named what the service may read, and nothing else is read. A video without a prompt, a
-file that does not decode, or one over the size limit is reported and skipped.
+file that does not decode, one over the size limit, anything but a regular file (a FIFO
+or device named ``x.mp4`` is never opened for a blocking read) and a prompt the export
+could not carry (a NUL, the ``<video>`` marker) are reported and skipped.
 """
 
 from __future__ import annotations
