@@ -8,7 +8,9 @@ resolves the service's extra against the lock with the same command the image ru
 checks that everything it would install is pinned by the lock at that version, torch as its CPU
 build and no CUDA library. What a dry run does not show (wheels that fail to unpack, `pip check`)
 `make setup` covers: it installs the same lock. A real install of each image would take minutes
-per service here (torch and transformers from PyPI), beyond the suite's budget."""
+per service here (torch and transformers from PyPI), beyond the suite's budget, so one image
+is installed for real: the feedback service's (the serve stack without transformers), which is
+then started far enough to answer `--help` and import its app and pages."""
 
 from __future__ import annotations
 
@@ -240,6 +242,42 @@ def test_critic_image_install_resolves_to_the_lock(tmp_path: Path) -> None:
     }
     assert "lift-suite" in got and "transformers" in got
     _check_install("critic", got, project)
+
+
+def test_feedback_image_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
+    """One image's install for real (the feedback service's: the serve stack with torch, without
+    transformers, the lightest that still has every shared piece): the script its Dockerfile
+    RUNs fills a fresh venv, ``pip check`` passes inside it, and the installed command answers
+    and imports the service, its pages included (package data)."""
+    venv = tmp_path / "venv"
+    run = subprocess.run(
+        ["sh", str(DOCKER / "install.sh"), str(venv), "feedback", "cpu", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    helped = subprocess.run(
+        [str(venv / "bin" / "lift"), "feedback", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert helped.returncode == 0 and "--videos" in helped.stdout, helped.stderr[-2000:]
+    probe = (
+        "import importlib.resources as r, lift.services.feedback.http_app as a;"
+        "print(r.files('lift.services.feedback').joinpath('static/index.html').is_file())"
+    )
+    imported = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert imported.returncode == 0 and imported.stdout.strip() == "True", imported.stderr[-2000:]
 
 
 @pytest.mark.parametrize("service", ALL)
