@@ -28,8 +28,8 @@ def rule_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _config(data: tuple[Path, Path], model: Path, out: Path, **kw: object) -> TrainConfig:
     base: dict[str, object] = {"epochs": 2, "lr": 3e-3, "rank": 4, "alpha": 8}
-    base |= {"batch_size": 6, "device": "cpu"}
-    return TrainConfig(data=data[0], model=model, out=out, eval=data[1], **(base | kw))  # type: ignore[arg-type]
+    base |= {"batch_size": 6, "device": "cpu", "eval": data[1]}
+    return TrainConfig(data=data[0], model=model, out=out, **(base | kw))  # type: ignore[arg-type]
 
 
 def _probabilities(scorer, items) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -203,3 +203,34 @@ def test_reasons_the_critic_cannot_start_are_warned_about(tiny_critic_dir, tmp_p
         echo=said.append,
     )
     assert any("warning: 1 reasons" in s and "line 1" in s for s in said), said
+
+
+@pytest.mark.parametrize("family", ["qwen", "vila"])
+def test_bf16_model_trains_float32_tensors_that_all_move(
+    family, rule_data, tiny_critic_dir, tiny_vila_dir, tmp_path
+) -> None:
+    model, templates = (tiny_critic_dir, None) if family == "qwen" else (tiny_vila_dir, "lift-13b")
+    config = _config(
+        rule_data, model, tmp_path / "a", epochs=1, batch_size=9, dtype="bfloat16",
+        templates=templates, eval=None, lr=1e-3,
+    )  # fmt: skip
+    trainer = CriticTrainer(config)
+    assert trainer.model_dtype == torch.bfloat16
+    before = {n: p.detach().clone() for n, p in trainer.params.items()}
+    assert before and all(p.dtype == torch.float32 for p in trainer.params.values())
+    summary = trainer.run()
+    assert summary.steps == 2
+    for n, p in trainer.params.items():
+        assert p.dtype == torch.float32, n
+        moved = (p.detach() != before[n]).float().mean().item()
+        assert moved > 0.9, (n, moved)  # in bf16 most elements would not move at this lr
+    items = [p.item for p in trainer.videos.items.values()]
+    with trainer.autocast():
+        trained = _probabilities(trainer.scorer, items)
+    served = VlmBackend(
+        VlmOptions(
+            model=model, adapter=tmp_path / "a", templates=templates, device="cpu", dtype="bfloat16"
+        )
+    )
+    loaded = _probabilities(served.scorer, items)
+    np.testing.assert_allclose(loaded, trained, atol=0.05)

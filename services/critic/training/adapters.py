@@ -61,6 +61,18 @@ def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
+def upcast_trainables(model: nn.Module) -> int:
+    """Keep every trainable tensor in float32 whatever the model's dtype (bf16 / fp16
+    parameters barely move under small updates); the forward runs under autocast in the
+    model's dtype. Returns how many tensors were upcast."""
+    count = 0
+    for p in trainable_parameters(model).values():
+        if p.dtype != torch.float32:
+            p.data = p.data.float()
+            count += 1
+    return count
+
+
 class QwenFormat:
     """Qwen2-VL / Qwen2.5-VL: peft LoRA + the merger as ``modules_to_save``."""
 

@@ -17,6 +17,7 @@ data, model and options are those it was written with. The final adapter is ``OU
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -36,6 +37,7 @@ from lift.services.critic.training.adapters import (
     LoraOptions,
     format_for,
     trainable_parameters,
+    upcast_trainables,
 )
 from lift.services.critic.training.checkpoints import (
     differences,
@@ -231,6 +233,10 @@ class CriticTrainer:
         torch.manual_seed(c.seed)  # LoRA A's initialisation
         self.handle = self.format.attach(self.model, LoraOptions(c.rank, c.alpha))
         self.model.eval()  # no dropout anywhere: the same data and seed give the same adapter
+        # the frozen weights keep the model's dtype; the trainables are float32 and the
+        # forward runs under autocast in the model's dtype (see :meth:`autocast`)
+        self.model_dtype = next(p.dtype for p in self.model.parameters() if not p.requires_grad)
+        upcast_trainables(self.model)
         self.params = trainable_parameters(self.model)
         self.optimizer = torch.optim.AdamW(
             list(self.params.values()),
@@ -259,6 +265,12 @@ class CriticTrainer:
         return n if world == 1 else max(1, n // world)
 
     # -- one step -----------------------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The forward's precision: the model's dtype (float32 trainables under autocast)."""
+        if self.model_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.model.device.type, dtype=self.model_dtype)
+
     def loss(self, batch: Sequence[Example]) -> torch.Tensor:
         """Mean cross-entropy over the answer tokens of ``batch`` (questions, padding masked)."""
         family, model, scorer = self.family, self.model, self.scorer
@@ -314,7 +326,8 @@ class CriticTrainer:
             )
             for r in self.eval_records
         ]
-        return agreement("vlm (training)", resolved, self.videos.judge)
+        with self.autocast():
+            return agreement("vlm (training)", resolved, self.videos.judge)
 
     # -- the run ----------------------------------------------------------------------
     def run(self) -> TrainSummary:
@@ -360,7 +373,8 @@ class CriticTrainer:
             )
             self.optimizer.zero_grad(set_to_none=True)
             for k, batch in enumerate(batches):
-                loss = self.loss(batch)
+                with self.autocast():
+                    loss = self.loss(batch)
                 (loss / c.grad_accum).backward()
                 total, count = total + float(loss.detach()), count + 1
                 bar.update(1)
