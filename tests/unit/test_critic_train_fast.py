@@ -234,3 +234,27 @@ def test_bf16_model_trains_float32_tensors_that_all_move(
     )
     loaded = _probabilities(served.scorer, items)
     np.testing.assert_allclose(loaded, trained, atol=0.05)
+
+
+def test_prepared_pixels_are_held_on_disk_not_in_memory(
+    rule_data, tiny_critic_dir, tmp_path
+) -> None:
+    from lift.services.critic.training.data import PreparedVideos, read_records
+
+    trainer = CriticTrainer(_config(rule_data, tiny_critic_dir, tmp_path / "a", epochs=1))
+    videos = trainer.videos
+    assert len(videos.items) == 9  # 6 training + 3 held-out clips
+    assert videos.held_bytes() == 0
+    assert all(isinstance(p.item.vision.pixels, np.memmap) for p in videos.items.values())
+    assert len(list(trainer.cache.glob("*.npy"))) == 9
+    # the same pixels as preparing them in memory
+    plain = PreparedVideos(trainer.engine)
+    keys = plain.add(rule_data[0], read_records(rule_data[0], trainer.templates))
+    assert plain.held_bytes() > 0
+    for k in set(keys):
+        np.testing.assert_array_equal(
+            np.asarray(videos.items[k].item.vision.pixels), plain.items[k].item.vision.pixels
+        )
+        assert videos.items[k].item.rows == plain.items[k].item.rows
+    trainer.run()
+    assert not trainer.cache.exists()  # removed at the end of the run

@@ -10,8 +10,9 @@ token the family stops on. Each (video, caption) is decoded and prepared once pe
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,16 @@ def read_records(path: Path, templates: Templates) -> list[HraRecord]:
 
 
 class PreparedVideos:
-    """Each (video, caption) decoded and prepared once, through the serving engine."""
+    """Each (video, caption) decoded and prepared once, through the serving engine.
 
-    def __init__(self, engine: Any) -> None:
+    The prepared pixels (tens of MB per video at a real model's resolution) are written to
+    ``cache`` (one ``.npy`` per video) and held memory-mapped, so memory does not grow with
+    the number of videos; a batch reads its videos' pixels from there.
+    """
+
+    def __init__(self, engine: Any, cache: Path | None = None) -> None:
         self.engine = engine
+        self.cache = cache
         self.items: dict[tuple[str, str], Any] = {}
         self.digests: dict[str, str] = {}
 
@@ -91,9 +98,36 @@ class PreparedVideos:
                 raise TrainDataError(
                     f"{data_file}:line {r.line}: {key[0]}: {getattr(exc, 'message', exc)}"
                 ) from None
-            self.items[key] = prepared
+            self.items[key] = self._spill(prepared)
             self.digests[key[0]] = prepared.digest.hex()
         return keys
+
+    def _spill(self, prepared: Any) -> Any:
+        """``prepared`` with its pixels on disk (memory-mapped, read-only)."""
+        import numpy as np
+
+        if self.cache is None:
+            return prepared
+        vision = prepared.item.vision
+        self.cache.mkdir(parents=True, exist_ok=True)
+        path = self.cache / f"{prepared.digest.hex()}.npy"
+        if not path.is_file():
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, np.ascontiguousarray(vision.pixels))
+            os.replace(tmp, path)
+        pixels = np.load(path, mmap_mode="r")
+        item = replace(prepared.item, vision=replace(vision, pixels=pixels))
+        return replace(prepared, item=item)
+
+    def held_bytes(self) -> int:
+        """Bytes of prepared pixels held in memory (memory-mapped ones not counted)."""
+        import numpy as np
+
+        return sum(
+            p.item.vision.pixels.nbytes
+            for p in self.items.values()
+            if not isinstance(p.item.vision.pixels, np.memmap)
+        )
 
     def judge(self, keys: Sequence[tuple[str, str]], chunk: int = 8) -> list[Critique | str]:
         """Score prepared videos with the engine's own judging path (label probabilities)."""

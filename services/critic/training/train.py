@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import math
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -213,7 +214,10 @@ class CriticTrainer:
         self.family = self.backend.family
         self.model = self.scorer.model
         self.format = format_for(self.family.name)
-        self.videos = PreparedVideos(self.engine)
+        c.out.mkdir(parents=True, exist_ok=True)
+        self.cache = c.out / "cache" / f"process-{self.acc.process_index}"
+        shutil.rmtree(self.cache, ignore_errors=True)  # pixels of another run's options
+        self.videos = PreparedVideos(self.engine, self.cache)
         self.train_records = read_records(c.data, self.templates)
         keys = self.videos.add(c.data, self.train_records)
         self.examples = build_examples(self.train_records, keys, self.videos, self.scorer)
@@ -398,6 +402,7 @@ class CriticTrainer:
             self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             self.format.save(self.handle, self.model, c.out, c.model)
+        shutil.rmtree(self.cache, ignore_errors=True)  # mapped pixels stay readable until unmapped
         summary.steps = step
         summary.losses = [h["loss"] for h in history[1:]]
         summary.before = history[0]["eval"] if history else None
