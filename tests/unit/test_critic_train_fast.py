@@ -258,3 +258,18 @@ def test_prepared_pixels_are_held_on_disk_not_in_memory(
         assert videos.items[k].item.rows == plain.items[k].item.rows
     trainer.run()
     assert not trainer.cache.exists()  # removed at the end of the run
+
+
+def test_several_processes_each_get_batches_and_their_own_device() -> None:
+    from lift.services.critic.training.train import batches_per_process, process_device
+
+    assert batches_per_process(18, 6, 1) == 3
+    assert batches_per_process(18, 4, 2) == 2  # 5 batches: the last one dropped
+    assert batches_per_process(18, 6, 3) == 1
+    with pytest.raises(TrainError, match="fewer than the 4 processes"):
+        batches_per_process(18, 6, 4)  # 3 batches: one process would wait forever
+    assert process_device("cuda", "cuda:0", 1) == "cuda"
+    assert process_device("cuda", "cuda:1", 2) == "cuda:1"
+    assert process_device("cuda:0", "cuda:3", 4) == "cuda:3"
+    assert process_device("auto", "cuda:2", 4) == "cuda:2"
+    assert process_device("cpu", "cpu", 2) == "cpu"

@@ -187,7 +187,14 @@ class CriticTrainer:
         c = self.config
         cpu = c.device == "cpu" or (c.device == "auto" and not torch.cuda.is_available())
         self.acc = Accelerator(cpu=cpu)
-        device = str(self.acc.device) if c.device == "auto" else c.device
+        if not self.acc.is_main_process:  # one voice for warnings and progress
+            self.echo = lambda s: None
+        device = process_device(c.device, str(self.acc.device), self.acc.num_processes)
+        if device != c.device and c.device not in ("auto", "cpu"):
+            self.echo(
+                f"--device {c.device}: under {self.acc.num_processes} processes each process "
+                "uses its own device (accelerate's assignment)"
+            )
         self.templates = load_templates(c.templates)
         try:
             settings = CriticSettings(
@@ -262,11 +269,10 @@ class CriticTrainer:
         }
 
     def _batches_per_epoch(self) -> int:
-        """Batches each process takes per epoch (the same on every process: several
-        processes drop the last few batches rather than wait on each other's gradients)."""
-        n = math.ceil(len(self.examples) / self.config.batch_size)
-        world = self.acc.num_processes
-        return n if world == 1 else max(1, n // world)
+        """Batches each process takes per epoch (the same on every process)."""
+        return batches_per_process(
+            len(self.examples), self.config.batch_size, self.acc.num_processes
+        )
 
     # -- one step -----------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -410,10 +416,12 @@ class CriticTrainer:
         return summary
 
     def _step(self) -> None:
-        if self.acc.num_processes > 1:
-            for p in self.params.values():
-                if p.grad is not None:
-                    p.grad = self.acc.reduce(p.grad, "mean")
+        if self.acc.num_processes > 1:  # one all-reduce of every gradient, flattened
+            params = list(self.params.values())
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            flat = self.acc.reduce(torch.cat([g.reshape(-1) for g in grads]), "mean")
+            for p, g in zip(params, flat.split([g.numel() for g in grads]), strict=True):
+                p.grad = g.view_as(p).to(p.dtype)
         torch.nn.utils.clip_grad_norm_(list(self.params.values()), self.config.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
@@ -497,6 +505,32 @@ class CriticTrainer:
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
         self.echo(f"resuming after epoch {state['epoch']} from {where}")
         return int(state["epoch"]), list(state.get("history", []))
+
+
+def batches_per_process(examples: int, batch_size: int, world: int) -> int:
+    """Batches each of ``world`` processes takes per epoch: all of them on one process;
+    under several, the same number on each (the last few batches are dropped rather than
+    have a process wait on gradients another never sends). TrainError when there are
+    fewer batches than processes (a process would have nothing to train on)."""
+    n = math.ceil(examples / batch_size)
+    if world == 1:
+        return n
+    if n < world:
+        raise TrainError(
+            f"{examples} ratings make {n} batches of --batch-size {batch_size}, fewer than the "
+            f"{world} processes training them; every process needs at least one batch: "
+            "use a smaller --batch-size, more data or fewer processes"
+        )
+    return n // world
+
+
+def process_device(requested: str, assigned: str, world: int) -> str:
+    """The device this process trains on: ``requested`` on one process ("auto": the
+    accelerator's); under several, the device accelerate assigned to this process (an
+    explicit cuda / cuda:N would put every process on the same device)."""
+    if requested == "auto" or (world > 1 and requested != "cpu"):
+        return assigned
+    return requested
 
 
 def _pct(x: float | None) -> str:
