@@ -464,6 +464,13 @@ def critic_train(
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16")] = "auto",
+    allow_outside_data: Annotated[
+        bool,
+        typer.Option(
+            help="Read videos that resolve outside the data file's folder (absolute paths, "
+            "'..', links out); refused by default"
+        ),
+    ] = False,
     demo: Annotated[
         Path | None,
         typer.Option(
@@ -534,6 +541,7 @@ def critic_train(
         resume=resume,
         device=device,
         dtype=dtype,
+        allow_outside_data=allow_outside_data,
     )
     try:
         summary = train(config, echo=lambda s: typer.echo(s, err=True))

@@ -273,3 +273,62 @@ def test_several_processes_each_get_batches_and_their_own_device() -> None:
     assert process_device("cuda:0", "cuda:3", 4) == "cuda:3"
     assert process_device("auto", "cuda:2", 4) == "cuda:2"
     assert process_device("cpu", "cpu", 2) == "cpu"
+
+
+def _one_record_file(rule_data: tuple[Path, Path], folder: Path, video: str) -> Path:
+    """A data file in ``folder`` with the first training record, its video renamed."""
+    record = json.loads(rule_data[0].read_text().splitlines()[0])
+    record["video"] = video
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "train.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    return path
+
+
+def test_videos_outside_the_data_folder_or_not_plain_files_are_refused(
+    rule_data, tiny_critic_dir, tmp_path
+) -> None:
+    clip = sorted((rule_data[0].parent / "videos").glob("*.mp4"))[0]
+    outside = tmp_path / "elsewhere" / "clip.mp4"
+    outside.parent.mkdir()
+    shutil.copy(clip, outside)
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "link.mp4").symlink_to(outside)
+    model, out = str(tiny_critic_dir), str(tmp_path / "out")
+    for video in (str(outside), "../elsewhere/clip.mp4", "sub/link.mp4"):
+        data = _one_record_file(rule_data, tmp_path / "d", video)
+        code, text = _cli("--data", str(data), "--model", model, "--out", out, "--device", "cpu")
+        assert code == 2 and "outside" in text and "--allow-outside-data" in text, (video, text)
+        assert "line 1" in text
+    # allowed when asked for
+    code, text = _cli(
+        "--data", str(data), "--model", model, "--out", out, "--device", "cpu", "--epochs", "1",
+        "--allow-outside-data",
+    )  # fmt: skip
+    assert code == 0, text
+    # not a video
+    (tmp_path / "d" / "junk.mp4").write_bytes(b"not a video at all" * 100)
+    data = _one_record_file(rule_data, tmp_path / "d", "junk.mp4")
+    code, text = _cli("--data", str(data), "--model", model, "--out", out, "--device", "cpu")
+    assert code == 2 and "junk.mp4" in text and "line 1" in text, text
+
+
+def test_a_video_over_the_size_limit_or_a_fifo_is_refused_before_reading(tmp_path) -> None:
+    import os
+
+    from lift.services.critic.training.data import TrainDataError, read_video
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("")
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"x" * 5000)
+    with pytest.raises(TrainDataError, match="5000 bytes, over the critic's max_video_bytes"):
+        read_video("here", data, str(big), 4096, False)
+    assert read_video("here", data, str(big), 5000, False) == b"x" * 5000
+    fifo = tmp_path / "fifo.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(TrainDataError, match="not a regular file"):
+        read_video("here", data, str(fifo), 4096, False)  # opened without blocking
+    (tmp_path / "dir.mp4").mkdir()
+    with pytest.raises(TrainDataError, match=r"dir\.mp4"):
+        read_video("here", data, str(tmp_path / "dir.mp4"), 4096, False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,23 +78,25 @@ class PreparedVideos:
         self.items: dict[tuple[str, str], Any] = {}
         self.digests: dict[str, str] = {}
 
-    def add(self, data_file: Path, records: Sequence[HraRecord]) -> list[tuple[str, str]]:
-        """Prepare the records' videos (those not prepared yet); their keys, in record order."""
+    def add(
+        self, data_file: Path, records: Sequence[HraRecord], allow_outside: bool = False
+    ) -> list[tuple[str, str]]:
+        """Prepare the records' videos (those not prepared yet); their keys, in record order.
+
+        A video must resolve inside the data file's folder unless ``allow_outside``."""
         from lift.services.critic.engine import VideoSource
 
         keys = []
+        max_bytes = int(self.engine.settings.max_video_bytes)
         for r in records:
             key = (resolve_video(data_file, r.video), r.prompt)
             keys.append(key)
             if key in self.items:
                 continue
+            where = f"{data_file}:line {r.line}: {r.video}"
+            data = read_video(where, data_file, key[0], max_bytes, allow_outside)
             try:
-                source = VideoSource(data=Path(key[0]).read_bytes())
-                prepared = self.engine._prepare(source, key[1], Deadline())
-            except OSError as exc:
-                raise TrainDataError(
-                    f"{data_file}:line {r.line}: cannot read {key[0]}: {exc}"
-                ) from None
+                prepared = self.engine._prepare(VideoSource(data=data), key[1], Deadline())
             except LiftError as exc:
                 raise TrainDataError(
                     f"{data_file}:line {r.line}: {key[0]}: {getattr(exc, 'message', exc)}"
@@ -136,6 +139,55 @@ class PreparedVideos:
             batch = [self.items[k] for k in keys[i : i + chunk]]
             out += self.engine._judge(batch, False, Deadline())
         return out
+
+
+def read_video(
+    where: str, data_file: Path, path: str, max_bytes: int, allow_outside: bool
+) -> bytes:
+    """The bytes of a record's video file (``where`` names the record in errors).
+
+    Refused: a path resolving outside the data file's folder (absolute, ``..``, a link out)
+    unless ``allow_outside``; a final link, anything but a regular file (opened without
+    blocking, so a FIFO cannot hang the run); more than ``max_bytes`` (the critic's
+    max_video_bytes, checked before reading)."""
+    try:
+        root = data_file.parent.resolve()
+        target = Path(path).resolve()
+    except (OSError, RuntimeError) as exc:
+        raise TrainDataError(f"{where}: not a usable path: {exc}") from None
+    if not allow_outside and not target.is_relative_to(root):
+        raise TrainDataError(
+            f"{where}: resolves to {target}, outside {root} (the data file's folder); move "
+            "the videos under that folder or pass --allow-outside-data"
+        )
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(target, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise TrainDataError(f"{where}: cannot open {target}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise TrainDataError(f"{where}: {target} is not a regular file")
+        if st.st_size > max_bytes:
+            raise TrainDataError(
+                f"{where}: {target} is {st.st_size} bytes, over the critic's max_video_bytes "
+                f"({max_bytes})"
+            )
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:  # grew while being read
+            raise TrainDataError(f"{where}: {target} is over max_video_bytes ({max_bytes})")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise TrainDataError(f"{where}: cannot read {target}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def end_token(scorer: Any) -> int:

@@ -90,6 +90,8 @@ class TrainConfig:
     dtype: str = "auto"
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    allow_outside_data: bool = False
+    """Read videos that resolve outside the data file's folder (absolute, ``..``, links out)."""
 
     def check(self) -> None:
         """Refuse options that cannot train, naming the option."""
@@ -226,7 +228,7 @@ class CriticTrainer:
         shutil.rmtree(self.cache, ignore_errors=True)  # pixels of another run's options
         self.videos = PreparedVideos(self.engine, self.cache)
         self.train_records = read_records(c.data, self.templates)
-        keys = self.videos.add(c.data, self.train_records)
+        keys = self.videos.add(c.data, self.train_records, c.allow_outside_data)
         self.examples = build_examples(self.train_records, keys, self.videos, self.scorer)
         odd = unsayable(self.train_records, self.examples, self.scorer)
         if odd:
@@ -238,7 +240,7 @@ class CriticTrainer:
         self.eval_records: list[HraRecord] = []
         if c.eval is not None:
             self.eval_records = read_records(c.eval, self.templates)
-            self.videos.add(c.eval, self.eval_records)
+            self.videos.add(c.eval, self.eval_records, c.allow_outside_data)
         for p in self.model.parameters():
             p.requires_grad_(False)
         torch.manual_seed(c.seed)  # LoRA A's initialisation
