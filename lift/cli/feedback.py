@@ -167,6 +167,13 @@ def export(
             code=1,
         )
     typer.echo(f"{out}: {summary.line()}")
+    if summary.flagged:
+        typer.echo(
+            f"flagged by an annotator, exported anyway: "
+            f"{', '.join(summary.flagged[:10])}{' ...' if len(summary.flagged) > 10 else ''}; "
+            "read the notes on /overview (GET /v1/overview) before training on them",
+            err=True,
+        )
     if summary.missing:
         typer.echo(
             f"left out (video gone or changed since it was queued): "

@@ -75,6 +75,9 @@ class ExportSummary:
     """(item, dimension) pairs left out: no majority (majority) or no unanimity (all)."""
     missing: list[str] = field(default_factory=list)
     """Items whose video file is gone or no longer the bytes that were rated (left out)."""
+    flagged: list[str] = field(default_factory=list)
+    """Exported items that an annotator flagged (and did not undo): the operator reads the
+    notes on /overview and may want them out of the training data."""
 
     def line(self) -> str:
         """One line for the terminal."""
@@ -85,6 +88,9 @@ class ExportSummary:
         )
         if self.missing:
             text += f"; {len(self.missing)} items whose video is gone or changed left out"
+        if self.flagged:
+            n = len(self.flagged)
+            text += f"; {n} exported item{'' if n == 1 else 's'} flagged"
         return text
 
 
@@ -189,4 +195,7 @@ def export_hra(
             old.unlink()
     summary.train_records = len(lines["train"])
     summary.test_records = len(lines["test"])
+    flagged = {f.item_id for f in store.flags()}
+    exported = {item.item_id for rows in records.values() for item, *_ in rows}
+    summary.flagged = sorted(exported & flagged, key=lambda i: items[i].seq)
     return summary

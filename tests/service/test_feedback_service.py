@@ -337,6 +337,26 @@ def test_export_splits_by_video_and_validates(tmp_path: Path, service, tokens) -
     assert engine.store.url.startswith("sqlite")
 
 
+def test_export_names_the_flagged_items_it_holds(tmp_path: Path, service, tokens) -> None:
+    # A flag is an annotator's note for the operator (wrong prompt, broken clip); an export
+    # that silently trains on a flagged item hides it, so the export names it.
+    path, tok = tokens
+    c, _ = service(auth_file=path, overlap=2)
+    first = c.get("/v1/next", headers=_auth(tok["carol"])).json()["item"]["item_id"]
+    r = c.post(f"/v1/items/{first}:flag", headers=_auth(tok["carol"]), json={"note": "wrong"})
+    assert r.status_code == 200, r.text
+    second = c.get("/v1/next", headers=_auth(tok["carol"])).json()["item"]["item_id"]
+    c.post(f"/v1/items/{second}:flag", headers=_auth(tok["carol"]), json={"note": "oops"})
+    assert c.post("/v1/undo", headers=_auth(tok["carol"])).status_code == 200  # not flagged
+    _rate_all(c, _auth(tok["alice"]), ALICE)
+    _rate_all(c, _auth(tok["bob"]), BOB)
+    args = ["feedback", "export", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o")]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "1 exported item flagged" in r.output
+    assert first in r.output and second not in r.output and "/overview" in r.output
+
+
 def _metric(c: TestClient, line_start: str) -> float:
     for line in c.get("/metrics").text.splitlines():
         if line.startswith(line_start):
