@@ -62,6 +62,10 @@ def check_out(out: Path) -> None:
         )
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 @dataclass
 class ExportSummary:
     """What an export wrote and what it left out."""
@@ -82,9 +86,10 @@ class ExportSummary:
     def line(self) -> str:
         """One line for the terminal."""
         text = (
-            f"train: {self.train_records} records of {self.train_videos} videos, "
-            f"test: {self.test_records} records of {self.test_videos} videos "
-            f"({self.items} rated items; {self.ties} item-dimensions without consensus left out)"
+            f"train: {_n(self.train_records, 'record')} of {_n(self.train_videos, 'video')}, "
+            f"test: {_n(self.test_records, 'record')} of {_n(self.test_videos, 'video')} "
+            f"({_n(self.items, 'rated item')}; {_n(self.ties, 'item-dimension')} without "
+            "consensus left out)"
         )
         if self.missing:
             text += f"; {len(self.missing)} items whose video is gone or changed left out"

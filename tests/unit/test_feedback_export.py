@@ -68,3 +68,13 @@ def test_schema_is_portable_to_server_databases() -> None:
         ddl = {t.name: str(CreateTable(t).compile(dialect=dialect)) for t in metadata.sorted_tables}
         assert f"at {double} NOT NULL" in ddl["actions"]
         assert f"undone_at {double}" in ddl["actions"]
+
+
+def test_summary_line_counts_in_words() -> None:
+    from lift.services.feedback.export import ExportSummary
+
+    one = ExportSummary(train_records=3, test_records=1, train_videos=1, test_videos=1, items=2)
+    assert "3 records of 1 video," in one.line() and "1 record of 1 video " in one.line()
+    assert "1 item-dimension without consensus" in ExportSummary(ties=1).line()
+    many = ExportSummary(train_records=6, train_videos=2, items=2, ties=2).line()
+    assert "6 records of 2 videos" in many and "2 item-dimensions without" in many
