@@ -509,6 +509,10 @@ def critic_train(
         if not (model / "config.json").is_file():
             write_tiny_critic(model)
         out = demo / "adapter"
+        if (out / "checkpoints").is_dir():  # an earlier demo's run: the demo starts afresh
+            import shutil
+
+            shutil.rmtree(out / "checkpoints")
         epochs, lr, rank, alpha, batch_size, seed = 14, 2e-3, 8, 16, 8, 0
         typer.echo(
             f"demo: rule data in {demo / 'data'} ({DEMO_TRAIN_CLIPS} training clips, "

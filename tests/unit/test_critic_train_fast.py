@@ -107,12 +107,26 @@ def test_same_seed_same_adapter_other_seed_another(rule_data, tiny_critic_dir, t
 def test_resume_equals_an_uninterrupted_run(rule_data, tiny_critic_dir, tmp_path) -> None:
     whole = tmp_path / "whole"
     train(_config(rule_data, tiny_critic_dir, whole, epochs=3, batch_size=4))
-    # interrupted after epoch 1: only its checkpoint survives
+    # interrupted while writing epoch 2's checkpoint (its state cut short), and a half-written
+    # epoch-3.tmp: resume falls back to epoch 1, the newest readable one
     cut = tmp_path / "cut"
     (cut / "checkpoints").mkdir(parents=True)
-    shutil.copytree(whole / "checkpoints" / "epoch-1", cut / "checkpoints" / "epoch-1")
-    summary = train(_config(rule_data, tiny_critic_dir, cut, epochs=3, batch_size=4, resume=True))
+    for n in (1, 2):
+        shutil.copytree(whole / "checkpoints" / f"epoch-{n}", cut / "checkpoints" / f"epoch-{n}")
+    state = cut / "checkpoints" / "epoch-2" / "state.json"
+    state.write_text(state.read_text()[:100])
+    shutil.copytree(whole / "checkpoints" / "epoch-3", cut / "checkpoints" / "epoch-3.tmp")
+    said: list[str] = []
+    summary = train(
+        _config(rule_data, tiny_critic_dir, cut, epochs=3, batch_size=4, resume=True), said.append
+    )
     assert summary.resumed_from == 1
+    assert any("epoch-2 is not a readable checkpoint" in s for s in said), said
+    assert sorted(p.name for p in (cut / "checkpoints").iterdir() if ".tmp" not in p.name) == [
+        "epoch-1",
+        "epoch-2",
+        "epoch-3",
+    ]
     a, b = _tensors(whole), _tensors(cut)
     assert a.keys() == b.keys()
     for k in a:
@@ -124,6 +138,15 @@ def test_resume_equals_an_uninterrupted_run(rule_data, tiny_critic_dir, tmp_path
 def test_resume_with_other_options_is_refused(rule_data, tiny_critic_dir, tmp_path) -> None:
     out = tmp_path / "r"
     train(_config(rule_data, tiny_critic_dir, out, epochs=1))
+    assert not list((out / "checkpoints").glob("*.tmp"))  # written, then renamed
+    # a fresh run into an OUT holding checkpoints would mix with them (a later --resume
+    # could pick a stale epoch): refused
+    with pytest.raises(TrainError, match="use --resume to continue it or a new --out"):
+        train(_config(rule_data, tiny_critic_dir, out, epochs=1))
+    with pytest.raises(TrainError, match="inside --model"):
+        train(_config(rule_data, tiny_critic_dir, tiny_critic_dir / "adapter", epochs=1))
+    with pytest.raises(TrainError, match="inside --model"):
+        train(_config(rule_data, tiny_critic_dir, tiny_critic_dir, epochs=1))
     with pytest.raises(TrainError, match=r"--lr"):
         train(_config(rule_data, tiny_critic_dir, out, epochs=1, lr=1e-3, resume=True))
 
@@ -309,6 +332,7 @@ def test_videos_outside_the_data_folder_or_not_plain_files_are_refused(
     # not a video
     (tmp_path / "d" / "junk.mp4").write_bytes(b"not a video at all" * 100)
     data = _one_record_file(rule_data, tmp_path / "d", "junk.mp4")
+    out = str(tmp_path / "out2")
     code, text = _cli("--data", str(data), "--model", model, "--out", out, "--device", "cpu")
     assert code == 2 and "junk.mp4" in text and "line 1" in text, text
 

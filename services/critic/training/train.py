@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -104,6 +105,16 @@ class TrainConfig:
             raise TrainError("--alpha must be a positive number")
         if self.out.exists() and not self.out.is_dir():
             raise TrainError(f"--out {self.out} is a file; give a directory for the adapter")
+        if self.out.resolve().is_relative_to(self.model.resolve()):
+            raise TrainError(
+                f"--out {self.out} is inside --model {self.model}; write the adapter elsewhere "
+                "(it would mix into the checkpoint it is trained on)"
+            )
+        if not self.resume and checkpoint_epochs(self.out / "checkpoints"):
+            raise TrainError(
+                f"--out {self.out} holds the checkpoints of an earlier run; use --resume to "
+                "continue it or a new --out"
+            )
         from lift.services.critic.backends.vlm import protocols
 
         protocol = protocols.detect(self.model, self.templates)
@@ -447,7 +458,9 @@ class CriticTrainer:
     def _checkpoint(self, epoch: int, step: int, history: list[dict[str, Any]]) -> None:
         from safetensors.torch import save_file
 
-        where = self.config.out / "checkpoints" / f"epoch-{epoch}"
+        final = self.config.out / "checkpoints" / f"epoch-{epoch}"
+        where = final.with_name(final.name + ".tmp")  # complete or absent: renamed when written
+        shutil.rmtree(where, ignore_errors=True)
         self.format.save(self.handle, self.model, where, self.config.model)
         save_file(
             {n: p.detach().cpu().contiguous() for n, p in self.params.items()},
@@ -465,31 +478,28 @@ class CriticTrainer:
             "history": history,
         }
         (where / STATE).write_text(json.dumps(state), encoding="utf-8")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(where, final)
 
     def _resume(self) -> tuple[int, list[dict[str, Any]]] | None:
         """Load the newest checkpoint; (its epoch, the log up to it), or None when there is none."""
         from safetensors.torch import load_file
 
         root = self.config.out / "checkpoints"
-        epochs = (
-            sorted(
-                int(p.name.removeprefix("epoch-"))
-                for p in root.glob("epoch-*")
-                if p.name.removeprefix("epoch-").isdigit() and (p / STATE).is_file()
-            )
-            if root.is_dir()
-            else []
-        )
-        if not epochs:
-            self.echo(f"--resume: no checkpoint in {root}; starting from the beginning")
+        epochs = checkpoint_epochs(root)
+        for epoch in reversed(epochs):  # the newest readable one
+            where = root / f"epoch-{epoch}"
+            try:
+                state = json.loads((where / STATE).read_text(encoding="utf-8"))
+                trainable = load_file(str(where / TRAINABLE))
+                tensors = load_file(str(where / OPTIMIZER))
+                int(state["epoch"])
+                break
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                self.echo(f"--resume: {where} is not a readable checkpoint ({exc}); skipped")
+        else:
+            self.echo(f"--resume: no readable checkpoint in {root}; starting from the beginning")
             return None
-        where = root / f"epoch-{epochs[-1]}"
-        try:
-            state = json.loads((where / STATE).read_text(encoding="utf-8"))
-            trainable = load_file(str(where / TRAINABLE))
-            tensors = load_file(str(where / OPTIMIZER))
-        except (OSError, ValueError) as exc:
-            raise TrainError(f"--resume: {where} is not a readable checkpoint: {exc}") from None
         differ = differences(state.get("identity", {}), self.identity)
         if differ:
             raise TrainError(
@@ -507,6 +517,18 @@ class CriticTrainer:
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
         self.echo(f"resuming after epoch {state['epoch']} from {where}")
         return int(state["epoch"]), list(state.get("history", []))
+
+
+def checkpoint_epochs(root: Path) -> list[int]:
+    """Epochs with a checkpoint directory under ``root`` (``epoch-N`` holding its state), in
+    order; half-written ones (``epoch-N.tmp``) are not checkpoints."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        int(p.name.removeprefix("epoch-"))
+        for p in root.glob("epoch-*")
+        if p.name.removeprefix("epoch-").isdigit() and (p / STATE).is_file()
+    )
 
 
 def batches_per_process(examples: int, batch_size: int, world: int) -> int:
