@@ -128,14 +128,25 @@ def needs_extra(extra: str, what: str) -> Iterator[None]:
 def settings_or_exit(name: str, factory: Callable[..., S], overrides: Mapping[str, Any]) -> S:
     """Build a service's settings from the flags that were given (unset flags leave env/defaults).
 
-    Invalid values exit with code 2 and pydantic's message instead of a traceback.
+    Invalid values exit with code 2 and one line per problem (the setting and what is wrong
+    with it) instead of a traceback or pydantic's report with its input dumps and links.
     """
     from pydantic import ValidationError
 
     try:
         return factory(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        fail(f"invalid {name} settings: {exc}", code=2)
+        fail(f"invalid {name} settings:\n" + "\n".join(_problems(exc)), code=2)
+
+
+def _problems(exc: Any) -> list[str]:
+    """``  setting: message`` for each error of a pydantic ValidationError."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in err.get("loc", ()))
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}" if where else f"  {message}")
+    return lines
 
 
 def run_service(name: str, settings: Any, build: Callable[[Any], Any]) -> None:

@@ -216,3 +216,16 @@ def test_lift_up_points_the_trainer_at_the_ports_it_gives_the_services(monkeypat
 
     monkeypatch.setenv("LIFT_TRAINER_GENERATOR_ADDRESS", env["LIFT_TRAINER_GENERATOR_ADDRESS"])
     assert "127.0.0.1:61052" in TrainerSettings().endpoints()
+
+
+def test_invalid_settings_are_one_line_per_problem_without_pydantic_dumps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bad flag or variable names the setting and what is wrong, not pydantic's report."""
+    monkeypatch.setenv("LIFT_CRITIC_MAX_VIDEO_BYTES", "-5")
+    result = CliRunner().invoke(app, ["critic", "serve", "--batch-max-size", "0"])
+    assert result.exit_code == 2
+    text = result.output
+    assert "invalid critic settings:" in text
+    assert "batch_max_size:" in text and "max_video_bytes:" in text
+    assert "errors.pydantic.dev" not in text and "input_value" not in text
