@@ -60,11 +60,12 @@ def print_agreement(console: Console, reports: Sequence[AgreementReport]) -> Non
     from lift.hra.agreement import PAPER_TABLE2
 
     table = Table(title="Agreement with human labels (accuracy %)", title_justify="left")
-    # A long critic name (signal+cal-<sha8>, an address) folds rather than being cut off.
+    # A long critic name (signal+cal-<sha8>, an address) folds rather than being cut off, and
+    # the dimension names take two header lines: the table fits 80 columns with every column.
     longest = max((len(r.critic) for r in reports), default=6)
-    table.add_column("critic", overflow="fold", min_width=min(24, longest))
+    table.add_column("critic", overflow="fold", min_width=min(20, longest))
     for d in DIMENSIONS:
-        table.add_column(d.value.replace("_", " ").title(), justify="right", min_width=5)
+        table.add_column(d.value.replace("_", "\n").title(), justify="right", min_width=5)
     table.add_column("Avg", justify="right", min_width=5)
     table.add_column("n", justify="right")
     for r in reports:

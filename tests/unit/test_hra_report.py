@@ -113,3 +113,20 @@ def test_bad_specs_exit_2_with_a_message(
     result = _eval(str(hra[0]), *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr.replace("\n", " ")
+
+
+def test_the_table_keeps_every_column_in_80_columns(hra: tuple[Path, Path, str]) -> None:
+    """A long critic name folds; Avg and n stay on screen in an 80-column terminal."""
+    file, cal, _ = hra
+    result = CliRunner().invoke(
+        app,
+        ["hra", "eval", str(file), "--critic", "signal", "--critic", f"signal:{cal}"],
+        env={"COLUMNS": "80"},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if "critic" in line)
+    assert "Avg" in lines[header] and lines[header].rstrip().endswith("n ┃")
+    row = next(line for line in lines if line.startswith("│ signal "))
+    assert row.rstrip().endswith("│ 6 │")  # n: 3 MS + 3 VF ratings, not cut off
+    assert all(len(line) <= 80 for line in lines)
