@@ -105,16 +105,6 @@ class TrainConfig:
             raise TrainError("--alpha must be a positive number")
         if self.out.exists() and not self.out.is_dir():
             raise TrainError(f"--out {self.out} is a file; give a directory for the adapter")
-        if self.out.resolve().is_relative_to(self.model.resolve()):
-            raise TrainError(
-                f"--out {self.out} is inside --model {self.model}; write the adapter elsewhere "
-                "(it would mix into the checkpoint it is trained on)"
-            )
-        if not self.resume and checkpoint_epochs(self.out / "checkpoints"):
-            raise TrainError(
-                f"--out {self.out} holds the checkpoints of an earlier run; use --resume to "
-                "continue it or a new --out"
-            )
         from lift.services.critic.backends.vlm import protocols
 
         protocol = protocols.detect(self.model, self.templates)
@@ -127,6 +117,16 @@ class TrainConfig:
         if not (self.model / "config.json").is_file():
             raise TrainError(
                 f"--model {self.model}: no config.json; give a critic checkpoint directory"
+            )
+        if self.out.resolve().is_relative_to(self.model.resolve()):
+            raise TrainError(
+                f"--out {self.out} is inside --model {self.model}; write the adapter elsewhere "
+                "(it would mix into the checkpoint it is trained on)"
+            )
+        if not self.resume and checkpoint_epochs(self.out / "checkpoints"):
+            raise TrainError(
+                f"--out {self.out} holds the checkpoints of an earlier run; use --resume to "
+                "continue it or a new --out"
             )
 
     def options(self) -> dict[str, Any]:
