@@ -141,12 +141,12 @@ def service_app(
     @app.get(
         "/readyz",
         tags=["health"],
-        summary="Readiness: the model is loaded.",
+        summary="Readiness: the service can take requests (its model loaded, its store open).",
         responses=error_responses(503),
     )
     async def readyz() -> Readiness:
         if not is_ready():
-            raise NotReady("the model is still loading")
+            raise NotReady(f"the {service} is still starting (loading its model or opening its store)")
         return Readiness()
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics.", include_in_schema=False)
