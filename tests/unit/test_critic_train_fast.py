@@ -356,3 +356,20 @@ def test_a_video_over_the_size_limit_or_a_fifo_is_refused_before_reading(tmp_pat
     (tmp_path / "dir.mp4").mkdir()
     with pytest.raises(TrainDataError, match=r"dir\.mp4"):
         read_video("here", data, str(tmp_path / "dir.mp4"), 4096, False)
+
+
+def test_accumulated_small_batches_train_as_one_big_batch(
+    rule_data, tiny_critic_dir, tmp_path
+) -> None:
+    # 18 ratings: 3 steps either way, over the same seeded order of ratings
+    train(_config(rule_data, tiny_critic_dir, tmp_path / "big", epochs=1, batch_size=6, eval=None))
+    train(
+        _config(
+            rule_data, tiny_critic_dir, tmp_path / "acc", epochs=1, batch_size=2, grad_accum=3,
+            eval=None,
+        )
+    )  # fmt: skip
+    big, acc = _tensors(tmp_path / "big"), _tensors(tmp_path / "acc")
+    assert big.keys() == acc.keys()
+    for k in big:
+        torch.testing.assert_close(acc[k], big[k], rtol=0, atol=2e-5)

@@ -296,6 +296,10 @@ class CriticTrainer:
 
     def loss(self, batch: Sequence[Example]) -> torch.Tensor:
         """Mean cross-entropy over the answer tokens of ``batch`` (questions, padding masked)."""
+        return self.loss_sum(batch) / sum(len(e.answer) for e in batch)
+
+    def loss_sum(self, batch: Sequence[Example]) -> torch.Tensor:
+        """Summed cross-entropy over the answer tokens of ``batch`` (questions, padding masked)."""
         family, model, scorer = self.family, self.model, self.scorer
         device = model.device
         rows = [list(e.question) + list(e.answer) for e in batch]
@@ -320,7 +324,7 @@ class CriticTrainer:
         positions = family.position_ids(model, ids, mask, visions)
         logits = family.logits_at(model, embeds, mask, positions, select)  # type: ignore[attr-defined]
         return torch.nn.functional.cross_entropy(
-            logits.float(), torch.tensor(targets, device=device)
+            logits.float(), torch.tensor(targets, device=device), reduction="sum"
         )
 
     def _order(self, epoch: int) -> list[list[Example]]:
@@ -395,16 +399,21 @@ class CriticTrainer:
                 mininterval=1.0,
             )
             self.optimizer.zero_grad(set_to_none=True)
-            for k, batch in enumerate(batches):
-                with self.autocast():
-                    loss = self.loss(batch)
-                (loss / c.grad_accum).backward()
-                total, count = total + float(loss.detach()), count + 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{total / count:.4f}")
-                if (k + 1) % c.grad_accum == 0 or k + 1 == len(batches):
-                    self._step()
-                    step += 1
+            for g in range(0, len(batches), c.grad_accum):
+                # one step per group: the group's summed token losses over its answer tokens,
+                # so B x accumulation A trains as one batch of B*A (a short last group too)
+                group = batches[g : g + c.grad_accum]
+                tokens = sum(len(e.answer) for batch in group for e in batch)
+                for batch in group:
+                    with self.autocast():
+                        loss = self.loss_sum(batch)
+                    (loss / tokens).backward()
+                    total += float(loss.detach())
+                    count += sum(len(e.answer) for e in batch)  # the epoch's loss: per token
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{total / count:.4f}")
+                self._step()
+                step += 1
             bar.close()
             mean = total / count if count else None
             if self.acc.num_processes > 1 and mean is not None:
