@@ -464,6 +464,14 @@ def critic_train(
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16")] = "auto",
+    train_projector: Annotated[
+        bool | None,
+        typer.Option(
+            "--train-projector/--no-train-projector",
+            help="Also train the vision projector in full (default: yes for Qwen2-VL / "
+            "Qwen2.5-VL, no for VILA, as LiFT's recipe)",
+        ),
+    ] = None,
     allow_outside_data: Annotated[
         bool,
         typer.Option(
@@ -546,6 +554,7 @@ def critic_train(
         device=device,
         dtype=dtype,
         allow_outside_data=allow_outside_data,
+        train_projector=train_projector,
     )
     try:
         summary = train(config, echo=lambda s: typer.echo(s, err=True))

@@ -76,21 +76,38 @@ def test_qwen_adapter_loads_back_as_trained(rule_data, tiny_critic_dir, tmp_path
     assert (tmp_path / "a" / "checkpoints" / "epoch-2" / "adapter_config.json").is_file()
 
 
-def test_vila_trains_and_its_lift_style_adapter_loads(rule_data, tiny_vila_dir, tmp_path) -> None:
+@pytest.mark.parametrize("projector", [None, True])
+def test_vila_trains_and_its_lift_style_adapter_loads(
+    projector, rule_data, tiny_vila_dir, tmp_path
+) -> None:
     out = tmp_path / "vila"
-    trainer = CriticTrainer(_config(rule_data, tiny_vila_dir, out, templates="lift-13b"))
+    trainer = CriticTrainer(
+        _config(rule_data, tiny_vila_dir, out, templates="lift-13b", train_projector=projector)
+    )
     summary = trainer.run()
     assert summary.family == "vila"
     assert summary.losses[-1] < summary.losses[0]
-    # LiFT's layout: LoRA by full module path, the projector as non-LoRA trainables
+    # LiFT's layout: LoRA by full module path
     config = json.loads((out / "adapter_config.json").read_text())
     assert all(t.startswith("llm.model.layers.") for t in config["target_modules"])
-    rest = load_file(str(out / "non_lora_trainables.safetensors"))
-    assert rest and all(k.startswith("base_model.model.mm_projector.") for k in rest)
+    assert trainer.handle.peft_config["default"].inference_mode is False  # the live one
+    if projector is None:  # LiFT's recipe: LoRA only, no projector, no non-LoRA file
+        assert all(".lora_" in n for n in trainer.params)
+        assert not list(out.glob("non_lora_trainables.*"))
+    else:  # the projector as non-LoRA trainables, also as the .bin LiFT's own loader reads
+        rest = load_file(str(out / "non_lora_trainables.safetensors"))
+        assert rest and all(k.startswith("base_model.model.mm_projector.") for k in rest)
+        pickled = torch.load(out / "non_lora_trainables.bin", weights_only=True)
+        assert pickled.keys() == rest.keys()
+        assert all(torch.equal(pickled[k], rest[k]) for k in rest)
     items = [p.item for p in trainer.videos.items.values()]
     trained = _probabilities(trainer.scorer, items)
     loaded = _probabilities(_served(tiny_vila_dir, out, "lift-13b").scorer, items)
     np.testing.assert_allclose(loaded, trained, atol=2e-5)
+    if projector:  # the .bin alone loads the same
+        (out / "non_lora_trainables.safetensors").unlink()
+        alone = _probabilities(_served(tiny_vila_dir, out, "lift-13b").scorer, items)
+        np.testing.assert_allclose(alone, trained, atol=2e-5)
     base = _probabilities(_served(tiny_vila_dir, None, "lift-13b").scorer, items)
     assert np.abs(base - loaded).max() > 1e-3
 
@@ -235,7 +252,7 @@ def test_bf16_model_trains_float32_tensors_that_all_move(
     model, templates = (tiny_critic_dir, None) if family == "qwen" else (tiny_vila_dir, "lift-13b")
     config = _config(
         rule_data, model, tmp_path / "a", epochs=1, batch_size=9, dtype="bfloat16",
-        templates=templates, eval=None, lr=1e-3,
+        templates=templates, eval=None, lr=1e-3, train_projector=True,
     )  # fmt: skip
     trainer = CriticTrainer(config)
     assert trainer.model_dtype == torch.bfloat16

@@ -1,24 +1,28 @@
 """What is trained on each family, and the adapter layout its ``apply_adapter`` loads back.
 
-Both families train a LoRA on the language model's attention and MLP projections and
-the vision-to-language projector in full (Qwen2-VL's ``merger``, VILA's ``mm_projector``),
-as LiFT's reference training does for VILA (its ``non_lora_trainables`` hold the tuned
-projector). The vision tower stays frozen. What is written:
+Both families train a LoRA on the language model's attention and MLP projections; the
+vision tower stays frozen. The vision-to-language projector (Qwen2-VL's ``merger``, VILA's
+``mm_projector``) is trained in full when asked (``--train-projector``); by default on
+Qwen2-VL / Qwen2.5-VL (a small tiny-model run learns the rule test's visual cues through
+it), not on VILA: LiFT's own recipe (LiFT-Critic/train/train_critic_13b.sh) passes
+``--tune_mm_projector False``. What is written:
 
 * Qwen2-VL / Qwen2.5-VL: a peft adapter directory (``adapter_config.json``,
-  ``adapter_model.safetensors``; the merger as peft ``modules_to_save``), which
-  :meth:`Qwen2VLFamily.apply_adapter` loads with ``PeftModel.from_pretrained``.
+  ``adapter_model.safetensors``; the merger, when trained, as peft ``modules_to_save``),
+  which :meth:`Qwen2VLFamily.apply_adapter` loads with ``PeftModel.from_pretrained``.
 * VILA: LiFT's LLaVA-style directory (``adapter_config.json`` naming every LoRA layer by its
   full path, ``adapter_model.safetensors`` with ``base_model.model.<module>.lora_A/B.weight``
-  keys, the projector in ``non_lora_trainables.safetensors`` (not LiFT's pickled ``.bin``:
-  safe formats only; ``llava_lora`` reads either) and the base's root ``config.json``), which
-  :meth:`VilaFamily.apply_adapter` merges.
+  keys and the base's root ``config.json``), which :meth:`VilaFamily.apply_adapter` merges;
+  a trained projector is written as ``non_lora_trainables.safetensors`` (read by
+  ``llava_lora``) and as ``non_lora_trainables.bin`` (plain tensors, the only file LiFT's
+  own loader reads; ``llava_lora`` prefers the safetensors one).
 
 One class per layout, chosen by the family's name from :data:`FORMATS`.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Callable
@@ -40,6 +44,8 @@ class LoraOptions:
 
     rank: int = 16
     alpha: int = 32
+    projector: bool | None = None
+    """Train the vision projector in full too (None: the format's default)."""
 
 
 def _llm_targets(model: nn.Module, prefix: str) -> list[str]:
@@ -78,17 +84,19 @@ class QwenFormat:
 
     llm_prefix = "model.language_model."
     projector = "merger"
+    train_projector = True
 
     def attach(self, model: nn.Module, lora: LoraOptions) -> Any:
         """Inject the LoRA into ``model`` in place (the scorer keeps using ``model``)."""
         from peft import LoraConfig, get_peft_model
 
+        projector = self.train_projector if lora.projector is None else lora.projector
         config = LoraConfig(
             r=lora.rank,
             lora_alpha=lora.alpha,
             lora_dropout=0.0,
             target_modules=_llm_targets(model, self.llm_prefix),
-            modules_to_save=[self.projector],
+            modules_to_save=[self.projector] if projector else None,
         )
         with warnings.catch_warnings():  # peft asks a deprecated transformers property
             warnings.simplefilter("ignore", FutureWarning)
@@ -105,6 +113,7 @@ class VilaFormat:
 
     llm_prefix = "llm.model.layers."
     projector = "mm_projector"
+    train_projector = False
 
     def attach(self, model: nn.Module, lora: LoraOptions) -> Any:
         from peft import LoraConfig
@@ -118,8 +127,9 @@ class VilaFormat:
             task_type="CAUSAL_LM",
         )
         handle = LoraModel(model, config, ADAPTER)  # injects into ``model`` in place
-        for p in getattr(model, self.projector).parameters():
-            p.requires_grad_(True)
+        if self.train_projector if lora.projector is None else lora.projector:
+            for p in getattr(model, self.projector).parameters():
+                p.requires_grad_(True)
         return handle
 
     def save(self, handle: Any, model: nn.Module, out: Path, base: Path) -> None:
@@ -136,8 +146,12 @@ class VilaFormat:
             else:
                 rest[PEFT_PREFIX + name] = value
         save_file(lora, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
-        save_file(rest, str(out / "non_lora_trainables.safetensors"), metadata={"format": "pt"})
-        config = handle.peft_config[ADAPTER]
+        for stale in ("non_lora_trainables.safetensors", "non_lora_trainables.bin"):
+            (out / stale).unlink(missing_ok=True)
+        if rest:
+            save_file(rest, str(out / "non_lora_trainables.safetensors"), metadata={"format": "pt"})
+            torch.save(rest, out / "non_lora_trainables.bin")  # plain tensors: LiFT's loader
+        config = copy.deepcopy(handle.peft_config[ADAPTER])  # the live config stays trainable
         config.inference_mode = True
         config.save_pretrained(str(out))
         _set_base_path(out / "adapter_config.json", base)

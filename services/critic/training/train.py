@@ -91,6 +91,8 @@ class TrainConfig:
     dtype: str = "auto"
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    train_projector: bool | None = None
+    """Train the vision projector too (None: the family's default, see ``adapters``)."""
     allow_outside_data: bool = False
     """Read videos that resolve outside the data file's folder (absolute, ``..``, links out)."""
 
@@ -140,7 +142,7 @@ class TrainConfig:
             "grad_accum",
             "num_frames",
         )
-        keys += ("templates", "seed", "dtype", "weight_decay", "max_grad_norm")
+        keys += ("templates", "seed", "dtype", "weight_decay", "max_grad_norm", "train_projector")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -255,7 +257,9 @@ class CriticTrainer:
         for p in self.model.parameters():
             p.requires_grad_(False)
         torch.manual_seed(c.seed)  # LoRA A's initialisation
-        self.handle = self.format.attach(self.model, LoraOptions(c.rank, c.alpha))
+        self.handle = self.format.attach(
+            self.model, LoraOptions(c.rank, c.alpha, c.train_projector)
+        )
         self.model.eval()  # no dropout anywhere: the same data and seed give the same adapter
         # the frozen weights keep the model's dtype; the trainables are float32 and the
         # forward runs under autocast in the model's dtype (see :meth:`autocast`)
@@ -265,7 +269,7 @@ class CriticTrainer:
         self.optimizer = torch.optim.AdamW(
             list(self.params.values()),
             lr=c.lr,
-            betas=(0.9, 0.95),  # the reference recipe's AdamW betas
+            betas=(0.9, 0.999),  # LiFT's critic: the HF Trainer's AdamW defaults
             weight_decay=c.weight_decay,
         )
         per_epoch = math.ceil(self._batches_per_epoch() / c.grad_accum)
