@@ -390,3 +390,39 @@ def test_accumulated_small_batches_train_as_one_big_batch(
     assert big.keys() == acc.keys()
     for k in big:
         torch.testing.assert_close(acc[k], big[k], rtol=0, atol=2e-5)
+
+
+def test_answers_the_critic_cannot_say_are_warned_about_with_file_and_line(
+    tiny_critic_dir, tmp_path
+) -> None:
+    train_file, _ = write_rule_data(tmp_path / "d", train=2, test=1, seed=0)
+    lines = [json.loads(x) for x in train_file.read_text().splitlines()]
+    for n, reason in ((1, ""), (3, " ".join(["The video is blurry."] * 20))):
+        label = lines[n]["conversations"][1]["value"].split(".")[0]
+        lines[n]["conversations"][1]["value"] = f"{label}. {reason}".strip()
+    train_file.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    said: list[str] = []
+    CriticTrainer(
+        TrainConfig(data=train_file, model=tiny_critic_dir, out=tmp_path / "o", device="cpu"),
+        echo=said.append,
+    )
+    assert any(f"{train_file}:line 2" in s and "empty reason" in s for s in said), said
+    assert any(f"{train_file}:line 4" in s and "max_reason_tokens (48" in s for s in said), said
+
+
+def test_chatml_answers_end_on_im_end_not_a_base_tokenizers_eos() -> None:
+    from types import SimpleNamespace
+
+    from lift.services.critic.training.data import end_token
+
+    ids = {"<|im_end|>": 7, "<|endoftext|>": 3}
+    tok = SimpleNamespace(
+        chat_template="{% for m in messages %}<|im_start|>{{ m.content }}<|im_end|>{% endfor %}",
+        eos_token_id=3,
+        unk_token_id=None,
+        convert_tokens_to_ids=lambda t: ids.get(t),
+    )
+    family = SimpleNamespace(stop_texts=lambda t: [])
+    assert end_token(SimpleNamespace(tokenizer=tok, family=family, templates=None)) == 7
+    tok.chat_template = "{{ messages }}"
+    assert end_token(SimpleNamespace(tokenizer=tok, family=family, templates=None)) == 3

@@ -193,7 +193,11 @@ def read_video(
 def end_token(scorer: Any) -> int:
     """The token the family stops an answer on (its conversation's stop, else end of text)."""
     tok = scorer.tokenizer
-    for text in scorer.family.stop_texts(scorer.templates):
+    candidates = list(scorer.family.stop_texts(scorer.templates))
+    if "<|im_end|>" in str(getattr(tok, "chat_template", None) or ""):
+        candidates.append("<|im_end|>")  # ChatML ends a turn there (a base tokenizer's eos
+        # is <|endoftext|>, which the chat never shows after an answer)
+    for text in candidates:
         tid = tok.convert_tokens_to_ids(text)
         if isinstance(tid, int) and tid != tok.unk_token_id:
             return tid
@@ -207,6 +211,7 @@ def build_examples(
     keys: Sequence[tuple[str, str]],
     videos: PreparedVideos,
     scorer: Any,
+    data_file: Path | str = "",
 ) -> list[Example]:
     """Question + answer tokens of every record (``keys`` from :meth:`PreparedVideos.add`)."""
     t = scorer.templates
@@ -216,7 +221,8 @@ def build_examples(
         item = videos.items[key].item
         if r.dimension not in item.dims:
             raise TrainDataError(
-                f"line {r.line}: {r.video} rates {r.dimension.value}, which the critic does not "
+                f"{data_file}:line {r.line}: {r.video} rates {r.dimension.value}, which the "
+                "critic does not "
                 "ask about this video (one frame has no motion)"
             )
         question = item.rows[item.dims.index(r.dimension)]
@@ -245,3 +251,39 @@ def unsayable(records: Sequence[HraRecord], examples: Sequence[Example], scorer:
         if list(e.answer[: len(prefix)]) == prefix and after is not None and scorer._blank[after]:
             lines.append(r.line)
     return lines
+
+
+def answer_warnings(
+    data_file: Path,
+    records: Sequence[HraRecord],
+    examples: Sequence[Example],
+    scorer: Any,
+    max_length: int | None,
+) -> list[str]:
+    """Warnings (one per kind, naming the first file:line) about answers the served critic
+    cannot say as trained: an empty reason (it always says one), an answer that does not
+    start with the label prefix it forces, a reason longer than it lets a reason run, a
+    row (question + answer) longer than the model takes."""
+    kinds: dict[str, list[int]] = {}
+    for r, e in zip(records, examples, strict=True):
+        prefix = list(scorer.forced[r.label])
+        if not r.reason.strip():
+            kinds.setdefault("empty", []).append(r.line)
+        if list(e.answer[: len(prefix)]) != prefix:
+            kinds.setdefault("prefix", []).append(r.line)
+        elif len(e.answer) - len(prefix) - 1 > scorer.max_reason_tokens:
+            kinds.setdefault("long", []).append(r.line)
+        if max_length is not None and len(e.question) + len(e.answer) > max_length:
+            kinds.setdefault("length", []).append(r.line)
+    text = {
+        "empty": "have an empty reason; the critic always says one, so it never says these",
+        "prefix": "answer in a form that does not start with the critic's forced "
+        '"<Label>." prefix as tokenized; the critic never says these as written',
+        "long": f"have reasons over the critic's max_reason_tokens ({scorer.max_reason_tokens}"
+        " tokens); served reasons are cut there",
+        "length": f"are longer (question + answer) than the model takes ({max_length} tokens)",
+    }
+    return [
+        f"warning: {len(lines)} ratings (e.g. {data_file}:line {lines[0]}) {text[kind]}"
+        for kind, lines in kinds.items()
+    ]

@@ -51,6 +51,7 @@ from lift.services.critic.training.data import (
     Example,
     PreparedVideos,
     TrainDataError,
+    answer_warnings,
     build_examples,
     file_digest,
     read_records,
@@ -242,7 +243,11 @@ class CriticTrainer:
         self.videos = PreparedVideos(self.engine, self.cache)
         self.train_records = read_records(c.data, self.templates)
         keys = self.videos.add(c.data, self.train_records, c.allow_outside_data)
-        self.examples = build_examples(self.train_records, keys, self.videos, self.scorer)
+        self.examples = build_examples(self.train_records, keys, self.videos, self.scorer, c.data)
+        for warning in answer_warnings(
+            c.data, self.train_records, self.examples, self.scorer, self.family.max_length
+        ):
+            self.echo(warning)
         odd = unsayable(self.train_records, self.examples, self.scorer)
         if odd:
             self.echo(
