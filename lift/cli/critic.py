@@ -435,6 +435,7 @@ DEMO_TRAIN_CLIPS, DEMO_TEST_CLIPS = 480, 48
 
 @critic_app.command("train")
 def critic_train(
+    ctx: typer.Context,
     data: Annotated[
         Path | None, typer.Option(help="Human ratings to train on (LiFT-HRA JSON lines)")
     ] = None,
@@ -508,6 +509,20 @@ def critic_train(
         )
     if demo is not None:
         from lift.services.critic.backends.vlm.tiny import write_tiny_critic
+
+        own: tuple[str, ...] = ("data", "model", "out", "eval_file", "epochs", "lr", "rank")
+        own += ("alpha", "batch_size", "seed", "grad_accum", "num_frames", "templates")
+        given = [  # (typer's click is its own: the source compared by name)
+            "--" + name.replace("_", "-").removesuffix("-file")
+            for name in (*own, "train_projector")
+            if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+        ]
+        if given:
+            fail(
+                f"--demo sets its own data, model and run; drop {', '.join(given)} (or train "
+                "without --demo)",
+                code=2,
+            )
         from lift.services.critic.training.rule_data import write_rule_data
 
         if demo.exists() and not demo.is_dir():

@@ -74,6 +74,10 @@ def test_qwen_adapter_loads_back_as_trained(rule_data, tiny_critic_dir, tmp_path
         "video_fidelity",
     }
     assert (tmp_path / "a" / "checkpoints" / "epoch-2" / "adapter_config.json").is_file()
+    written = json.loads((tmp_path / "a" / "train_config.json").read_text())
+    assert written["family"] == "qwen2_vl" and written["num_frames"] == 8
+    assert written["model"] == str(tiny_critic_dir) and written["lr"] == 3e-3
+    assert any("merger" in n for n in written["trainable"])
 
 
 @pytest.mark.parametrize("projector", [None, True])
@@ -200,6 +204,10 @@ def test_bad_inputs_exit_2_with_a_message(rule_data, tiny_critic_dir, tmp_path) 
     assert code == 2 and "config.json" in text
     code, text = _cli("--data", train_file, "--model", model, "--out", out, "--epochs", "0")
     assert code == 2 and "--epochs" in text
+    # --demo runs its own data and options: others given with it are refused, not ignored
+    code, text = _cli("--demo", str(tmp_path / "demo"), "--epochs", "2", "--lr", "0.1")
+    assert code == 2 and "drop --epochs, --lr" in text
+    assert not (tmp_path / "demo").exists()
 
 
 def test_a_reward_head_checkpoint_is_refused(rule_data, tmp_path) -> None:

@@ -8,7 +8,9 @@ agreement is what the critic would serve. The loss is cross-entropy on the answe
 
 Runs under accelerate: one process on CPU or one device, or ``accelerate launch`` over
 several (each process takes every n-th batch; gradients are averaged before each step).
-Same data, same options, same seed: same adapter (no dropout, a seeded order per epoch).
+Same data, same options, same seed: same adapter on CPU (no dropout, a seeded order per
+epoch); on a GPU, kernels that are not bit-deterministic (atomics in some backward passes)
+can make runs differ in the last bits.
 
 ``OUT/checkpoints/epoch-N`` holds the adapter, the trainable tensors, the optimizer,
 scheduler and RNG state after epoch N; ``--resume`` continues from the newest one when the
@@ -64,6 +66,7 @@ STATE = "state.json"
 TRAINABLE = "trainable.safetensors"
 OPTIMIZER = "optimizer.safetensors"
 LOG = "train_log.jsonl"
+CONFIG = "train_config.json"
 
 
 class TrainError(ValueError):
@@ -331,7 +334,7 @@ class CriticTrainer:
         embeds = family.embed(model, ids.masked_fill(placed, scorer.pad_id))
         embeds = embeds.masked_scatter(placed.unsqueeze(-1), torch.cat(per_video).to(embeds.dtype))
         positions = family.position_ids(model, ids, mask, visions)
-        logits = family.logits_at(model, embeds, mask, positions, select)  # type: ignore[attr-defined]
+        logits = family.logits_at(model, embeds, mask, positions, select)
         return torch.nn.functional.cross_entropy(
             logits.float(), torch.tensor(targets, device=device), reduction="sum"
         )
@@ -380,6 +383,8 @@ class CriticTrainer:
             steps=0,
             trainable_parameters=sum(p.numel() for p in self.params.values()),
         )
+        if self.acc.is_main_process:
+            self._write_config()
         start_epoch = 1
         history: list[dict[str, Any]] = []
         if c.resume:
@@ -467,6 +472,19 @@ class CriticTrainer:
             dims = "  ".join(f"{d} {_pct(a)}" for d, a in ev["dimensions"].items())
             text += f"  agreement avg {_pct(ev['average'])}  ({dims})"
         self.echo(text)
+
+    def _write_config(self) -> None:
+        """OUT/train_config.json: the options, the family, the templates and frames served."""
+        c = self.config
+        raw = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(c).items()}
+        raw |= {
+            "family": self.family.name,
+            "num_frames": c.num_frames,
+            "model_dtype": str(self.model_dtype).removeprefix("torch."),
+            "trainable": sorted(self.params),
+            "processes": self.acc.num_processes,
+        }
+        (c.out / CONFIG).write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
 
     def _write_log(self, history: list[dict[str, Any]]) -> None:
         text = "".join(json.dumps(h) + "\n" for h in history)

@@ -119,6 +119,13 @@ class Family(Protocol):
         """(logits of the last position (B, V), cache) from the text decoder."""
         ...
 
+    def logits_at(
+        self, model: Any, inputs_embeds: Any, attention_mask: Any, position_ids: Any, select: Any
+    ) -> Any:
+        """Training (``lift critic train``): (N, V) logits at the ``select``-ed positions
+        ((B, L) bool) of the full sequences, no cache."""
+        ...
+
 
 @functools.cache
 def _cache_keyword(decoder_class: Any) -> str:
