@@ -434,3 +434,53 @@ def test_chatml_answers_end_on_im_end_not_a_base_tokenizers_eos() -> None:
     assert end_token(SimpleNamespace(tokenizer=tok, family=family, templates=None)) == 7
     tok.chat_template = "{{ messages }}"
     assert end_token(SimpleNamespace(tokenizer=tok, family=family, templates=None)) == 3
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen25_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lift.services.critic.backends.vlm.tiny import write_tiny_critic
+
+    return write_tiny_critic(tmp_path_factory.mktemp("tiny-qwen25"), family="qwen2_5_vl")
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+def test_the_loss_is_the_models_own_cross_entropy_on_answer_tokens_only(
+    family, rule_data, tiny_critic_dir, tiny_qwen25_dir, tmp_path
+) -> None:
+    model_dir = tiny_critic_dir if family == "qwen2_vl" else tiny_qwen25_dir
+    trainer = CriticTrainer(_config(rule_data, model_dir, tmp_path / "a", eval=None))
+    assert trainer.family.name == family
+    with torch.no_grad():  # a trained-looking LoRA (B is zero at the start)
+        for n, p in trainer.params.items():
+            if "lora_B" in n:
+                p.normal_(0, 0.02)
+    batch = trainer.examples[:3]  # answers of different lengths: padding in play
+    ours = trainer.loss(batch)
+    # independently: the HF model's forward on each unpadded row, labels -100 on the question
+    total, tokens = 0.0, 0
+    for e in batch:
+        ids = torch.tensor([list(e.question) + list(e.answer)])
+        labels = ids.clone()
+        labels[0, : len(e.question)] = -100
+        vision = trainer.videos.items[e.key].item.vision
+        extra = {"second_per_grid_ts": torch.tensor([vision.seconds_per_grid_t])}
+        with torch.no_grad():
+            out = trainer.model(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                pixel_values_videos=torch.from_numpy(np.array(vision.pixels)),
+                video_grid_thw=torch.tensor([vision.grid]),
+                labels=labels,
+                mm_token_type_ids=(ids == trainer.scorer.video_token_id).int() * 2,  # video
+                **(extra if family == "qwen2_5_vl" else {}),
+            )
+        total += float(out.loss) * len(e.answer)
+        tokens += len(e.answer)
+    torch.testing.assert_close(float(ours), total / tokens, rtol=1e-4, atol=1e-5)
+    # and the run trains Qwen2.5-VL end to end: loss falls, the adapter loads back
+    summary = trainer.run()
+    assert summary.losses[-1] < summary.losses[0]
+    items = [p.item for p in trainer.videos.items.values()]
+    trained = _probabilities(trainer.scorer, items)
+    loaded = _probabilities(_served(model_dir, tmp_path / "a").scorer, items)
+    np.testing.assert_allclose(loaded, trained, atol=2e-5)
