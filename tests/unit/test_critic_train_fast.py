@@ -484,3 +484,15 @@ def test_the_loss_is_the_models_own_cross_entropy_on_answer_tokens_only(
     trained = _probabilities(trainer.scorer, items)
     loaded = _probabilities(_served(model_dir, tmp_path / "a").scorer, items)
     np.testing.assert_allclose(loaded, trained, atol=2e-5)
+
+
+def test_eval_sharing_videos_with_the_training_data_is_warned_about(
+    rule_data, tiny_critic_dir, tmp_path
+) -> None:
+    said: list[str] = []
+    config = _config((rule_data[0], rule_data[0]), tiny_critic_dir, tmp_path / "o")
+    CriticTrainer(config, echo=said.append)
+    assert any("6 videos of --eval" in s and "not on held-out videos" in s for s in said), said
+    said.clear()
+    CriticTrainer(_config(rule_data, tiny_critic_dir, tmp_path / "p"), echo=said.append)
+    assert not any("--eval" in s for s in said), said

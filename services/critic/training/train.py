@@ -261,7 +261,14 @@ class CriticTrainer:
         self.eval_records: list[HraRecord] = []
         if c.eval is not None:
             self.eval_records = read_records(c.eval, self.templates)
-            self.videos.add(c.eval, self.eval_records, c.allow_outside_data)
+            eval_keys = self.videos.add(c.eval, self.eval_records, c.allow_outside_data)
+            seen = {self.videos.digests[k[0]] for k in keys}
+            shared = sorted({k[0] for k in eval_keys if self.videos.digests[k[0]] in seen})
+            if shared:
+                self.echo(
+                    f"warning: {len(shared)} videos of --eval {c.eval} are also in --data "
+                    f"(e.g. {shared[0]}); its agreement is not on held-out videos"
+                )
         for p in self.model.parameters():
             p.requires_grad_(False)
         torch.manual_seed(c.seed)  # LoRA A's initialisation
