@@ -452,6 +452,8 @@ class CriticTrainer:
         if self.acc.is_main_process:
             self.format.save(self.handle, self.model, c.out, c.model)
         shutil.rmtree(self.cache, ignore_errors=True)  # mapped pixels stay readable until unmapped
+        with contextlib.suppress(OSError):
+            self.cache.parent.rmdir()  # when no other process's cache is left
         summary.steps = step
         summary.losses = [h["loss"] for h in history[1:]]
         summary.before = history[0]["eval"] if history else None
