@@ -417,7 +417,8 @@ class CriticTrainer:
                 file=sys.stderr,
                 disable=not self.acc.is_main_process,
                 leave=False,
-                mininterval=1.0,
+                # A log file (not a terminal) gets a line every 30 s, not one per batch.
+                mininterval=1.0 if sys.stderr.isatty() else 30.0,
             )
             self.optimizer.zero_grad(set_to_none=True)
             for g in range(0, len(batches), c.grad_accum):
@@ -432,7 +433,7 @@ class CriticTrainer:
                     total += float(loss.detach())
                     count += sum(len(e.answer) for e in batch)  # the epoch's loss: per token
                     bar.update(1)
-                    bar.set_postfix(loss=f"{total / count:.4f}")
+                    bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
                 self._step()
                 step += 1
             bar.close()
