@@ -57,6 +57,86 @@ def tls_options(settings: ServiceSettings) -> tuple[grpc.ServerCredentials | Non
     return creds, uv
 
 
+class HttpFront:
+    """One service's HTTP app under uvicorn on a socket bound at construction (port 0: any free
+    one, in :attr:`port`), with the shared limits and TLS, without uvicorn's signal handling:
+    the runner that owns it starts and stops it (every service, with or without gRPC)."""
+
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        log_level: str = "info",
+        http_ssl: dict[str, Any] | None = None,
+        http_limits: HttpLimits | None = None,
+    ) -> None:
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._sock.bind((host, port))
+        except OSError as exc:
+            self._sock.close()
+            raise OSError(
+                exc.errno,
+                f"cannot listen on {host}:{port} ({exc.strerror}); stop what holds it or pick "
+                "another --http-port",
+            ) from None
+        self.port: int = self._sock.getsockname()[1]
+        self._uvicorn = _QuietUvicorn(
+            uvicorn.Config(
+                http_limits.wrap(app) if http_limits is not None else app,
+                log_level=log_level.lower(),
+                access_log=False,
+                lifespan="off",
+                **(http_ssl or {}),
+                **(http_limits.uvicorn_options() if http_limits is not None else {}),
+            )
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Serve; returns once uvicorn listens (raises what stopped it from starting)."""
+        self.task = asyncio.create_task(self._uvicorn.serve(sockets=[self._sock]))
+        while not self._uvicorn.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop taking requests; those still running after ``grace_s`` are cancelled rather
+        than waited for (uvicorn's default waits for every one: a slow upload, a slow URI)."""
+        self._uvicorn.config.timeout_graceful_shutdown = grace_s  # type: ignore[assignment]
+        self._uvicorn.should_exit = True
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        self._sock.close()
+
+
+async def serve_until_signal(runner: Any, name: str) -> None:
+    """``await runner.start()``, serve until SIGINT/SIGTERM (or the HTTP server ends), then
+    ``await runner.stop()``; a start that fails stops at once (releasing ports) and raises.
+
+    ``runner`` has ``start()``, ``stop(grace_s=...)`` and its :class:`HttpFront` as ``http``.
+    """
+    try:
+        await runner.start()
+    except BaseException:  # e.g. a model that fails to load: release the ports, then report
+        await runner.stop(grace_s=0)
+        raise
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    assert runner.http.task is not None
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, runner.http.task}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("%s shutting down", name)
+    await runner.stop()
+    waiter.cancel()
+
+
 class ServiceRunner:
     """Starts both fronts, loads the model off the event loop, and stops cleanly.
 
@@ -100,31 +180,14 @@ class ServiceRunner:
             self.grpc_port = 0
         if self.grpc_port == 0:
             raise OSError(f"could not bind gRPC port {host}:{grpc_port} (in use?)")
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, http_port))
-        self.http_port = self._sock.getsockname()[1]
-        self._uvicorn = _QuietUvicorn(
-            uvicorn.Config(
-                http_limits.wrap(app) if http_limits is not None else app,
-                log_level=log_level.lower(),
-                access_log=False,
-                lifespan="off",
-                **(http_ssl or {}),
-                **(http_limits.uvicorn_options() if http_limits is not None else {}),
-            )
-        )
-        self._http_task: asyncio.Task[None] | None = None
+        self.http = HttpFront(app, host, http_port, log_level, http_ssl, http_limits)
+        self.http_port = self.http.port
 
     async def start(self) -> None:
         """Start serving; health says NOT_SERVING until the model is loaded."""
         await self.grpc_server.start()
         await set_serving(self.health, self.service_names, up=False)
-        self._http_task = asyncio.create_task(self._uvicorn.serve(sockets=[self._sock]))
-        while not self._uvicorn.started:
-            if self._http_task.done():
-                self._http_task.result()
-            await asyncio.sleep(0.01)
+        await self.http.start()
         await asyncio.to_thread(self.load)
         await set_serving(self.health, self.service_names, up=True)
         log.info(
@@ -140,35 +203,13 @@ class ServiceRunner:
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop taking requests, let those in flight finish (up to ``grace_s``), shut down."""
         await set_serving(self.health, self.service_names, up=False)
-        # Requests still running after the grace (a slow upload, a slow URI) are cancelled
-        # rather than waited for: uvicorn's default waits for every one of them.
-        self._uvicorn.config.timeout_graceful_shutdown = grace_s  # type: ignore[assignment]
-        self._uvicorn.should_exit = True
-        await self.grpc_server.stop(grace_s)
-        if self._http_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._http_task
-        self._sock.close()
+        await asyncio.gather(self.grpc_server.stop(grace_s), self.http.stop(grace_s))
         if self.close is not None:
             await asyncio.to_thread(self.close)
 
     async def run_forever(self) -> None:
         """Start, serve until SIGINT/SIGTERM, stop."""
-        try:
-            await self.start()
-        except BaseException:  # a model that fails to load: release both ports, then report
-            await self.stop(grace_s=0)
-            raise
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        assert self._http_task is not None
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({waiter, self._http_task}, return_when=asyncio.FIRST_COMPLETED)
-        log.info("%s shutting down", self.name)
-        await self.stop()
-        waiter.cancel()
+        await serve_until_signal(self, self.name)
 
 
 def assemble_service(

@@ -1,38 +1,27 @@
 """Assemble the feedback process: engine and HTTP app (this service has no gRPC front).
 
 :class:`lift.runner.ServiceRunner` binds a gRPC port for every service; the feedback
-service is a browser-facing HTTP app only, so it runs uvicorn the same way (the same
-body, header and connection limits, TLS options and signal handling) without one.
+service is a browser-facing HTTP app only, so it runs the same HTTP front
+(:class:`lift.runner.HttpFront`: body, header and connection limits, TLS options) and the
+same signal handling (:func:`lift.runner.serve_until_signal`) without one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
-import signal
 import socket
 
-import uvicorn
-
 from lift.http.limits import HttpLimits
-from lift.runner import tls_options
+from lift.runner import HttpFront, serve_until_signal, tls_options
 from lift.services.feedback.engine import FeedbackEngine
 from lift.services.feedback.http_app import create_app
 from lift.services.feedback.settings import FeedbackSettings
 from lift.services.feedback.store import safe_url
 
 log = logging.getLogger(__name__)
-
-
-class _QuietUvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: the runner stops it."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield
 
 
 class FeedbackRunner:
@@ -50,32 +39,19 @@ class FeedbackRunner:
         self.app = create_app(self.engine)
         _, http_ssl = tls_options(settings)
         self.tls = bool(http_ssl)
-        limits = HttpLimits.of(settings)
-        host = settings.host
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            self._sock.bind((host, settings.http_port))
-        except OSError as exc:
-            self._sock.close()
-            self.release()
-            raise OSError(
-                exc.errno,
-                f"cannot listen on {host}:{settings.http_port} ({exc.strerror}); stop what "
-                "holds it or pick another --http-port",
-            ) from None
-        self.http_port = self._sock.getsockname()[1]
-        self._uvicorn = _QuietUvicorn(
-            uvicorn.Config(
-                limits.wrap(self.app),
-                log_level=settings.log_level.lower(),
-                access_log=False,
-                lifespan="off",
-                **http_ssl,
-                **limits.uvicorn_options(),
+            self.http = HttpFront(
+                self.app,
+                settings.host,
+                settings.http_port,
+                settings.log_level,
+                http_ssl,
+                HttpLimits.of(settings),
             )
-        )
-        self._task: asyncio.Task[None] | None = None
+        except OSError:
+            self.release()
+            raise
+        self.http_port = self.http.port
 
     def _lock_data_dir(self) -> None:
         """One server per data dir: its lock (the store's checks hold within one process)."""
@@ -102,11 +78,7 @@ class FeedbackRunner:
     async def start(self) -> None:
         """Import the queue sources, then serve."""
         await asyncio.to_thread(self.engine.load)
-        self._task = asyncio.create_task(self._uvicorn.serve(sockets=[self._sock]))
-        while not self._uvicorn.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.01)
+        await self.http.start()
         log.info("%s", self.ready_line())
 
     def ready_line(self) -> str:
@@ -129,32 +101,13 @@ class FeedbackRunner:
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop taking requests, let those in flight finish (up to ``grace_s``), close."""
-        self._uvicorn.config.timeout_graceful_shutdown = grace_s  # type: ignore[assignment]
-        self._uvicorn.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._sock.close()
+        await self.http.stop(grace_s)
         await asyncio.to_thread(self.engine.close)
         self.release()
 
     async def run_forever(self) -> None:
         """Start, serve until SIGINT/SIGTERM, stop."""
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop(grace_s=0)
-            raise
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        assert self._task is not None
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        log.info("feedback shutting down")
-        await self.stop()
-        waiter.cancel()
+        await serve_until_signal(self, "feedback")
 
 
 def build_feedback(settings: FeedbackSettings) -> FeedbackRunner:

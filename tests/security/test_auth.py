@@ -386,7 +386,7 @@ def test_open_service_beyond_loopback_warns() -> None:
         asyncio.set_event_loop(loop)
         try:
             runner = build_critic(CriticSettings(host=host, grpc_port=0, http_port=0))
-            runner._sock.close()
+            loop.run_until_complete(runner.http.stop(grace_s=0))  # never started: free the port
         finally:
             logger.removeHandler(recorder)
             logger.setLevel(previous)

@@ -3,6 +3,7 @@ ratings beyond the overlap, repeated skips, concurrent submits, export folders."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -328,9 +329,7 @@ def test_ready_line_gives_a_url_a_browser_can_open(tmp_path: Path) -> None:
         try:
             line = runner.ready_line()
         finally:
-            runner._sock.close()
-            runner.engine.close()
-            runner.release()
+            asyncio.run(runner.stop(grace_s=0))  # never started: closes the socket and store
         assert f"open {shown}{runner.http_port}/ to rate" in line
         assert "/overview" in line and "type their name" in line and "sqlite:///" in line
 
@@ -395,13 +394,9 @@ def test_one_server_per_data_dir(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="another `lift feedback serve` is using"):
             FeedbackRunner(settings)
     finally:
-        first._sock.close()
-        first.engine.close()
-        first.release()
+        asyncio.run(first.stop(grace_s=0))
     second = FeedbackRunner(settings)  # free again once the first let go
-    second._sock.close()
-    second.engine.close()
-    second.release()
+    asyncio.run(second.stop(grace_s=0))
 
 
 def test_uploads_folder_may_be_a_link_to_another_disk(tmp_path: Path, start: Start) -> None:
