@@ -577,6 +577,8 @@ def critic_train(
         fail(str(exc), code=2)
     except (OSError, ValueError) as exc:  # the checkpoint: not a supported family, unreadable
         fail(f"cannot train on --model {model}: {exc}", code=2)
+    if not summary.main_process:  # a multi-process launch: the main process reports
+        return
     if as_json:
         typer.echo(json.dumps(asdict(summary), indent=2))
         return

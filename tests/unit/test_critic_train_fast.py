@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from lift.cli.main import app
 from lift.services.critic.backends.vlm import VlmBackend, VlmOptions
+from lift.services.critic.training.data import end_token
 from lift.services.critic.training.rule_data import write_rule_data
 from lift.services.critic.training.train import CriticTrainer, TrainConfig, TrainError, train
 
@@ -418,10 +419,28 @@ def test_answers_the_critic_cannot_say_are_warned_about_with_file_and_line(
     assert any(f"{train_file}:line 4" in s and "max_reason_tokens (48" in s for s in said), said
 
 
+def test_a_rating_without_a_reason_trains_its_label_only(tiny_critic_dir, tmp_path) -> None:
+    """ "Good." with no reason (the feedback page allows it) trains the label tokens and no end
+    token: the served critic always says a reason, so it must not learn to stop after one."""
+    train_file, _ = write_rule_data(tmp_path / "d", train=2, test=1, seed=0)
+    lines = [json.loads(x) for x in train_file.read_text().splitlines()]
+    label = lines[0]["conversations"][1]["value"].split(".")[0]
+    lines[0]["conversations"][1]["value"] = f"{label}."
+    train_file.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    trainer = CriticTrainer(
+        TrainConfig(data=train_file, model=tiny_critic_dir, out=tmp_path / "o", device="cpu"),
+        echo=lambda _: None,
+    )
+    bare, full = trainer.examples[0], trainer.examples[1]
+    scorer = trainer.scorer
+    end = end_token(scorer)
+    assert full.answer[-1] == end
+    forced = list(scorer.forced[next(lab for lab in scorer.forced if lab.value == label.lower())])
+    assert list(bare.answer) == forced and end not in bare.answer
+
+
 def test_chatml_answers_end_on_im_end_not_a_base_tokenizers_eos() -> None:
     from types import SimpleNamespace
-
-    from lift.services.critic.training.data import end_token
 
     ids = {"<|im_end|>": 7, "<|endoftext|>": 3}
     tok = SimpleNamespace(

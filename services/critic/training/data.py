@@ -227,7 +227,12 @@ def build_examples(
             )
         question = item.rows[item.dims.index(r.dimension)]
         text = (t.answer_prefix(r.label) + r.reason).rstrip()
-        answer = [*scorer.family.answer_ids(scorer.tokenizer, t, text), end]
+        answer = scorer.family.answer_ids(scorer.tokenizer, t, text)
+        if r.reason.strip():
+            answer = [*answer, end]
+        # else (a "good" a person gave without a reason, as the feedback page allows): the
+        # label only, no end token. The served critic always goes on to say a reason, so
+        # "<Label>." then the end would teach an answer it can never give.
         out.append(Example(key, tuple(question), tuple(answer)))
     return out
 
@@ -276,7 +281,8 @@ def answer_warnings(
         if max_length is not None and len(e.question) + len(e.answer) > max_length:
             kinds.setdefault("length", []).append(r.line)
     text = {
-        "empty": "have an empty reason; the critic always says one, so it never says these",
+        "empty": "have an empty reason: they train the label only (the critic always goes "
+        "on to say a reason, learned from the ratings that give one)",
         "prefix": "answer in a form that does not start with the critic's forced "
         '"<Label>." prefix as tokenized; the critic never says these as written',
         "long": f"have reasons over the critic's max_reason_tokens ({scorer.max_reason_tokens}"

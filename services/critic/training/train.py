@@ -174,6 +174,8 @@ class TrainSummary:
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     resumed_from: int | None = None
+    main_process: bool = True
+    """False in the other processes of a multi-process launch (only the main one reports)."""
 
 
 def accuracy_summary(report: AgreementReport) -> dict[str, Any]:
@@ -389,6 +391,7 @@ class CriticTrainer:
             epochs=c.epochs,
             steps=0,
             trainable_parameters=sum(p.numel() for p in self.params.values()),
+            main_process=self.acc.is_main_process,
         )
         if self.acc.is_main_process:
             self._write_config()
