@@ -146,7 +146,9 @@ def service_app(
     )
     async def readyz() -> Readiness:
         if not is_ready():
-            raise NotReady(f"the {service} is still starting (loading its model or opening its store)")
+            raise NotReady(
+                f"the {service} is still starting (loading its model or opening its store)"
+            )
         return Readiness()
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics.", include_in_schema=False)
