@@ -330,10 +330,90 @@ def trainer() -> dict:
     )
 
 
+def feedback() -> dict:
+    """Human feedback: the rating queue, what people rate, and the annotation API."""
+    s = 'service="feedback"'
+    return _board(
+        "lift-feedback",
+        "LiFT human feedback",
+        "The rating queue (items, complete, still needing ratings), labels given per "
+        "dimension, annotator actions (ratings, skips, flags, undos) and the annotation "
+        "API's requests. Agreement (kappa) is on the service's /overview page.",
+        [
+            (
+                "Queue",
+                [
+                    _stat("Targets up", "none", 'sum(up{job="lift-feedback"})'),
+                    _stat("Items", "none", "sum(lift_feedback_items)"),
+                    _stat(
+                        "Coverage",
+                        "percentunit",
+                        "sum(lift_feedback_items_complete) / clamp_min(sum(lift_feedback_items), 1)",
+                    ),
+                    _stat("Still needing ratings", "none", "sum(lift_feedback_queue_remaining)"),
+                ],
+            ),
+            (
+                "Ratings",
+                [
+                    _series(
+                        "Labels given per hour, by dimension and label",
+                        "none",
+                        (
+                            "sum by (dimension, label) (increase(lift_feedback_ratings_total[1h]))",
+                            "{{dimension}} {{label}}",
+                        ),
+                    ),
+                    _series(
+                        "Annotator actions per hour",
+                        "none",
+                        (
+                            "sum by (kind) (increase(lift_feedback_actions_total[1h]))",
+                            "{{kind}}",
+                        ),
+                    ),
+                ],
+            ),
+            (
+                "Annotation API",
+                [
+                    _stat("Requests/s", "reqps", f"sum(service:lift_requests:rate5m{{{s}}})"),
+                    _stat(
+                        "Server error ratio",
+                        "percentunit",
+                        f"max(service:lift_request_errors:ratio_rate5m{{{s}}})",
+                    ),
+                    _series(
+                        "Requests by method and code",
+                        "reqps",
+                        (
+                            f"sum by (method, code) (service:lift_requests:rate5m{{{s}}})",
+                            "{{method}} {{code}}",
+                        ),
+                    ),
+                    _series(
+                        "Latency p50 / p99 by method",
+                        "s",
+                        (
+                            f"service_method:lift_request_duration_seconds:p50_5m{{{s}}}",
+                            "p50 {{method}}",
+                        ),
+                        (
+                            f"service_method:lift_request_duration_seconds:p99_5m{{{s}}}",
+                            "p99 {{method}}",
+                        ),
+                    ),
+                ],
+            ),
+        ],
+    )
+
+
 DASHBOARDS = {
     "lift-critic.json": critic,
     "lift-generator.json": generator,
     "lift-alignment.json": trainer,
+    "lift-feedback.json": feedback,
 }
 
 

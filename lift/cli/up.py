@@ -1,4 +1,4 @@
-"""`lift up`: critic, generator and trainer (and optionally Prometheus) on this machine.
+"""`lift up`: critic, generator, trainer and feedback (and optionally Prometheus) on this machine.
 
 Each service runs as its own child process (`lift <service> serve`). Ports come from the same
 settings classes the services read (``LIFT_CRITIC_GRPC_PORT``, ``LIFT_TRAINER_HTTP_PORT``, …), so
@@ -28,6 +28,8 @@ import typer
 from lift.cli.common import needs_extra, settings_or_exit
 
 _TAIL_LINES = 20
+_HTTP_ONLY = frozenset({"feedback"})
+"""Services with no gRPC front (their settings still carry the shared gRPC fields)."""
 _STOP_GRACE_S = 30.0
 
 
@@ -87,9 +89,10 @@ def exit_reason(returncode: int) -> str:
 
 
 def _services() -> list[_Service]:
-    """The three services with the settings they will read (env ``LIFT_<SERVICE>_*``)."""
+    """The four services with the settings they will read (env ``LIFT_<SERVICE>_*``)."""
     with needs_extra("all", "lift up"):
         from lift.services.critic.settings import CriticSettings
+        from lift.services.feedback.settings import FeedbackSettings
         from lift.services.generator.settings import GeneratorSettings
         from lift.services.trainer.settings import TrainerSettings
 
@@ -97,6 +100,7 @@ def _services() -> list[_Service]:
         _Service("critic", settings_or_exit("critic", CriticSettings, {})),
         _Service("generator", settings_or_exit("generator", GeneratorSettings, {})),
         _Service("trainer", settings_or_exit("trainer", TrainerSettings, {})),
+        _Service("feedback", settings_or_exit("feedback", FeedbackSettings, {})),
     ]
 
 
@@ -135,17 +139,11 @@ def _trainer_env(services: list[_Service]) -> dict[str, str]:
 
 def _start_service(svc: _Service, env: dict[str, str] | None = None) -> _Child:
     s = svc.settings
-    cmd = [
-        sys.executable,
-        "-m",
-        "lift.cli.main",
-        svc.name,
-        "serve",
-        "--grpc-port",
-        str(s.grpc_port),
-        "--http-port",
-        str(s.http_port),
-    ]
+    grpc_port = None if svc.name in _HTTP_ONLY else s.grpc_port
+    cmd = [sys.executable, "-m", "lift.cli.main", svc.name, "serve"]
+    if grpc_port is not None:
+        cmd += ["--grpc-port", str(grpc_port)]
+    cmd += ["--http-port", str(s.http_port)]
     proc = subprocess.Popen(
         cmd,
         env=env,
@@ -158,7 +156,7 @@ def _start_service(svc: _Service, env: dict[str, str] | None = None) -> _Child:
         svc.name,
         proc,
         f"http://{svc.probe_host}:{s.http_port}/readyz",
-        f"gRPC :{s.grpc_port}, HTTP :{s.http_port}",
+        (f"gRPC :{grpc_port}, " if grpc_port is not None else "") + f"HTTP :{s.http_port}",
     )
     assert proc.stdout is not None
     threading.Thread(target=_pump, args=(child, proc.stdout), daemon=True).start()
@@ -247,7 +245,7 @@ def up(
         Path | None, typer.Option(help="Prometheus TSDB directory (default: a temp dir)")
     ] = None,
 ) -> None:
-    """Start critic, generator and trainer (ports from LIFT_<SERVICE>_* env); stop all on Ctrl-C.
+    """Start critic, generator, trainer and feedback (ports from LIFT_<SERVICE>_* env); stop all on Ctrl-C.
 
     SIGINT and SIGTERM stop every child. If one dies, `lift up` says which and why (exit code
     or signal, its last log lines), stops the others and exits 1.

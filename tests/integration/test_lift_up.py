@@ -28,10 +28,13 @@ def _env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
         for svc in ("CRITIC", "GENERATOR", "TRAINER")
         for kind in ("GRPC", "HTTP")
     }
+    ports["LIFT_FEEDBACK_HTTP_PORT"] = free_port()  # HTTP only
     env = {
         **os.environ,
         **{k: str(v) for k, v in ports.items()},
         "LIFT_TRAINER_DATA_DIR": str(tmp_path / "trainer"),
+        "LIFT_FEEDBACK_DATA": str(tmp_path / "feedback"),
+        "LIFT_FEEDBACK_LOG_LEVEL": "WARNING",
         "LIFT_CRITIC_LOG_LEVEL": "WARNING",
         "LIFT_GENERATOR_LOG_LEVEL": "WARNING",
         "LIFT_TRAINER_LOG_LEVEL": "WARNING",
@@ -90,15 +93,19 @@ def test_sigterm_stops_every_child(tmp_path: Path) -> None:
             http_port = ports[f"LIFT_{svc.upper()}_HTTP_PORT"]
             assert f"{svc} ready (gRPC :{grpc_port}, HTTP :{http_port})" in text
             assert httpx.get(f"http://127.0.0.1:{http_port}/readyz").status_code == 200
+        feedback_port = ports["LIFT_FEEDBACK_HTTP_PORT"]
+        assert f"feedback ready (HTTP :{feedback_port})" in text
+        assert httpx.get(f"http://127.0.0.1:{feedback_port}/readyz").status_code == 200
         if prometheus:
             config = yaml.safe_load((tmp_path / "prom" / "prometheus.yml").read_text())
             jobs = {
                 j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]
             }
             assert jobs["lift-critic"] == [f"127.0.0.1:{ports['LIFT_CRITIC_HTTP_PORT']}"]
+            assert jobs["lift-feedback"] == [f"127.0.0.1:{feedback_port}"]
             assert all(Path(f).is_file() for f in config["rule_files"])
         children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-        assert len(children) >= (4 if prometheus else 3)
+        assert len(children) >= (5 if prometheus else 4)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0
     finally:

@@ -1,9 +1,9 @@
 """Services + a real Prometheus: every dashboard query and recording rule returns series.
 
-Starts critic, generator and trainer as separate processes (each its own
+Starts critic, generator, trainer and feedback as separate processes (each its own
 /metrics), a Prometheus on the committed scrape config and rule files (targets
 rewritten to the test's ports, 1 s intervals), sends traffic through both
-transports plus a short alignment run, then evaluates through Prometheus' HTTP
+transports plus a short alignment run and a rating, then evaluates through Prometheus' HTTP
 API: every panel query of the committed dashboards and every recording rule
 must return at least one series; every alert expression must evaluate, and
 every metric any of them names must be exported by a service.
@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from lift.client import CriticClient
+from lift.video.samples import write_samples
 from tools import prometheus
 from tools.processes import free_port, wait_ready
 
@@ -63,24 +64,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_generator_dir: Path) ->
         **{f"LIFT_{n.upper()}_LOG_LEVEL": "WARNING" for n in SERVICES},
     }
     procs: list[subprocess.Popen[bytes]] = []
+    # The feedback service (HTTP only) with one clip to rate.
+    clips = root / "clips"
+    write_samples(clips, ("clean",))
+    (clips / "prompts.jsonl").write_text('{"video": "clean.mp4", "prompt": "shapes move"}\n')
+    feedback_http = free_port()
     try:
         for name, (grpc_port, http_port) in ports.items():
             cmd = [sys.executable, "-m", "lift.cli.main", name, "serve"]
             cmd += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
             procs.append(subprocess.Popen(cmd, env=env))
+        feedback = [sys.executable, "-m", "lift.cli.main", "feedback", "serve", "--videos",
+                    str(clips), "--data", str(root / "feedback"), "--http-port",
+                    str(feedback_http)]  # fmt: skip
+        procs.append(subprocess.Popen(feedback, env=env))
+        every = {**ports, "feedback": (None, feedback_http)}
         prom_port = free_port()
         config = prometheus.write_config(
             root / "prometheus.yml",
-            {f"lift-{n}": [f"127.0.0.1:{http}"] for n, (_, http) in ports.items()}
+            {f"lift-{n}": [f"127.0.0.1:{http}"] for n, (_, http) in every.items()}
             | {"triton": [f"127.0.0.1:{free_port()}"]},  # no Triton here: up == 0, no alert
             interval_s=1,
         )
         prom = prometheus.start(config, prom_port, root / "tsdb")
         procs.append(prom)
-        for (name, (_, http)), p in zip(ports.items(), procs, strict=False):
+        for (name, (_, http)), p in zip(every.items(), procs, strict=False):
             wait_ready(p, f"http://127.0.0.1:{http}/readyz", name, timeout_s=180)
         prometheus.wait_ready(prom, prom_port)
-        yield {"ports": ports, "prometheus": f"http://127.0.0.1:{prom_port}", "root": root}
+        yield {"ports": every, "prometheus": f"http://127.0.0.1:{prom_port}", "root": root}
     finally:
         _stop(procs)
 
@@ -131,6 +142,15 @@ def _traffic(stack: dict, mp4s: dict[str, bytes], tiny_generator_dir: Path, real
             break
         time.sleep(1)
     assert state == "succeeded"
+    feedback = f"http://127.0.0.1:{ports['feedback'][1]}"
+    who = {"X-Lift-Annotator": "ops"}
+    item = httpx.get(f"{feedback}/v1/next", headers=who).json()["item"]
+    labels = {"semantic_consistency": "good", "motion_smoothness": "good",
+              "video_fidelity": "bad"}  # fmt: skip
+    rating = {"item_id": item["item_id"], "labels": labels,
+              "reasons": {"video_fidelity": "blurry"}}  # fmt: skip
+    r = httpx.post(f"{feedback}/v1/ratings", json=rating, headers=who)
+    assert r.status_code == 201, r.text
 
 
 def _query(stack: dict, expr: str) -> list[dict]:
