@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,8 +23,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -35,26 +32,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 from lift.auth import Scope, add_token
 from lift.hra.kappa import cohen_kappa, fleiss_from_labels
 from lift.video.encode import encode_video
+from tools.browser import headless_chromium
 from tools.processes import free_port, wait_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--autoplay-policy=no-user-gesture-required",
-    "--window-size=1280,1000",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
+# Autoplay without a gesture (keyboard-only use) and a window the page lays out in.
+FLAGS = ("--autoplay-policy=no-user-gesture-required", "--window-size=1280,1000")
 LIFT = [sys.executable, "-m", "lift.cli.main"]
 DIMS = ("semantic_consistency", "motion_smoothness", "video_fidelity")
 LABELS = ("good", "normal", "bad")
@@ -152,20 +136,9 @@ def feedback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Feedback]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not Path(path).exists():
-            pytest.fail(f"{path} is missing: `make setup` installs chromium and chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
     profile = tmp_path_factory.mktemp("chromium-profile")
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    with headless_chromium(profile, FLAGS, page_load_timeout_s=30) as driver:
+        yield driver
 
 
 # ---- helpers ---------------------------------------------------------------------------------
