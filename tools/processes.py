@@ -7,9 +7,13 @@ until it answers 200, fail at once if the process exits, fail after a deadline.
 from __future__ import annotations
 
 import random
+import shutil
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 
@@ -58,3 +62,20 @@ def wait_ready(
             pass
         time.sleep(interval_s)
     raise StartError(f"{what} not ready at {url} after {timeout_s:.0f} s")
+
+
+def python_module_command(module: Sequence[str], processes: int = 1) -> list[str]:
+    """``python -m MODULE ARGS`` in this interpreter, or with ``processes`` > 1 the same under
+    ``accelerate launch`` (one machine, a free rendezvous port).
+
+    ``--multi_gpu`` is accelerate's torchrun launcher: on CPU each process joins a gloo
+    group (``--cpu`` with several processes would ask for mpirun instead).
+    """
+    if processes == 1:
+        return [sys.executable, "-m", *module]
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    if accelerate is None:
+        raise StartError("accelerate's launcher is not installed beside this Python")
+    return [accelerate, "launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(free_port()), "-m", *module]  # fmt: skip

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+
+from tools.processes import python_module_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -52,28 +51,14 @@ def _config(model: Path, data: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _launch(tmp: Path, config: dict[str, Any], processes: int) -> dict[str, Any]:
     tmp.mkdir(parents=True)
     cfg = tmp / "run.json"
     cfg.write_text(json.dumps(config))
     work = tmp / "work"
-    module = ["-m", "lift.services.trainer.launch", str(cfg), "--workdir", str(work)]
-    if processes == 1:
-        cmd = [sys.executable, *module]
-    else:
-        accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-        assert accelerate, "accelerate's launcher is not installed beside this Python"
-        # --multi_gpu is accelerate's torchrun launcher; on CPU (the config's device) each
-        # process joins a gloo group. (--cpu alone would ask for mpirun.)
-        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(processes),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), *module]  # fmt: skip
+    cmd = python_module_command(
+        ["lift.services.trainer.launch", str(cfg), "--workdir", str(work)], processes
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
            "LIFT_TRAINER_DATA_ROOTS": str(tmp.parents[2])}  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=500, cwd=tmp, env=env)

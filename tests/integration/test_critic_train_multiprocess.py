@@ -10,23 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lift.services.critic.training.rule_data import write_rule_data
+from tools.processes import python_module_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _train(tmp: Path, model: Path, data: Path, test: Path, processes: int) -> tuple[str, Path]:
@@ -34,15 +26,7 @@ def _train(tmp: Path, model: Path, data: Path, test: Path, processes: int) -> tu
     args = ["critic", "train", "--data", str(data), "--eval", str(test), "--model", str(model),
             "--out", str(out), "--epochs", "2", "--batch-size", "2", "--lr", "3e-3",
             "--device", "cpu"]  # fmt: skip
-    module = ["-m", "lift.cli.main", *args]
-    if processes == 1:
-        cmd = [sys.executable, *module]
-    else:
-        accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
-        assert accelerate, "accelerate's launcher is not installed beside this Python"
-        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(processes),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), *module]  # fmt: skip
+    cmd = python_module_command(["lift.cli.main", *args], processes)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=500, cwd=tmp, env=env)
     assert run.returncode == 0, run.stderr[-4000:]
