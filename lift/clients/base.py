@@ -88,6 +88,9 @@ class Credentials:
     """The CA bundle HTTPS verifies the server against (None: the system's)."""
     client_cert: tuple[Path, Path] | None = None
     """Certificate and key files presented over HTTPS (mutual TLS)."""
+    tls_name: str | None = None
+    """The name the server's certificate must carry when it differs from the address dialled
+    (gRPC over TLS to an IP that a headless Service name resolved to); None: the address."""
 
     @classmethod
     def create(
@@ -138,6 +141,10 @@ class Credentials:
         if self.channel is not None:
             return self
         return replace(self, channel=grpc.ssl_channel_credentials())
+
+    def with_tls_name(self, name: str | None) -> Credentials:
+        """These credentials, checking the server's certificate against ``name`` over TLS."""
+        return replace(self, tls_name=name)
 
     def http_headers(self) -> dict[str, str]:
         """The metadata as HTTP headers."""
@@ -197,8 +204,15 @@ class ClientBase:
 
     def _open_channel(self, api: Any, server: str) -> Any:
         """A channel from ``api`` (``grpc`` or ``grpc.aio``: the same two calls), TLS when set."""
-        target, options = grpc_target(server), channel_options(self.max_message_bytes)
+        target = grpc_target(server)
+        options: list[tuple[str, int | str]] = [*channel_options(self.max_message_bytes)]
         if self.credentials.channel is not None:
+            name = self.credentials.tls_name
+            if name is not None:
+                options += [
+                    ("grpc.ssl_target_name_override", name),
+                    ("grpc.default_authority", name),
+                ]
             return api.secure_channel(target, self.credentials.channel, options=options)
         return api.insecure_channel(target, options=options)
 

@@ -45,7 +45,6 @@ from lift.client import (
     CriticError,
     GeneratorClient,
 )
-from lift.clients.base import channel_options, grpc_target
 from lift.critique import Critique
 from lift.errors import Cancelled, LiftError
 from lift.generation import AdapterFiles, GenerationRequest
@@ -450,40 +449,6 @@ def client_credentials(settings: TrainerSettings) -> Credentials:
         raise DependencyFailed(f"cannot set up TLS towards the services: {exc}") from None
 
 
-def _tls_name(client: Any, api: Any, server: str, authority: str | None) -> Any:
-    """A channel to ``server`` (an IP) whose TLS checks ``authority``'s certificate."""
-    if authority is None or client.credentials.channel is None:
-        return None
-    options = [
-        *channel_options(client.max_message_bytes),
-        ("grpc.ssl_target_name_override", authority),
-        ("grpc.default_authority", authority),
-    ]
-    return api.secure_channel(grpc_target(server), client.credentials.channel, options=options)
-
-
-class _GeneratorReplica(GeneratorClient):
-    """A generator client for one replica of a resolved name (TLS names the name)."""
-
-    def __init__(self, server: str, authority: str | None = None, **kw: Any) -> None:
-        self._authority = authority
-        super().__init__(server, **kw)
-
-    def _open_channel(self, api: Any, server: str) -> Any:
-        return _tls_name(self, api, server, self._authority) or super()._open_channel(api, server)
-
-
-class _CriticReplica(CriticClient):
-    """A critic client for one replica of a resolved name (TLS names the name)."""
-
-    def __init__(self, server: str, authority: str | None = None, **kw: Any) -> None:
-        self._authority = authority
-        super().__init__(server, **kw)
-
-    def _open_channel(self, api: Any, server: str) -> Any:
-        return _tls_name(self, api, server, self._authority) or super()._open_channel(api, server)
-
-
 class Services:
     """The generator and critic replicas of an online run, behind retries."""
 
@@ -502,8 +467,8 @@ class Services:
             "generator",
             generator,
             stop,
-            lambda a, host=None: _GeneratorReplica(
-                a, host, timeout_s=generator.timeout_s, credentials=creds
+            lambda a, host=None: GeneratorClient(
+                a, timeout_s=generator.timeout_s, credentials=creds.with_tls_name(host)
             ),
             resolver,
         )
@@ -511,8 +476,8 @@ class Services:
             "critic",
             critic,
             stop,
-            lambda a, host=None: _CriticReplica(
-                a, host, timeout_s=critic.timeout_s, credentials=creds
+            lambda a, host=None: CriticClient(
+                a, timeout_s=critic.timeout_s, credentials=creds.with_tls_name(host)
             ),
             resolver,
         )

@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ from prometheus_client import REGISTRY
 from safetensors.numpy import load_file
 
 from lift.client import ClientError, Credentials, GeneratorClient
+from lift.clients.base import ClientBase
 from lift.runner import start_in_thread
 from lift.services.critic.server import build_critic
 from lift.services.critic.settings import CriticSettings
@@ -31,7 +31,7 @@ from lift.services.generator.settings import GeneratorSettings
 from lift.services.trainer import manager as manager_module
 from lift.services.trainer.config import EndpointConfig, RunConfig, parse_run_config
 from lift.services.trainer.manager import RunManager
-from lift.services.trainer.remote import DependencyFailed, ReplicaPool, _tls_name
+from lift.services.trainer.remote import DependencyFailed, ReplicaPool
 from lift.services.trainer.settings import TrainerSettings
 
 pytestmark = pytest.mark.timeout(300)
@@ -109,23 +109,33 @@ def test_a_headless_name_is_every_address_it_resolves_to_and_work_keeps_its_orde
 
 
 def test_a_resolved_replica_over_tls_verifies_the_names_certificate() -> None:
-    opened: list[tuple[str, list[tuple[str, Any]]]] = []
+    opened: list[tuple[str, str, list[tuple[str, Any]]]] = []
 
     class Api:
         def secure_channel(self, target: str, creds: Any, options: list[Any]) -> str:
-            opened.append((target, options))
+            opened.append(("secure", target, options))
             return "channel"
 
-    client = SimpleNamespace(credentials=Credentials.create(None, tls=True), max_message_bytes=9)
-    assert _tls_name(client, Api(), "10.0.0.1:50052", "gen.headless") == "channel"
-    target, options = opened[0]
-    assert target == "10.0.0.1:50052"
+        def insecure_channel(self, target: str, options: list[Any]) -> str:
+            opened.append(("plain", target, options))
+            return "plain channel"
+
+    class Client(ClientBase):
+        max_message_bytes = 9
+
+    tls = Credentials.create(None, tls=True)
+    client = Client(None, tls.with_tls_name("gen.headless"))
+    assert client._open_channel(Api(), "10.0.0.1:50052") == "channel"
+    kind, target, options = opened[0]
+    assert (kind, target) == ("secure", "10.0.0.1:50052")
     assert ("grpc.ssl_target_name_override", "gen.headless") in options
     assert ("grpc.max_send_message_length", 9) in options
-    # Plaintext, or no name: the client's own channel.
-    plain = SimpleNamespace(credentials=Credentials(), max_message_bytes=9)
-    assert _tls_name(plain, Api(), "10.0.0.1:50052", "gen.headless") is None
-    assert _tls_name(client, Api(), "10.0.0.1:50052", None) is None
+    # Plaintext, or no name: the client's own channel, no name override.
+    plain = Client(None, Credentials().with_tls_name("gen.headless"))
+    assert plain._open_channel(Api(), "10.0.0.1:50052") == "plain channel"
+    assert Client(None, tls.with_tls_name(None))._open_channel(Api(), "10.0.0.1:50052") == "channel"
+    for _, _, opts in opened[1:]:
+        assert all(k != "grpc.ssl_target_name_override" for k, _ in opts)
 
 
 def test_work_moves_off_a_dead_replica_and_a_new_address_is_picked_up() -> None:
