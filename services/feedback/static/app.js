@@ -41,21 +41,9 @@
     loadSeq: 0,
   };
 
-  // ---- status line ----------------------------------------------------------------------
+  // ---- shared with the overview (common.js): status line, JSON calls, errors ------------
 
-  function showStatus(text, kind) {
-    const el = $("status");
-    el.textContent = text || "";
-    el.className = "status" + (text ? " " + (kind || "error") : "");
-  }
-
-  class ApiError extends Error {
-    constructor(status, code, message) {
-      super(message);
-      this.status = status;
-      this.code = code;
-    }
-  }
+  const { ApiError, errorFrom, showStatus, request, tokensOn } = window.LiftFeedback;
 
   // ---- HTTP -------------------------------------------------------------------------------
 
@@ -65,36 +53,8 @@
     return { "X-Lift-Annotator": state.credential };
   }
 
-  async function errorFrom(resp) {
-    let code = "HTTP_" + resp.status;
-    let message = "the server answered " + resp.status + " " + resp.statusText;
-    try {
-      const body = await resp.json();
-      if (body && body.error && typeof body.error.message === "string") {
-        code = String(body.error.code || code);
-        message = body.error.message;
-      }
-    } catch (e) {
-      // not the project's error JSON: keep the status line
-    }
-    return new ApiError(resp.status, code, message);
-  }
-
-  async function api(method, path, body) {
-    const headers = Object.assign({ Accept: "application/json" }, authHeaders());
-    const init = { method: method, headers: headers, cache: "no-store" };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let resp;
-    try {
-      resp = await fetch(path, init);
-    } catch (e) {
-      throw new ApiError(0, "NETWORK", "cannot reach the feedback service (" + e.message + ")");
-    }
-    if (!resp.ok) throw await errorFrom(resp);
-    return resp.json();
+  function api(method, path, body) {
+    return request(method, path, authHeaders(), body);
   }
 
   // The route of an item action: the id goes through encodeURIComponent (it is server text).
@@ -664,17 +624,9 @@
     });
     document.addEventListener("keydown", onKey);
 
-    // With tokens on, /v1/info itself wants a token: a 401 there says "ask for one".
-    try {
-      const info = await api("GET", "v1/info");
-      state.auth = !!info.auth;
-    } catch (e) {
-      if (e.status !== 401) {
-        showStatus("cannot read the service's info: " + e.message, "error");
-        return;
-      }
-      state.auth = true;
-    }
+    const auth = await tokensOn(() => api("GET", "v1/info"));
+    if (auth === null) return;
+    state.auth = auth;
     const saved = sessionStorage.getItem(storageKey());
     if (saved) await signIn(saved);
     else showSignIn();

@@ -13,38 +13,12 @@
   const $ = (id) => document.getElementById(id);
   const state = { auth: null, token: null };
 
-  function showStatus(text, kind) {
-    const el = $("status");
-    el.textContent = text || "";
-    el.className = "status" + (text ? " " + (kind || "error") : "");
-  }
+  const { showStatus, request, tokensOn } = window.LiftFeedback;
 
-  async function api(path) {
-    const headers = { Accept: "application/json" };
+  function api(path) {
+    const headers = {};
     if (state.auth && state.token) headers.Authorization = "Bearer " + state.token;
-    let resp;
-    try {
-      resp = await fetch(path, { headers: headers, cache: "no-store" });
-    } catch (e) {
-      const err = new Error("cannot reach the feedback service (" + e.message + ")");
-      err.status = 0;
-      throw err;
-    }
-    if (!resp.ok) {
-      let message = "the server answered " + resp.status + " " + resp.statusText;
-      try {
-        const body = await resp.json();
-        if (body && body.error && typeof body.error.message === "string") {
-          message = body.error.message;
-        }
-      } catch (e) {
-        // not the project's error JSON
-      }
-      const err = new Error(message);
-      err.status = resp.status;
-      throw err;
-    }
-    return resp.json();
+    return request("GET", path, headers);
   }
 
   function kappaText(k) {
@@ -204,17 +178,9 @@
       state.token = token;
       refresh();
     });
-    // With tokens on, /v1/info itself wants a token: a 401 there says "ask for one".
-    try {
-      const info = await api("v1/info");
-      state.auth = !!info.auth;
-    } catch (e) {
-      if (e.status !== 401) {
-        showStatus("cannot read the service's info: " + e.message, "error");
-        return;
-      }
-      state.auth = true;
-    }
+    const auth = await tokensOn(() => api("v1/info"));
+    if (auth === null) return;
+    state.auth = auth;
     state.token = sessionStorage.getItem(TOKEN_KEY);
     if (state.auth && !state.token) showSignIn();
     else await refresh();
