@@ -196,32 +196,62 @@ def local_path(uri: str, policy: UriPolicy) -> Path:
     return target
 
 
+class NotARegularFile(ValueError):
+    """What :func:`read_regular_file` opened is a FIFO, device, directory or the like."""
+
+
+class FileTooLarge(ValueError):
+    """A file over the byte limit :func:`read_regular_file` was given."""
+
+    def __init__(self, message: str, size: int | None) -> None:
+        super().__init__(message)
+        self.size = size
+        """Its size on disk; None when it grew over the limit while being read."""
+
+
+def read_regular_file(path: Path | str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``.
+
+    Open first, then check what was opened: a FIFO or device (or one swapped in after the
+    caller checked the path) would block the reader (O_NONBLOCK), and a symlink swapped in
+    could lead elsewhere (O_NOFOLLOW: callers pass resolved paths). The size is checked on
+    the descriptor, and the read is capped rather than trusting it: the file may grow.
+    Raises OSError (cannot open or read), :class:`NotARegularFile`, :class:`FileTooLarge`.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile(f"{path} is not a regular file (a FIFO, device or directory)")
+        if st.st_size > max_bytes:
+            raise FileTooLarge(
+                f"{path} is {st.st_size} bytes, over the {max_bytes} limit", st.st_size
+            )
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            raise FileTooLarge(f"{path} grew over the {max_bytes} limit while being read", None)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _read_file(uri: str, policy: UriPolicy, max_bytes: int) -> bytes:
     target = local_path(uri, policy)
     shown = _shown(unquote(urlparse(uri).path))
-    # Open first, then check what was opened: a FIFO or device swapped in after a stat
-    # would block a worker (O_NONBLOCK), a symlink swapped in would leave the root
-    # (O_NOFOLLOW: the path is already resolved), and a name too long for the filesystem is an
-    # input error, not a crash. Missing and not-a-file answer alike.
+    # A name too long for the filesystem is an input error, not a crash; missing, unreadable
+    # and not-a-file answer alike.
     try:
-        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+        return read_regular_file(target, max_bytes)
+    except FileTooLarge:
+        raise PayloadTooLarge(f"the file is larger than the {max_bytes}-byte limit") from None
+    except (OSError, NotARegularFile):
         raise NotFound(f"no file at {shown} under the server's root") from None
-    # Check before wrapping: os.fdopen raises IsADirectoryError on a directory (a 500,
-    # and the descriptor leaked).
-    try:
-        regular = stat.S_ISREG(os.fstat(fd).st_mode)
-    except OSError:
-        regular = False
-    if not regular:
-        os.close(fd)
-        raise NotFound(f"no file at {shown} under the server's root")
-    with os.fdopen(fd, "rb") as f:
-        # Read with the cap rather than trusting stat: the file may grow in between.
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"the file is larger than the {max_bytes}-byte limit")
-    return data
 
 
 # -- http(s) ----------------------------------------------------------------------------

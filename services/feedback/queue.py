@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import os
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 from lift.errors import InvalidInput
 from lift.services.feedback.store import Store
 from lift.templates import VIDEO_MARKER
+from lift.uris import read_regular_file
 
 VIDEO_TYPES = {
     ".mp4": "video/mp4",
@@ -148,34 +148,13 @@ def _inside(root: Path, candidate: Path, what: str) -> Path:
     return resolved
 
 
-def read_regular(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``; OSError/ValueError otherwise.
-
-    Opened without blocking and without following a final symlink, then checked on the
-    open descriptor: a FIFO or device named ``x.mp4`` (or one swapped in after the
-    import checked the path) is refused instead of hanging the service or reading forever.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path} is not a regular file (a FIFO, device or directory)")
-        if st.st_size > max_bytes:
-            raise ValueError(f"{path} is {st.st_size} bytes, over the {max_bytes} limit")
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise ValueError(f"{path} grew over the {max_bytes} limit while being read")
-    return data
-
-
 _MAX_LISTING_BYTES = 64 * 1024 * 1024
 
 
 def _records(path: Path, report: ImportReport) -> list[tuple[int, dict[str, Any]]]:
     out = []
     try:
-        text = read_regular(path, _MAX_LISTING_BYTES).decode("utf-8")
+        text = read_regular_file(path, _MAX_LISTING_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ImportRefused(f"cannot read {path}: {exc}") from None
     for n, line in enumerate(text.splitlines(), start=1):
@@ -236,7 +215,7 @@ def collect(source: Path) -> tuple[list[tuple[Path, str | None, str]], ImportRep
             if prompt is None and sidecar.exists():
                 side = _inside(root, sidecar, str(sidecar))
                 try:
-                    raw = read_regular(side, _MAX_SIDECAR_BYTES)
+                    raw = read_regular_file(side, _MAX_SIDECAR_BYTES)
                 except (OSError, ValueError) as exc:
                     report.skipped.append(f"{sidecar}: cannot read the prompt: {exc}")
                     raw = b""
@@ -277,7 +256,7 @@ def import_source(store: Store, source: Path, max_bytes: int, max_prompt: int) -
             report.skipped.append(f"{where}: {path.name} is not an mp4/webm/mov/mkv/avi; skipped")
             continue
         try:
-            data = read_regular(path, max_bytes)
+            data = read_regular_file(path, max_bytes)
             info = probe(data, str(path))
         except OSError as exc:
             report.skipped.append(f"{where}: cannot read {path}: {exc.strerror}; skipped")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from lift.errors import LiftError
 from lift.hra.records import HraRecord, read_hra, resolve_video
 from lift.serving import Deadline
 from lift.templates import Templates
-from lift.uris import is_uri
+from lift.uris import FileTooLarge, NotARegularFile, is_uri, read_regular_file
 
 MAX_LISTED_ERRORS = 10
 
@@ -160,34 +159,17 @@ def read_video(
             f"{where}: resolves to {target}, outside {root} (the data file's folder); move "
             "the videos under that folder or pass --allow-outside-data"
         )
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(target, flags | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise TrainDataError(f"{where}: cannot open {target}: {exc.strerror or exc}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise TrainDataError(f"{where}: {target} is not a regular file")
-        if st.st_size > max_bytes:
-            raise TrainDataError(
-                f"{where}: {target} is {st.st_size} bytes, over the critic's max_video_bytes "
-                f"({max_bytes})"
-            )
-        chunks, size = [], 0
-        while size <= max_bytes:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > max_bytes:  # grew while being read
-            raise TrainDataError(f"{where}: {target} is over max_video_bytes ({max_bytes})")
-        return b"".join(chunks)
+        return read_regular_file(target, max_bytes)
+    except NotARegularFile:
+        raise TrainDataError(f"{where}: {target} is not a regular file") from None
+    except FileTooLarge as exc:
+        size = f"{exc.size} bytes, over" if exc.size is not None else "over"  # None: it grew
+        raise TrainDataError(
+            f"{where}: {target} is {size} the critic's max_video_bytes ({max_bytes})"
+        ) from None
     except OSError as exc:
         raise TrainDataError(f"{where}: cannot read {target}: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
 
 
 def end_token(scorer: Any) -> int:
