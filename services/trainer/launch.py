@@ -135,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
             keep_checkpoints=settings.keep_checkpoints,
         )
         result = loop.run()
+        if loop.acc.num_processes > 1:
+            # No process leaves while another may still talk to it, then all leave the group
+            # together: a gloo peer whose partner exits inside the group aborts ("terminate
+            # called without an active exception"), failing a run that had finished.
+            loop.acc.wait_for_everyone()
+            loop.acc.end_training()
     except Cancelled:
         print("the run was cancelled", file=sys.stderr)
         return 1

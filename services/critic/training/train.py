@@ -455,6 +455,9 @@ class CriticTrainer:
             self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             self.format.save(self.handle, self.model, c.out, c.model)
+        if self.acc.num_processes > 1:  # leave the process group together (see the trainer's
+            self.acc.wait_for_everyone()  # launch: a gloo peer that exits alone aborts the other)
+            self.acc.end_training()
         shutil.rmtree(self.cache, ignore_errors=True)  # mapped pixels stay readable until unmapped
         with contextlib.suppress(OSError):
             self.cache.parent.rmdir()  # when no other process's cache is left
